@@ -1,0 +1,61 @@
+# The two commands a fresh machine needs: `make run` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv services-up services-down services-status stop migrate run worker api shell test test-unit \
+        test-integration test-e2e lint typecheck clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) is needed"; exit 1; }
+	@echo "Creating the Python environment in $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create the Python environment (.venv) with the pinned packages
+
+services-up: venv ## Install (first time) and start Kafka, Cassandra and PostgreSQL on loopback; idempotent
+	@$(BIN)/python -m app.services up
+
+services-down: venv ## Stop the services (their data stays in .state/)
+	@$(BIN)/python -m app.services down
+
+stop: services-down ## Same as services-down
+
+services-status: venv ## Say what runs where
+	@$(BIN)/python -m app.services status
+
+migrate: services-up ## Create topics, keyspace and tables (idempotent)
+	@$(BIN)/cart migrate
+
+run: migrate ## Run the system: services, the cart worker and the HTTP API (Ctrl-C stops worker and API)
+	@$(BIN)/cart run
+
+shell: venv ## The interactive cart shell, against the running API
+	@$(BIN)/cart shell
+
+test: migrate ## Run the whole test suite against the real services
+	@$(BIN)/python -m pytest
+
+test-unit: venv ## Unit tests only (no services needed)
+	@$(BIN)/python -m pytest tests/unit
+
+test-integration: migrate ## Integration tests against the real services
+	@$(BIN)/python -m pytest tests/integration
+
+test-e2e: migrate ## End-to-end tests over HTTP and the CLI
+	@$(BIN)/python -m pytest tests/e2e
+
+lint: venv ## Ruff and mypy
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+clean: services-down ## Stop services and delete all local state and the environment
+	rm -rf .state $(VENV)

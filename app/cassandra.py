@@ -1,0 +1,95 @@
+"""A small asyncio bridge to the DataStax driver: one session per process, awaited queries with a timeout.
+
+The driver runs its own I/O thread and hands back ``ResponseFuture``s; ``execute`` turns one into an asyncio
+future so agents and request handlers can ``await`` Cassandra without blocking the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
+from cassandra.policies import RoundRobinPolicy
+
+from app.settings import Settings
+
+
+class StoreUnavailable(RuntimeError):
+    """A store did not answer in time or refused the connection; nothing was written by the failed call."""
+
+
+def connect(
+    settings: Settings, keyspace: str | None = None, timeout_s: float = 10.0
+) -> tuple[Cluster, Session]:
+    """Open a cluster connection (blocking: call it from a thread or at start-up, never per request)."""
+    profile = ExecutionProfile(
+        load_balancing_policy=RoundRobinPolicy(),
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+        request_timeout=timeout_s,
+    )
+    cluster = Cluster(
+        settings.cassandra_contact_points,
+        port=settings.cassandra_port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        protocol_version=5,
+        connect_timeout=timeout_s,
+    )
+    try:
+        session = cluster.connect(keyspace)
+        # Every query here is bounded (a journal bucket, a LIMIT); paging would block the event loop
+        # when the ResultSet fetches its next page, so it is off and callers page explicitly.
+        session.default_fetch_size = None
+    except Exception as error:
+        cluster.shutdown()
+        raise StoreUnavailable(
+            f"Cassandra at {settings.cassandra_hosts}:{settings.cassandra_port}: {error}"
+        ) from error
+    return cluster, session
+
+
+async def connect_async(settings: Settings, keyspace: str | None = None) -> tuple[Cluster, Session]:
+    return await asyncio.to_thread(connect, settings, keyspace)
+
+
+async def execute(
+    session: Session, statement: Any, params: Sequence[Any] | None = None, timeout_s: float = 5.0
+) -> Any:
+    """Run one statement and return its ResultSet; raise StoreUnavailable on time-out or a lost connection."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+    future: ResponseFuture = session.execute_async(statement, params, timeout=timeout_s)
+
+    def on_result(_rows: Any) -> None:
+        loop.call_soon_threadsafe(_settle, done, future, None)
+
+    def on_error(error: BaseException) -> None:
+        loop.call_soon_threadsafe(_settle, done, future, error)
+
+    future.add_callbacks(on_result, on_error)
+    try:
+        return await asyncio.wait_for(done, timeout_s + 1.0)
+    except TimeoutError as error:
+        raise StoreUnavailable(f"Cassandra did not answer within {timeout_s}s") from error
+
+
+def _settle(done: asyncio.Future[Any], future: ResponseFuture, error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        # The callback fires with the first page only; the ResultSet pages on demand (see fetch_all).
+        done.set_result(future.result())
+    elif _is_unavailable(error):
+        done.set_exception(StoreUnavailable(f"Cassandra: {error}"))
+    else:
+        done.set_exception(error)
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    from cassandra import OperationTimedOut, ReadTimeout, Unavailable, WriteTimeout
+    from cassandra.cluster import NoHostAvailable
+
+    return isinstance(error, OperationTimedOut | ReadTimeout | WriteTimeout | Unavailable | NoHostAvailable)

@@ -1,0 +1,135 @@
+"""`cart`: one command-line entry point for people and operators.
+
+`cart run` (worker and API together), `cart worker`, `cart api`, `cart migrate`,
+`cart services up|down|status`.
+Every sub-command has `--help` and exits non-zero on failure, with one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from app.settings import get_settings
+
+
+def fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from app import services
+
+    return services.main([args.action])
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from app.migrations import migrate
+
+    try:
+        asyncio.run(migrate(get_settings()))
+    except Exception as error:  # any store refusing is reported as one line, not a traceback
+        return fail(f"migration failed: {error} (are the services up? `make services-up`)")
+    print("migrated: topics, Cassandra keyspace and tables, PostgreSQL tables")
+    return 0
+
+
+def worker_command() -> list[str]:
+    faust = shutil.which("faust", path=os.path.dirname(sys.executable)) or "faust"
+    return [faust, "-A", "app.worker", "worker", "--loglevel", "info", "--without-web"]
+
+
+def api_command() -> list[str]:
+    s = get_settings()
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.api.main:create_app",
+        "--factory",
+        "--host",
+        s.api_host,
+        "--port",
+        str(s.api_port),
+        "--log-level",
+        "warning",
+    ]
+
+
+def cmd_worker(_args: argparse.Namespace) -> int:
+    command = worker_command()
+    os.execv(command[0], command)
+
+
+def cmd_api(_args: argparse.Namespace) -> int:
+    command = api_command()
+    os.execv(command[0], command)
+
+
+def cmd_run(_args: argparse.Namespace) -> int:
+    """Start the worker and the API as two processes; Ctrl-C stops both (the services keep running)."""
+    s = get_settings()
+    processes = [subprocess.Popen(worker_command()), subprocess.Popen(api_command())]
+    print(f"cart worker and API starting; the API is at http://{s.api_host}:{s.api_port} (docs at /docs)")
+    print("Ctrl-C stops them; `make services-down` stops Kafka, Cassandra and PostgreSQL.", flush=True)
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        failed = [p for p in processes if p.returncode not in (None, 0)]
+        return fail("a process exited; see its output above") if failed else 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in processes:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cart", description="The event-sourced shopping cart.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("run", cmd_run, "run the cart worker and the HTTP API together (Ctrl-C stops both)")
+    add(
+        "worker",
+        cmd_worker,
+        "run one Faust worker (`faust -A app.worker worker`); CART_AGENTS picks its agents",
+    )
+    add("api", cmd_api, "run the HTTP API")
+    add("migrate", cmd_migrate, "create topics, keyspace and tables (idempotent)")
+    services = add("services", cmd_services, "install, start, stop or show Kafka, Cassandra and PostgreSQL")
+    services.add_argument("action", choices=["up", "down", "status"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Creates, idempotently, everything the system stores into: Kafka topics, the Cassandra keyspace and tables,
+the PostgreSQL tables. Run at start by the worker and the API, and by `cart migrate` (which `make run` calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def cassandra_ddl(settings: Settings) -> list[str]:
+    ks = settings.cassandra_keyspace
+    return [
+        f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = "
+        f"{{'class': 'SimpleStrategy', 'replication_factor': {settings.cassandra_replication_factor}}}",
+        # The journal: the truth. One partition per member and bucket (bucket = first seq_nr of a command's
+        # batch // bucket size) bounds partition size; see app/journal.py for why a batch never splits.
+        f"""CREATE TABLE IF NOT EXISTS {ks}.journal (
+            member_id uuid, bucket bigint, seq_nr bigint,
+            event_id uuid, cart_id uuid, command_id text, type text, schema_version int,
+            occurred_at timestamp, payload text,
+            PRIMARY KEY ((member_id, bucket), seq_nr)
+        ) WITH CLUSTERING ORDER BY (seq_nr ASC)""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.snapshots (
+            member_id uuid PRIMARY KEY, seq_nr bigint, bucket bigint, state text, taken_at timestamp
+        )""",
+        # Every member that has a journal, so a rebuild can walk the journal without a full-table scan.
+        f"""CREATE TABLE IF NOT EXISTS {ks}.members (
+            shard int, member_id uuid, PRIMARY KEY ((shard), member_id)
+        )""",
+        # The original's read models, kept as they were (CQL has no `string`: `name text`).
+        f"""CREATE TABLE IF NOT EXISTS {ks}.item_quantity_by_day (
+            vendorid uuid, productid uuid, year int, month int, day int, quantity int, name text,
+            PRIMARY KEY ((vendorid, productid, year, month), day)
+        ) WITH CLUSTERING ORDER BY (day ASC)""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.balance_by_vendor (
+            vendorid uuid, year int, month int, balance decimal,
+            PRIMARY KEY ((vendorid, year), month)
+        ) WITH CLUSTERING ORDER BY (month DESC)""",
+    ]
+
+
+POSTGRES_DDL = [
+    """CREATE TABLE IF NOT EXISTS vendor_billing (
+        vendor_id UUID NOT NULL,
+        year INTEGER NOT NULL,
+        month INTEGER NOT NULL,
+        balance NUMERIC(21, 2) NOT NULL,
+        CONSTRAINT "vendorId_year_month_pk" PRIMARY KEY (vendor_id, year, month)
+    )""",
+]
+
+
+async def migrate_kafka(settings: Settings) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    wanted = {
+        settings.topic_commands: settings.partitions,
+        settings.topic_events: settings.partitions,
+        settings.topic_item_purchased: settings.partitions,
+        settings.topic_replies: settings.reply_partitions,
+    }
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(name, n, 1) for name, n in wanted.items() if name not in existing]
+        if missing:
+            # Another process may create one between the list and the create: that is fine.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+            log.info("created topics %s", [t.name for t in missing])
+    finally:
+        await admin.close()
+
+
+async def migrate_cassandra(settings: Settings) -> None:
+    from app.cassandra import connect_async, execute
+
+    cluster, session = await connect_async(settings)
+    try:
+        for statement in cassandra_ddl(settings):
+            await execute(session, statement, timeout_s=60)
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+
+
+async def migrate_postgres(settings: Settings) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.postgres_dsn, timeout=15)
+    try:
+        # Several processes migrate at start; the advisory lock makes them take turns.
+        await conn.execute("SELECT pg_advisory_lock(727274)")
+        for statement in POSTGRES_DDL:
+            await conn.execute(statement)
+        await conn.execute("SELECT pg_advisory_unlock(727274)")
+    finally:
+        await conn.close()
+
+
+async def migrate(settings: Settings) -> None:
+    """Bring every store to the current schema; safe to run any number of times, from several processes."""
+    await migrate_kafka(settings)
+    await migrate_cassandra(settings)
+    await migrate_postgres(settings)

@@ -1,0 +1,603 @@
+"""Installs, starts, checks and stops the three real services on loopback, without Docker.
+
+Kafka (KRaft, one node) and Cassandra run from their Maven Central artifacts (classpaths resolved by Maven
+from ``services/*/pom.xml``, jars cached in ``~/.m2``); PostgreSQL is Debian's, as a project-local cluster.
+All state lives under ``Settings.state_dir`` (default ``.state/``). Every operation is idempotent: a service
+that already answers is left alone. ``up`` waits until each service really answers a request (a Kafka metadata
+request, a CQL query, a SQL query) and, when one does not, fails with the tail of its log.
+
+Run as ``python -m app.services up|down|status`` (or ``cart services ...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.settings import PROJECT_ROOT, Settings, get_settings
+
+SERVICES_DIR = PROJECT_ROOT / "services"
+START_TIMEOUT_S = 240.0
+
+
+class ServiceError(RuntimeError):
+    """A service could not be installed, started or reached; the message says which and why."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def read_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_until(name: str, ready: Callable[[], bool], log: Path, alive: Callable[[], bool]) -> None:
+    """Poll ``ready`` with visible progress; fail with the log's tail on time-out or if the process died."""
+    started = time.monotonic()
+    last_report = 0.0
+    while True:
+        if ready():
+            say(f"  {name} is ready ({time.monotonic() - started:.0f}s)")
+            return
+        elapsed = time.monotonic() - started
+        if not alive():
+            raise ServiceError(f"{name} exited while starting. Last lines of {log}:\n{tail(log)}")
+        if elapsed > START_TIMEOUT_S:
+            raise ServiceError(
+                f"{name} did not answer within {START_TIMEOUT_S:.0f}s. Last lines of {log}:\n{tail(log)}"
+            )
+        if elapsed - last_report >= 5:
+            say(f"  waiting for {name}... {elapsed:.0f}s")
+            last_report = elapsed
+        time.sleep(0.5)
+
+
+def maven_classpath(component: str, target: Path) -> str:
+    """Resolve (once; Maven caches the jars in ~/.m2) the runtime classpath of ``services/<component>``."""
+    pom = SERVICES_DIR / component / "pom.xml"
+    if not target.exists() or target.stat().st_mtime < pom.stat().st_mtime:
+        if shutil.which("mvn") is None:
+            raise ServiceError(
+                "Maven (mvn) is needed to fetch Kafka and Cassandra; install it (apt-get install maven)"
+            )
+        say(f"  resolving {component} jars from Maven Central (first time only)...")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(
+            ["mvn", "-q", "-B", "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={target}"],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ServiceError(
+                f"Maven could not resolve {component}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
+    return target.read_text().strip()
+
+
+def spawn(command: list[str], log: Path, pid_file: Path, cwd: Path) -> None:
+    """Start a detached process (its own session, so Ctrl-C on `make run` leaves services up)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    pid_file.write_text(str(process.pid))
+
+
+def stop_pid(name: str, pid_file: Path, grace_s: float = 60.0) -> None:
+    pid = read_pid(pid_file)
+    if pid is None:
+        say(f"  {name}: not running")
+        pid_file.unlink(missing_ok=True)
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and read_pid(pid_file) is not None:
+        time.sleep(0.3)
+    if read_pid(pid_file) is not None:
+        os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    say(f"  {name}: stopped")
+
+
+@dataclass
+class Kafka:
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        return self.settings.state_dir / "kafka"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "kafka.pid"
+
+    def answers(self) -> bool:
+        host, port = self.settings.kafka_host_port
+        if not port_open(host, port):
+            return False
+        return asyncio.run(self._metadata())
+
+    async def _metadata(self) -> bool:
+        from aiokafka import AIOKafkaClient
+
+        client = AIOKafkaClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=5000)
+        try:
+            await client.bootstrap()
+            return bool(client.cluster.brokers())
+        except Exception:
+            return False
+        finally:
+            await client.close()
+
+    def config(self) -> str:
+        host, port = self.settings.kafka_host_port
+        ctl = self.settings.kafka_controller_port
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@{host}:{ctl}",
+                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctl}",
+                f"advertised.listeners=PLAINTEXT://{host}:{port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={self.home / 'data'}",
+                "num.partitions=1",
+                # Topics are created on purpose (app.migrations, Faust): a typo must fail, not make a topic.
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                # One broker: Kafka transactions (Faust's exactly_once) need the transaction log at RF 1.
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.retention.hours=-1",
+                "",
+            ]
+        )
+
+    def up(self) -> None:
+        if self.answers():
+            say(f"Kafka: already running on {self.settings.kafka_bootstrap}")
+            return
+        say(f"Kafka: starting on {self.settings.kafka_bootstrap}")
+        self.home.mkdir(parents=True, exist_ok=True)
+        classpath = maven_classpath("kafka", self.home / "classpath.txt")
+        properties = self.home / "server.properties"
+        properties.write_text(self.config())
+        log4j = self.home / "log4j.properties"
+        log4j.write_text(
+            "log4j.rootLogger=INFO, stdout\n"
+            "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+            "log4j.logger.kafka=INFO\nlog4j.logger.org.apache.kafka=INFO\nlog4j.logger.state.change.logger=WARN\n"
+        )
+        java = ["java", "-Xms512m", "-Xmx512m", f"-Dlog4j.configuration=file:{log4j}", "-cp", classpath]
+        if not (self.home / "data" / "meta.properties").exists():
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            result = subprocess.run(
+                [
+                    *java,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cid,
+                    "-c",
+                    str(properties),
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                raise ServiceError(f"Kafka storage format failed:\n{result.stdout}{result.stderr}")
+        spawn([*java, "kafka.Kafka", str(properties)], self.log, self.pid_file, self.home)
+        wait_until("Kafka", self.answers, self.log, lambda: read_pid(self.pid_file) is not None)
+
+    def down(self) -> None:
+        stop_pid("Kafka", self.pid_file)
+
+
+CASSANDRA_JVM_FLAGS = [
+    "-Xss256k",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.net.preferIPv4Stack=true",
+    "-Dchronicle.analytics.disable=true",
+    "-Djdk.attach.allowAttachSelf=true",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-XX:+UseG1GC",
+    *[
+        f"--add-exports={m}=ALL-UNNAMED"
+        for m in (
+            "java.base/jdk.internal.misc",
+            "java.management.rmi/com.sun.jmx.remote.internal.rmi",
+            "java.management/com.sun.jmx.remote.security",
+            "java.rmi/sun.rmi.registry",
+            "java.rmi/sun.rmi.server",
+            "java.sql/java.sql",
+            "java.base/java.lang.ref",
+            "jdk.unsupported/sun.misc",
+        )
+    ],
+    *[
+        f"--add-opens={m}=ALL-UNNAMED"
+        for m in (
+            "java.base/java.lang.module",
+            "java.base/jdk.internal.loader",
+            "java.base/jdk.internal.ref",
+            "java.base/jdk.internal.reflect",
+            "java.base/jdk.internal.math",
+            "java.base/jdk.internal.module",
+            "java.base/jdk.internal.util.jar",
+            "jdk.management/com.sun.management.internal",
+            "java.base/sun.nio.ch",
+            "java.base/java.io",
+            "java.base/java.lang.reflect",
+            "java.base/java.lang",
+            "java.base/java.util",
+            "java.base/java.nio",
+        )
+    ],
+]
+
+
+@dataclass
+class Cassandra:
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        return self.settings.state_dir / "cassandra"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "cassandra.pid"
+
+    @property
+    def host(self) -> str:
+        return self.settings.cassandra_contact_points[0]
+
+    def answers(self) -> bool:
+        if not port_open(self.host, self.settings.cassandra_port):
+            return False
+        from cassandra.cluster import Cluster
+
+        cluster = Cluster([self.host], port=self.settings.cassandra_port, connect_timeout=5)
+        try:
+            session = cluster.connect()
+            session.execute("SELECT release_version FROM system.local", timeout=5)
+            return True
+        except Exception:
+            return False
+        finally:
+            cluster.shutdown()
+
+    def config(self) -> str:
+        host = self.host
+        return f"""cluster_name: shopping-cart
+num_tokens: 1
+partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+endpoint_snitch: SimpleSnitch
+commitlog_sync: periodic
+commitlog_sync_period: 10000ms
+seed_provider:
+  - class_name: org.apache.cassandra.locator.SimpleSeedProvider
+    parameters:
+      - seeds: "{host}:7000"
+listen_address: {host}
+rpc_address: {host}
+storage_port: 7000
+native_transport_port: {self.settings.cassandra_port}
+start_native_transport: true
+auto_snapshot: false
+data_file_directories:
+  - {self.home / "data"}
+commitlog_directory: {self.home / "commitlog"}
+saved_caches_directory: {self.home / "saved_caches"}
+hints_directory: {self.home / "hints"}
+cdc_raw_directory: {self.home / "cdc_raw"}
+concurrent_reads: 8
+concurrent_writes: 8
+concurrent_counter_writes: 8
+compaction_throughput: 64MiB/s
+"""
+
+    def up(self) -> None:
+        if self.answers():
+            say(f"Cassandra: already running on {self.host}:{self.settings.cassandra_port}")
+            return
+        say(f"Cassandra: starting on {self.host}:{self.settings.cassandra_port} (cold start takes 20-60s)")
+        self.home.mkdir(parents=True, exist_ok=True)
+        classpath = maven_classpath("cassandra", self.home / "classpath.txt")
+        yaml = self.home / "cassandra.yaml"
+        yaml.write_text(self.config())
+        logback = self.home / "logback.xml"
+        logback.write_text(
+            '<configuration><appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender"><encoder>'
+            "<pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder></appender>"
+            '<logger name="org.apache.cassandra" level="INFO"/>'
+            '<root level="WARN"><appender-ref ref="STDOUT"/></root></configuration>\n'
+        )
+        jamm = [p for p in classpath.split(":") if "/jamm-" in p]
+        command = [
+            "java",
+            "-Xms1g",
+            "-Xmx1g",
+            *CASSANDRA_JVM_FLAGS,
+            *([f"-javaagent:{jamm[0]}"] if jamm else []),
+            f"-Dcassandra.config=file://{yaml}",
+            "-Dcassandra-foreground=yes",
+            f"-Dcassandra.storagedir={self.home}",
+            f"-Dcassandra.logdir={self.home}",
+            f"-Dlogback.configurationFile={logback}",
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Dcassandra.load_ring_state=false",
+            "-Dcassandra.superuser_setup_delay_ms=0",
+            "-Dcassandra.jmx.local.port=7199",
+            "-cp",
+            classpath,
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]
+        spawn(command, self.log, self.pid_file, self.home)
+        wait_until("Cassandra", self.answers, self.log, lambda: read_pid(self.pid_file) is not None)
+
+    def down(self) -> None:
+        stop_pid("Cassandra", self.pid_file)
+
+
+@dataclass
+class Postgres:
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        return self.settings.state_dir / "postgres"
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "server.log"
+
+    def bin(self, name: str) -> str:
+        candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+        if not candidates:
+            self.install()
+            candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
+        if not candidates:
+            raise ServiceError(f"PostgreSQL's {name} is missing after installing it")
+        return str(candidates[0])
+
+    def install(self) -> None:
+        if os.geteuid() != 0:
+            raise ServiceError(
+                "PostgreSQL is not installed; run as root or `sudo apt-get install -y postgresql`"
+            )
+        say("  installing PostgreSQL from Debian's packages (first time only)...")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "postgresql"]):
+            result = subprocess.run(step, capture_output=True, text=True, env=env)
+            if result.returncode != 0:
+                raise ServiceError(
+                    f"{' '.join(step)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+                )
+
+    def as_postgres(self, command: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+    def answers(self, database: str = "postgres") -> bool:
+        if not port_open(self.settings.postgres_host, self.settings.postgres_port):
+            return False
+        return asyncio.run(self._query(database))
+
+    async def _query(self, database: str) -> bool:
+        import asyncpg
+
+        s = self.settings
+        try:
+            conn = await asyncpg.connect(
+                host=s.postgres_host,
+                port=s.postgres_port,
+                user=s.postgres_user,
+                password=s.postgres_password or None,
+                database=database,
+                timeout=5,
+            )
+        except Exception:
+            return False
+        try:
+            return bool(await conn.fetchval("SELECT 1") == 1)
+        finally:
+            await conn.close()
+
+    def up(self) -> None:
+        s = self.settings
+        if self.answers():
+            say(f"PostgreSQL: already running on {s.postgres_host}:{s.postgres_port}")
+        else:
+            say(f"PostgreSQL: starting on {s.postgres_host}:{s.postgres_port}")
+            initdb, pg_ctl = self.bin("initdb"), self.bin("pg_ctl")
+            self.home.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                shutil.chown(self.home, "postgres", "postgres")
+            if not (self.data / "PG_VERSION").exists():
+                result = subprocess.run(
+                    self.as_postgres(
+                        [initdb, "-D", str(self.data), "-U", s.postgres_user, "--auth=trust", "-E", "UTF8"]
+                    ),
+                    capture_output=True,
+                    text=True,
+                )
+                if result.returncode != 0:
+                    raise ServiceError(f"initdb failed:\n{result.stdout}{result.stderr}")
+            sockets = f"-c unix_socket_directories={self.home}"
+            options = f"-p {s.postgres_port} -c listen_addresses={s.postgres_host} {sockets}"
+            result = subprocess.run(
+                self.as_postgres(
+                    [
+                        pg_ctl,
+                        "-D",
+                        str(self.data),
+                        "-l",
+                        str(self.log),
+                        "-w",
+                        "-t",
+                        "120",
+                        "start",
+                        "-o",
+                        options,
+                    ]
+                ),
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0:
+                raise ServiceError(
+                    f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{tail(self.log)}"
+                )
+            wait_until("PostgreSQL", self.answers, self.log, lambda: True)
+        self.create_database()
+
+    def create_database(self) -> None:
+        asyncio.run(self._create_database())
+
+    async def _create_database(self) -> None:
+        import asyncpg
+
+        s = self.settings
+        conn = await asyncpg.connect(
+            host=s.postgres_host,
+            port=s.postgres_port,
+            user=s.postgres_user,
+            password=s.postgres_password or None,
+            database="postgres",
+            timeout=10,
+        )
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", s.postgres_database)
+            if not exists:
+                # The name is validated by Settings (lower-case identifier), so quoting it is safe.
+                await conn.execute(f'CREATE DATABASE "{s.postgres_database}"')
+                say(f"  created database {s.postgres_database}")
+        finally:
+            await conn.close()
+
+    def down(self) -> None:
+        if not (self.data / "postmaster.pid").exists():
+            say("  PostgreSQL: not running")
+            return
+        subprocess.run(
+            self.as_postgres([self.bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"]),
+            capture_output=True,
+            text=True,
+        )
+        say("  PostgreSQL: stopped")
+
+
+def all_services(settings: Settings) -> list[Kafka | Cassandra | Postgres]:
+    return [Kafka(settings), Cassandra(settings), Postgres(settings)]
+
+
+def up(settings: Settings) -> None:
+    if shutil.which("java") is None:
+        raise ServiceError(
+            "Java 17 is needed for Kafka and Cassandra (apt-get install openjdk-17-jre-headless)"
+        )
+    for service in all_services(settings):
+        service.up()
+
+
+def down(settings: Settings) -> None:
+    say("Stopping services")
+    for service in reversed(all_services(settings)):
+        service.down()
+
+
+def status(settings: Settings) -> bool:
+    """Print what runs where; True when all three answer."""
+    host, port = settings.kafka_host_port
+    rows = [
+        ("Kafka", f"{host}:{port}", Kafka(settings).answers()),
+        (
+            "Cassandra",
+            f"{settings.cassandra_contact_points[0]}:{settings.cassandra_port}",
+            Cassandra(settings).answers(),
+        ),
+        ("PostgreSQL", f"{settings.postgres_host}:{settings.postgres_port}", Postgres(settings).answers()),
+    ]
+    for name, where, ok in rows:
+        say(f"{name:<11} {where:<22} {'up' if ok else 'down'}")
+    say(f"state: {settings.state_dir}")
+    return all(ok for _, _, ok in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    action = args[0] if args else "status"
+    settings = get_settings()
+    try:
+        if action == "up":
+            up(settings)
+        elif action == "down":
+            down(settings)
+        elif action == "status":
+            return 0 if status(settings) else 1
+        else:
+            say("usage: python -m app.services up|down|status")
+            return 2
+    except ServiceError as error:
+        say(f"error: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

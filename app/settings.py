@@ -1,0 +1,86 @@
+"""Every address, port, name and limit the system uses, read once from the environment.
+
+Variables are prefixed ``CART_`` (``CART_KAFKA_BOOTSTRAP=127.0.0.1:9092``); a ``.env`` file in the working
+directory is read too. Nothing here connects to anything.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """The one typed configuration object; see README.md for what each setting means."""
+
+    model_config = SettingsConfigDict(env_prefix="CART_", env_file=".env", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_controller_port: int = 9093
+    topic_commands: str = "cart-commands"
+    topic_events: str = "cart-events"
+    topic_replies: str = "cart-replies"
+    topic_item_purchased: str = "item-purchased"
+    partitions: int = Field(default=12, ge=1, le=1024)
+    reply_partitions: int = Field(default=4, ge=1, le=1024)
+
+    # Cassandra
+    cassandra_hosts: str = "127.0.0.1"
+    cassandra_port: int = 9042
+    cassandra_keyspace: str = Field(default="shopping_cart", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    cassandra_replication_factor: int = Field(default=1, ge=1)
+
+    # PostgreSQL
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_user: str = "postgres"
+    postgres_password: str = ""
+    postgres_database: str = Field(default="shopping_cart", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+
+    # The Faust app (also the consumer group id) and what a worker process runs.
+    app_id: str = "shopping-cart"
+    agents: str = "all"
+    worker_web_port: int = 6066
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 9001
+    command_timeout_s: float = Field(default=10.0, gt=0)
+
+    # The cart
+    snapshot_every: int = Field(default=100, ge=1)
+    journal_bucket_size: int = Field(default=10_000, ge=1000)
+
+    # Local state: the services' data and logs, the workers' table stores.
+    state_dir: Path = PROJECT_ROOT / ".state"
+
+    @property
+    def cassandra_contact_points(self) -> list[str]:
+        return [h.strip() for h in self.cassandra_hosts.split(",") if h.strip()]
+
+    @property
+    def postgres_dsn(self) -> str:
+        auth = self.postgres_user + (f":{self.postgres_password}" if self.postgres_password else "")
+        return f"postgresql://{auth}@{self.postgres_host}:{self.postgres_port}/{self.postgres_database}"
+
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        first = self.kafka_bootstrap.split(",")[0].strip()
+        host, _, port = first.rpartition(":")
+        return host, int(port)
+
+    @property
+    def worker_data_dir(self) -> Path:
+        return self.state_dir / "worker"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use (never at import time)."""
+    return Settings()

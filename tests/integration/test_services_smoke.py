@@ -1,0 +1,60 @@
+"""The three real services answer the way the system uses them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from app.cassandra import connect_async, execute
+from app.settings import Settings
+
+
+async def test_a_message_produced_to_kafka_is_consumed_back(settings: Settings) -> None:
+    topic = f"smoke-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 1)])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await producer.start()
+    await consumer.start()
+    try:
+        await producer.send_and_wait(topic, b"hello", key=b"calvin")
+        message = await asyncio.wait_for(consumer.getone(), 30)
+        assert (message.key, message.value) == (b"calvin", b"hello")
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
+
+
+async def test_a_row_written_to_cassandra_is_read_back(settings: Settings) -> None:
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        await execute(
+            session, "CREATE TABLE IF NOT EXISTS smoke (id uuid PRIMARY KEY, name text)", timeout_s=30
+        )
+        row_id = uuid.uuid4()
+        await execute(session, "INSERT INTO smoke (id, name) VALUES (%s, %s)", (row_id, "orange"))
+        rows = list(await execute(session, "SELECT name FROM smoke WHERE id = %s", (row_id,)))
+        assert [r.name for r in rows] == ["orange"]
+    finally:
+        cluster.shutdown()
+
+
+async def test_a_row_written_to_postgres_is_read_back(settings: Settings) -> None:
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS smoke (id UUID PRIMARY KEY, name TEXT)")
+        row_id = uuid.uuid4()
+        await conn.execute("INSERT INTO smoke (id, name) VALUES ($1, $2)", row_id, "orange")
+        assert await conn.fetchval("SELECT name FROM smoke WHERE id = $1", row_id) == "orange"
+    finally:
+        await conn.close()
