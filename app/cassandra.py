@@ -21,9 +21,7 @@ class StoreUnavailable(RuntimeError):
     """A store did not answer in time or refused the connection; nothing was written by the failed call."""
 
 
-def connect(
-    settings: Settings, keyspace: str | None = None, timeout_s: float = 10.0
-) -> tuple[Cluster, Session]:
+def connect(settings: Settings, keyspace: str | None = None, timeout_s: float = 10.0) -> tuple[Cluster, Session]:
     """Open a cluster connection (blocking: call it from a thread or at start-up, never per request)."""
     profile = ExecutionProfile(
         load_balancing_policy=RoundRobinPolicy(),
@@ -45,9 +43,7 @@ def connect(
         session.default_fetch_size = None
     except Exception as error:
         cluster.shutdown()
-        raise StoreUnavailable(
-            f"Cassandra at {settings.cassandra_hosts}:{settings.cassandra_port}: {error}"
-        ) from error
+        raise StoreUnavailable(f"Cassandra at {settings.cassandra_hosts}:{settings.cassandra_port}: {error}") from error
     return cluster, session
 
 
@@ -55,9 +51,7 @@ async def connect_async(settings: Settings, keyspace: str | None = None) -> tupl
     return await asyncio.to_thread(connect, settings, keyspace)
 
 
-async def execute(
-    session: Session, statement: Any, params: Sequence[Any] | None = None, timeout_s: float = 5.0
-) -> Any:
+async def execute(session: Session, statement: Any, params: Sequence[Any] | None = None, timeout_s: float = 5.0) -> Any:
     """Run one statement and return its ResultSet; raise StoreUnavailable on time-out or a lost connection."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Any] = loop.create_future()

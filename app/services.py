@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import os
 import shutil
 import signal
@@ -88,9 +89,7 @@ def maven_classpath(component: str, target: Path) -> str:
     pom = SERVICES_DIR / component / "pom.xml"
     if not target.exists() or target.stat().st_mtime < pom.stat().st_mtime:
         if shutil.which("mvn") is None:
-            raise ServiceError(
-                "Maven (mvn) is needed to fetch Kafka and Cassandra; install it (apt-get install maven)"
-            )
+            raise ServiceError("Maven (mvn) is needed to fetch Kafka and Cassandra; install it (apt-get install maven)")
         say(f"  resolving {component} jars from Maven Central (first time only)...")
         target.parent.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
@@ -99,9 +98,7 @@ def maven_classpath(component: str, target: Path) -> str:
             text=True,
         )
         if result.returncode != 0:
-            raise ServiceError(
-                f"Maven could not resolve {component}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-            )
+            raise ServiceError(f"Maven could not resolve {component}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return target.read_text().strip()
 
 
@@ -391,13 +388,24 @@ compaction_throughput: 64MiB/s
         stop_pid("Cassandra", self.pid_file)
 
 
+def postgres_can_reach(folder: Path) -> bool:
+    probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)], capture_output=True)
+    return probe.returncode == 0
+
+
 @dataclass
 class Postgres:
     settings: Settings
 
     @property
     def home(self) -> Path:
-        return self.settings.state_dir / "postgres"
+        # The server runs as the `postgres` user, which must reach its folder; a checkout under /root is not
+        # reachable, and then the cluster lives in /var/tmp under a name tied to this checkout.
+        preferred = self.settings.state_dir / "postgres"
+        if os.geteuid() != 0 or postgres_can_reach(self.settings.state_dir.parent):
+            return preferred
+        digest = hashlib.sha1(str(self.settings.state_dir).encode()).hexdigest()[:10]
+        return Path(f"/var/tmp/shopping-cart-postgres-{digest}")
 
     @property
     def data(self) -> Path:
@@ -418,17 +426,13 @@ class Postgres:
 
     def install(self) -> None:
         if os.geteuid() != 0:
-            raise ServiceError(
-                "PostgreSQL is not installed; run as root or `sudo apt-get install -y postgresql`"
-            )
+            raise ServiceError("PostgreSQL is not installed; run as root or `sudo apt-get install -y postgresql`")
         say("  installing PostgreSQL from Debian's packages (first time only)...")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for step in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "postgresql"]):
             result = subprocess.run(step, capture_output=True, text=True, env=env)
             if result.returncode != 0:
-                raise ServiceError(
-                    f"{' '.join(step)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-                )
+                raise ServiceError(f"{' '.join(step)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
 
     def as_postgres(self, command: list[str]) -> list[str]:
         return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
@@ -500,9 +504,7 @@ class Postgres:
                 text=True,
             )
             if result.returncode != 0:
-                raise ServiceError(
-                    f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{tail(self.log)}"
-                )
+                raise ServiceError(f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{tail(self.log)}")
             wait_until("PostgreSQL", self.answers, self.log, lambda: True)
         self.create_database()
 
@@ -548,9 +550,7 @@ def all_services(settings: Settings) -> list[Kafka | Cassandra | Postgres]:
 
 def up(settings: Settings) -> None:
     if shutil.which("java") is None:
-        raise ServiceError(
-            "Java 17 is needed for Kafka and Cassandra (apt-get install openjdk-17-jre-headless)"
-        )
+        raise ServiceError("Java 17 is needed for Kafka and Cassandra (apt-get install openjdk-17-jre-headless)")
     for service in all_services(settings):
         service.up()
 

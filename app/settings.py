@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     snapshot_every: int = Field(default=100, ge=1)
     journal_bucket_size: int = Field(default=10_000, ge=1000)
 
+    # Fault injection for the crash tests: the worker exits right after appending this command id's events.
+    crash_after_append: str = ""
+
     # Local state: the services' data and logs, the workers' table stores.
     state_dir: Path = PROJECT_ROOT / ".state"
 

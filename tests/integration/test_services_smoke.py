@@ -19,9 +19,7 @@ async def test_a_message_produced_to_kafka_is_consumed_back(settings: Settings) 
     await admin.start()
     await admin.create_topics([NewTopic(topic, 1, 1)])
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest")
     await producer.start()
     await consumer.start()
     try:
@@ -38,9 +36,7 @@ async def test_a_message_produced_to_kafka_is_consumed_back(settings: Settings) 
 async def test_a_row_written_to_cassandra_is_read_back(settings: Settings) -> None:
     cluster, session = await connect_async(settings, settings.cassandra_keyspace)
     try:
-        await execute(
-            session, "CREATE TABLE IF NOT EXISTS smoke (id uuid PRIMARY KEY, name text)", timeout_s=30
-        )
+        await execute(session, "CREATE TABLE IF NOT EXISTS smoke (id uuid PRIMARY KEY, name text)", timeout_s=30)
         row_id = uuid.uuid4()
         await execute(session, "INSERT INTO smoke (id, name) VALUES (%s, %s)", (row_id, "orange"))
         rows = list(await execute(session, "SELECT name FROM smoke WHERE id = %s", (row_id,)))

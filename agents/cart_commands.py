@@ -1,0 +1,65 @@
+"""Agent `cart_commands`: owns the partitions of `cart-commands`, and so those members' carts.
+
+One command at a time per partition (concurrency 1: more could commit past an unprocessed command), in order;
+`app.command_handler` does the work, this loop only wires it to the topic, the table and the replies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import faust
+
+from app.cart_state import MemberCart, StoredEvent
+from app.command_handler import CommandHandler
+from app.faust_app import app, cart_commands_topic, cart_events_topic, cart_replies_topic, settings
+from app.runtime import Runtime
+from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
+from tables.carts import carts
+
+runtime = Runtime(settings)
+
+
+class TableCartStore:
+    def get(self, member_id: UUID) -> MemberCart | None:
+        value = carts.get(str(member_id))
+        return MemberCart.from_dict(value) if value else None
+
+    def put(self, state: MemberCart) -> None:
+        carts[str(state.member_id)] = state.to_dict()
+
+
+async def emit(events: Sequence[StoredEvent]) -> None:
+    pending = [await cart_events_topic.send(key=str(e.member_id), value=CartEventRecord(**e.to_dict())) for e in events]
+    for delivery in pending:
+        await delivery  # delivered (acks=all) before the command is answered
+
+
+_handler: CommandHandler | None = None
+
+
+async def handler() -> CommandHandler:
+    global _handler
+    if _handler is None:
+        _handler = CommandHandler(
+            journal=await runtime.journal(),
+            carts=TableCartStore(),
+            emit=emit,
+            snapshot_every=settings.snapshot_every,
+            crash_after_append=settings.crash_after_append,
+        )
+    return _handler
+
+
+@app.agent(cart_commands_topic, concurrency=1)
+async def cart_commands(envelopes: faust.StreamT[CommandEnvelope]) -> None:
+    async for envelope in envelopes:
+        reply = await (await handler()).handle(
+            UUID(envelope.member_id), envelope.command_id, envelope.command, envelope.deadline
+        )
+        await cart_replies_topic.send(
+            key=envelope.correlation_id,
+            value=CommandReply(correlation_id=envelope.correlation_id, status=reply.status, body=reply.body),
+            partition=envelope.reply_partition,
+        )

@@ -1,0 +1,162 @@
+"""The cart routes, as the original had them, plus the member's history from the journal.
+
+Each route turns the request into a command and asks the owner of the member's cart through Kafka; the reply is
+the cart as the owner has it after the command (strongly consistent per member).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Header, Query
+
+from app.api.deps import ServicesDep
+from app.api.models import AddItemBody, AdjustQuantityBody
+from app.cart import AddItem as AddItemCommand
+from app.cart import AdjustQuantity, Checkout, Command, GetCart, RemoveItem
+
+router = APIRouter(prefix="/cart", tags=["cart"])
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Makes a retry safe: the same key for the same member returns the first reply and writes nothing.",
+    ),
+]
+
+
+def camel(value: Any) -> Any:
+    """snake_case keys (the stores' and topics' spelling) to camelCase (the HTTP API's), recursively."""
+    if isinstance(value, dict):
+        return {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel(v) for v in value]
+    return value
+
+
+def cart_body(body: dict[str, Any]) -> dict[str, Any]:
+    return {**camel(body["cart"]), "events": camel(body.get("events", []))}
+
+
+class CommandRefused(Exception):
+    """The owner answered with anything but success; carries the HTTP status and body to send."""
+
+    def __init__(self, status_code: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("reason", ""))
+        self.status_code = status_code
+        self.body = body
+
+
+def invalid_key() -> CommandRefused:
+    return CommandRefused(
+        422,
+        {
+            "error": "ValidationError",
+            "reason": "Idempotency-Key must be 1-128 characters of letters, digits and ._:-",
+            "fields": [{"field": "header.Idempotency-Key", "reason": "invalid"}],
+        },
+    )
+
+
+async def ask(services: ServicesDep, member_id: UUID, key: str | None, command: Command) -> dict[str, Any]:
+    """The owner's reply body (camelCase) on success; CommandRefused (409, 422, 503) otherwise."""
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        raise invalid_key()
+    # The key is scoped to the member: the same key from two members names two commands.
+    result = await services.bus.ask(member_id, key or str(uuid.uuid4()), command)
+    match result.status:
+        case "accepted" | "unchanged":
+            return cart_body(result.body)
+        case "rejected":
+            raise CommandRefused(409, camel(result.body["rejection"]))
+        case "invalid":
+            raise CommandRefused(422, result.body)
+        case _:
+            reason = result.body.get("reason", result.status)
+            raise CommandRefused(503, {"error": "ServiceUnavailable", "reason": reason})
+
+
+@router.post("/{memberId}", summary="Add an item to the member's cart")
+async def add_item(
+    memberId: UUID, item: Annotated[AddItemBody, Body()], services: ServicesDep, key: IdempotencyKey = None
+) -> dict[str, Any]:
+    """Add an item that is not yet in the cart; 409 ItemAlreadyInCart if it is."""
+    return await ask(services, memberId, key, AddItemCommand(item.to_item()))
+
+
+@router.put("/{memberId}", summary="Add an item to the member's cart (as the original's code did)")
+async def put_item(
+    memberId: UUID, item: Annotated[AddItemBody, Body()], services: ServicesDep, key: IdempotencyKey = None
+) -> dict[str, Any]:
+    """Same as POST."""
+    return await ask(services, memberId, key, AddItemCommand(item.to_item()))
+
+
+@router.delete("/{memberId}/productId/{productId}", summary="Remove an item")
+async def remove_item(
+    memberId: UUID, productId: UUID, services: ServicesDep, key: IdempotencyKey = None
+) -> dict[str, Any]:
+    """Remove the product from the cart; 409 ItemNotInCart if it is not there."""
+    return await ask(services, memberId, key, RemoveItem(productId))
+
+
+@router.patch("/{memberId}/productId/{productId}", summary="Adjust an item's quantity")
+async def adjust_quantity(
+    memberId: UUID,
+    productId: UUID,
+    body: Annotated[AdjustQuantityBody, Body()],
+    services: ServicesDep,
+    key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Change the quantity by `delta` (negative decreases); 409 NegativeQuantity if it would drop to 0 or below."""
+    return await ask(services, memberId, key, AdjustQuantity(productId, body.delta))
+
+
+@router.get("/{memberId}", summary="The member's cart")
+async def get_cart(memberId: UUID, services: ServicesDep) -> dict[str, Any]:
+    """`{memberId, cartId, version, items, total}`, served by the cart's owner after every accepted command."""
+    body = await ask(services, memberId, None, GetCart())
+    body.pop("events")
+    return body
+
+
+@router.post("/{memberId}/checkout", summary="Buy everything in the cart")
+async def checkout(memberId: UUID, services: ServicesDep, key: IdempotencyKey = None) -> dict[str, Any]:
+    """Purchase every item: the items purchased, their total, the time and the cartId. Empties the cart."""
+    body = await ask(services, memberId, key, Checkout())
+    purchased = [e for e in body["events"] if e["type"] == "ItemPurchased"]
+    items = [e["payload"]["item"] for e in purchased]
+    return {
+        "memberId": str(memberId),
+        "cartId": purchased[0]["cartId"],
+        "purchasedAt": purchased[0]["payload"]["purchasedAt"],
+        "items": items,
+        "total": str(sum((Decimal(i["price"]) * i["quantity"] for i in items), Decimal(0))),
+        "version": body["version"],
+        "events": body["events"],
+    }
+
+
+@router.get("/{memberId}/events", summary="The member's history, from the journal")
+async def history(
+    memberId: UUID,
+    services: ServicesDep,
+    from_seq_nr: Annotated[int, Query(alias="fromSeqNr", ge=1, le=2**62)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Events oldest first, `limit` at a time; `nextSeqNr` is where the next page starts (null at the end)."""
+    journal = await services.journal()
+    events = await journal.read(memberId, from_seq=from_seq_nr, limit=limit + 1)
+    page = events[:limit]
+    return {
+        "memberId": str(memberId),
+        "events": [camel(e.to_dict()) for e in page],
+        "nextSeqNr": page[-1].seq_nr + 1 if len(events) > limit else None,
+    }

@@ -1,0 +1,119 @@
+"""The FastAPI application: `uvicorn app.api.main:create_app --factory` (or `cart api`).
+
+Status codes: 200 with the cart and the event(s); 409 `{"error": "<RejectionName>", "reason": ...}` for a rule
+violation; 422 with field-level reasons for malformed input; 413 for a body over 64 KiB; 503 with a reason when
+Kafka, Cassandra or the cart worker does not answer in time. Never a 500 for anything a client sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+from app.api.cart_routes import CommandRefused
+from app.api.cart_routes import router as cart_router
+from app.api.deps import Services
+from app.cassandra import StoreUnavailable
+from app.command_bus import CartServiceUnavailable, CommandBus
+from app.migrations import migrate
+from app.runtime import Runtime
+from app.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+
+REQUESTS = Counter("cart_http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("cart_http_request_seconds", "HTTP request latency", ["method", "route"])
+
+
+def error_body(error: str, reason: str, **extra: Any) -> dict[str, Any]:
+    return {"error": error, "reason": reason, **extra}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await migrate(settings)
+        bus = CommandBus(settings)
+        await bus.start()
+        runtime = Runtime(settings, migrate_first=False)
+        app.state.services = Services(settings, bus, runtime)
+        try:
+            yield
+        finally:
+            await bus.stop()
+            await asyncio.to_thread(runtime.close)
+
+    app = FastAPI(
+        title="Shopping cart",
+        description="An event-sourced, CQRS shopping cart. Commands go through Kafka to the owner of the cart.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    app.include_router(cart_router)
+
+    @app.middleware("http")
+    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            response: Response = JSONResponse(
+                error_body("PayloadTooLarge", f"the body must be at most {MAX_BODY_BYTES} bytes"),
+                status_code=413,
+            )
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        fields = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in error.errors()]
+        reason = "; ".join(f"{f['field']}: {f['reason']}" for f in fields)
+        return JSONResponse(error_body("ValidationError", reason, fields=fields), status_code=422)
+
+    @app.exception_handler(CartServiceUnavailable)
+    async def cart_service_unavailable(_request: Request, error: CartServiceUnavailable) -> JSONResponse:
+        return JSONResponse(error_body("ServiceUnavailable", str(error)), status_code=503)
+
+    @app.exception_handler(CommandRefused)
+    async def command_refused(_request: Request, error: CommandRefused) -> JSONResponse:
+        return JSONResponse(error.body, status_code=error.status_code)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(_request: Request, error: StoreUnavailable) -> JSONResponse:
+        return JSONResponse(error_body("ServiceUnavailable", str(error)), status_code=503)
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"])
+    async def ready(request: Request) -> JSONResponse:
+        """Kafka and Cassandra answer and a cart worker owns the command partitions."""
+        checks = await request.app.state.services.readiness()
+        ok = all(v is True for v in checks.values())
+        return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,227 @@
+"""Pure, exact JSON-compatible encoding of the cart core's values: events become payload dicts keyed by
+their snake_case field names (the event's type name, its class name, travels separately in the envelope),
+carts and items become plain dicts, UUIDs are canonical strings, money is a Decimal string (never a float,
+so no precision is lost), and datetimes are ISO-8601 strings with an explicit "+00:00" offset that decode
+to aware UTC datetimes. Decoding validates the shape it reads and raises `CodecError` on anything else, so
+that `decode(encode(x)) == x` holds for every value the core can produce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import TypeAlias, assert_never
+from uuid import UUID
+
+from app.cart import (
+    Cart,
+    Event,
+    Item,
+    ItemAdded,
+    ItemPurchased,
+    ItemQuantityDecreased,
+    ItemQuantityIncreased,
+    ItemRemoved,
+)
+
+JsonValue: TypeAlias = str | int | list["JsonValue"] | dict[str, "JsonValue"] | None
+JsonDict: TypeAlias = dict[str, JsonValue]
+
+
+class CodecError(ValueError):
+    """A payload or dict does not have the shape this codec writes."""
+
+
+class UnknownEventType(CodecError):
+    """An event type name that is not one of the cart's event classes."""
+
+
+def event_type_name(event: Event) -> str:
+    """The name an event is stored under: its class name, e.g. "ItemAdded"."""
+    return type(event).__name__
+
+
+# --- Encoding. ------------------------------------------------------------------------------------------
+
+
+def item_to_dict(item: Item) -> JsonDict:
+    """Encode an item; the price becomes its exact Decimal string. Raises CodecError if it is not finite."""
+    return {
+        "product_id": str(item.product_id),
+        "vendor_id": str(item.vendor_id),
+        "name": item.name,
+        "price": _encode_decimal(item.price),
+        "quantity": item.quantity,
+    }
+
+
+def cart_to_dict(cart: Cart) -> JsonDict:
+    """Encode a cart as {"cart_id": str | None, "items": [item dict, ...]} in cart order."""
+    return {
+        "cart_id": None if cart.cart_id is None else str(cart.cart_id),
+        "items": [item_to_dict(item) for item in cart.items],
+    }
+
+
+def event_to_payload(event: Event) -> JsonDict:
+    """Encode an event's fields (not its type name, see `event_type_name`) as a JSON-compatible dict."""
+    payload: JsonDict = {"cart_id": str(event.cart_id)}
+    match event:
+        case ItemAdded(item=item):
+            payload["item"] = item_to_dict(item)
+        case ItemRemoved(product_id=product_id):
+            payload["product_id"] = str(product_id)
+        case (
+            ItemQuantityIncreased(product_id=product_id, amount=amount)
+            | ItemQuantityDecreased(product_id=product_id, amount=amount)
+        ):
+            payload["product_id"] = str(product_id)
+            payload["amount"] = amount
+        case ItemPurchased(item=item, purchased_at=purchased_at):
+            payload["item"] = item_to_dict(item)
+            payload["purchased_at"] = _encode_datetime(purchased_at)
+        case _:
+            assert_never(event)
+    return payload
+
+
+def _encode_decimal(value: Decimal) -> str:
+    # NaN and infinities are not money, and NaN would also break round-trip equality.
+    if not value.is_finite():
+        raise CodecError(f"money must be a finite Decimal, got {value!r}")
+    # str() keeps both the value and the exponent, so Decimal(str(d)) reproduces d exactly.
+    return str(value)
+
+
+def _encode_datetime(value: datetime) -> str:
+    # A naive datetime has no defined instant; guessing local time would silently corrupt history.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise CodecError(f"datetime must be timezone-aware, got {value!r}")
+    return value.astimezone(UTC).isoformat()
+
+
+# --- Decoding. ------------------------------------------------------------------------------------------
+
+
+def item_from_dict(d: Mapping[str, object]) -> Item:
+    """Decode a dict written by `item_to_dict`. Raises CodecError when a field is missing or malformed."""
+    return Item(
+        product_id=_uuid(d, "product_id"),
+        vendor_id=_uuid(d, "vendor_id"),
+        name=_str(d, "name"),
+        price=_decimal(d, "price"),
+        quantity=_int(d, "quantity"),
+    )
+
+
+def cart_from_dict(d: Mapping[str, object]) -> Cart:
+    """Decode a dict written by `cart_to_dict`. Raises CodecError when a field is missing or malformed."""
+    raw_cart_id = _field(d, "cart_id")
+    cart_id = None if raw_cart_id is None else _uuid(d, "cart_id")
+    raw_items = _field(d, "items")
+    if not isinstance(raw_items, list):
+        raise CodecError(f"field 'items' must be a list, got {raw_items!r}")
+    return Cart(cart_id, tuple(item_from_dict(_mapping(raw, "items[]")) for raw in raw_items))
+
+
+def event_from_payload(type_name: str, payload: Mapping[str, object]) -> Event:
+    """Decode a payload written by `event_to_payload` for the event class named `type_name`.
+
+    Raises UnknownEventType for a name that is not an event class, CodecError for a malformed payload.
+    """
+    decoder = _DECODERS.get(type_name)
+    if decoder is None:
+        raise UnknownEventType(f"unknown event type {type_name!r}")
+    return decoder(payload)
+
+
+def _item_added(p: Mapping[str, object]) -> Event:
+    return ItemAdded(_uuid(p, "cart_id"), item_from_dict(_mapping(_field(p, "item"), "item")))
+
+
+def _item_removed(p: Mapping[str, object]) -> Event:
+    return ItemRemoved(_uuid(p, "cart_id"), _uuid(p, "product_id"))
+
+
+def _item_quantity_increased(p: Mapping[str, object]) -> Event:
+    return ItemQuantityIncreased(_uuid(p, "cart_id"), _uuid(p, "product_id"), _int(p, "amount"))
+
+
+def _item_quantity_decreased(p: Mapping[str, object]) -> Event:
+    return ItemQuantityDecreased(_uuid(p, "cart_id"), _uuid(p, "product_id"), _int(p, "amount"))
+
+
+def _item_purchased(p: Mapping[str, object]) -> Event:
+    item = item_from_dict(_mapping(_field(p, "item"), "item"))
+    return ItemPurchased(_uuid(p, "cart_id"), item, _datetime(p, "purchased_at"))
+
+
+_DECODERS: dict[str, Callable[[Mapping[str, object]], Event]] = {
+    ItemAdded.__name__: _item_added,
+    ItemRemoved.__name__: _item_removed,
+    ItemQuantityIncreased.__name__: _item_quantity_increased,
+    ItemQuantityDecreased.__name__: _item_quantity_decreased,
+    ItemPurchased.__name__: _item_purchased,
+}
+
+
+# --- Field readers: each returns a typed value or raises CodecError naming the field. ---------------------
+
+
+def _field(d: Mapping[str, object], key: str) -> object:
+    if key not in d:
+        raise CodecError(f"missing field {key!r}")
+    return d[key]
+
+
+def _mapping(value: object, key: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise CodecError(f"field {key!r} must be an object, got {value!r}")
+    return value
+
+
+def _str(d: Mapping[str, object], key: str) -> str:
+    value = _field(d, key)
+    if not isinstance(value, str):
+        raise CodecError(f"field {key!r} must be a string, got {value!r}")
+    return value
+
+
+def _int(d: Mapping[str, object], key: str) -> int:
+    value = _field(d, key)
+    # bool is a subclass of int, but True is not a quantity.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CodecError(f"field {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def _uuid(d: Mapping[str, object], key: str) -> UUID:
+    text = _str(d, key)
+    try:
+        return UUID(text)
+    except ValueError as error:
+        raise CodecError(f"field {key!r} must be a UUID, got {text!r}") from error
+
+
+def _decimal(d: Mapping[str, object], key: str) -> Decimal:
+    # Only strings are accepted: a float would already have lost the exact amount.
+    text = _str(d, key)
+    try:
+        value = Decimal(text)
+    except InvalidOperation as error:
+        raise CodecError(f"field {key!r} must be a decimal string, got {text!r}") from error
+    if not value.is_finite():
+        raise CodecError(f"field {key!r} must be a finite decimal, got {text!r}")
+    return value
+
+
+def _datetime(d: Mapping[str, object], key: str) -> datetime:
+    text = _str(d, key)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise CodecError(f"field {key!r} must be an ISO-8601 datetime, got {text!r}") from error
+    if value.tzinfo is None:
+        raise CodecError(f"field {key!r} must carry a UTC offset, got {text!r}")
+    return value.astimezone(UTC)

@@ -1,0 +1,229 @@
+"""What the command side keeps per member, and how one command is handled against it. Pure: no I/O.
+
+`StoredEvent` is an event with its envelope (identity, position, causation), as the journal stores it and as it
+travels on `cart-events`. `MemberCart` is the member's cart as of a journal position (`version` = the last
+`seq_nr`) plus the outcomes of the member's recent commands, so that a command seen again (a client retry with
+the same Idempotency-Key, or Kafka redelivering after a crash) gets its first answer instead of a second effect.
+`handle` decides what one command does; the agent only performs the I/O it asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+from uuid import UUID
+
+from app.cart import (
+    EMPTY_CART,
+    Cart,
+    Checkout,
+    Command,
+    Event,
+    GetCart,
+    Rejection,
+    decide,
+    evolve,
+)
+from app.cart_codec import cart_from_dict, cart_to_dict, event_from_payload, event_to_payload, event_type_name
+
+SCHEMA_VERSION = 1
+RECENT_COMMANDS = 64
+"""How many command outcomes a member's cart remembers for idempotency (a retry of an older command id is new)."""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event with its envelope; (member_id, seq_nr) is its stable identity everywhere downstream."""
+
+    event_id: UUID
+    member_id: UUID
+    cart_id: UUID
+    seq_nr: int
+    command_id: str
+    occurred_at: datetime
+    event: Event
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def type(self) -> str:
+        return event_type_name(self.event)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": str(self.event_id),
+            "member_id": str(self.member_id),
+            "cart_id": str(self.cart_id),
+            "seq_nr": self.seq_nr,
+            "command_id": self.command_id,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
+            "payload": event_to_payload(self.event),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StoredEvent:
+        return cls(
+            event_id=UUID(d["event_id"]),
+            member_id=UUID(d["member_id"]),
+            cart_id=UUID(d["cart_id"]),
+            seq_nr=int(d["seq_nr"]),
+            command_id=str(d["command_id"]),
+            occurred_at=datetime.fromisoformat(d["occurred_at"]).astimezone(UTC),
+            event=event_from_payload(d["type"], d["payload"]),
+            schema_version=int(d.get("schema_version", SCHEMA_VERSION)),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: the journal range it wrote (first..last, empty when first > last) or its rejection."""
+
+    command_id: str
+    first_seq: int
+    last_seq: int
+    rejection: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command_id": self.command_id,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "rejection": dict(self.rejection) if self.rejection is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Outcome:
+        return cls(d["command_id"], int(d["first_seq"]), int(d["last_seq"]), d.get("rejection"))
+
+
+@dataclass(frozen=True)
+class MemberCart:
+    """A member's cart at journal position `version`, with the outcomes of recent commands (oldest first)."""
+
+    member_id: UUID
+    version: int = 0
+    cart: Cart = EMPTY_CART
+    recent: tuple[Outcome, ...] = field(default=())
+
+    def outcome_of(self, command_id: str) -> Outcome | None:
+        return next((o for o in reversed(self.recent) if o.command_id == command_id), None)
+
+    def absorb(self, events: Sequence[StoredEvent]) -> MemberCart:
+        """Apply journal events (in seq_nr order, starting right after `version`) and remember their commands."""
+        state = self
+        for stored in events:
+            if stored.seq_nr != state.version + 1:
+                raise ValueError(f"event {stored.seq_nr} does not follow version {state.version} of {self.member_id}")
+            last = state.recent[-1] if state.recent else None
+            if last is not None and last.command_id == stored.command_id and last.last_seq == stored.seq_nr - 1:
+                recent = (*state.recent[:-1], replace(last, last_seq=stored.seq_nr))
+            else:
+                recent = (*state.recent, Outcome(stored.command_id, stored.seq_nr, stored.seq_nr))
+            state = replace(
+                state,
+                version=stored.seq_nr,
+                cart=evolve(state.cart, stored.event),
+                recent=recent[-RECENT_COMMANDS:],
+            )
+        return state
+
+    def remember_rejection(self, command_id: str, rejection: Mapping[str, Any]) -> MemberCart:
+        outcome = Outcome(command_id, self.version + 1, self.version, rejection)
+        return replace(self, recent=(*self.recent, outcome)[-RECENT_COMMANDS:])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "member_id": str(self.member_id),
+            "version": self.version,
+            "cart": cart_to_dict(self.cart),
+            "recent": [o.to_dict() for o in self.recent],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MemberCart:
+        return cls(
+            member_id=UUID(d["member_id"]),
+            version=int(d["version"]),
+            cart=cart_from_dict(d["cart"]),
+            recent=tuple(Outcome.from_dict(o) for o in d.get("recent", ())),
+        )
+
+
+def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
+    """`{"error": "<RejectionName>", "reason": "...", <its fields>}` (ids and numbers as JSON strings/ints)."""
+    fields = {k: (str(v) if isinstance(v, UUID) else v) for k, v in vars(rejection).items()}
+    return {"error": type(rejection).__name__, "reason": rejection.reason, **fields}
+
+
+# --- Handling one command ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """New events to append at `expected_version` + 1...; `checkout` says a snapshot is due."""
+
+    events: tuple[StoredEvent, ...]
+    expected_version: int
+    checkout: bool
+
+
+@dataclass(frozen=True)
+class Rejected:
+    rejection: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AlreadyHandled:
+    """The command id was handled before: answer as then; its events (if any) are first..last in the journal."""
+
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A query, or a command that changes nothing (adjust by 0): answer with the cart as it is."""
+
+
+Decision: TypeAlias = Accepted | Rejected | AlreadyHandled | Unchanged
+
+
+def handle(
+    state: MemberCart,
+    command_id: str,
+    command: Command,
+    *,
+    now: datetime,
+    new_cart_id: UUID,
+    new_event_id: Callable[[], UUID],
+) -> Decision:
+    """Decide one command; ids and time are given by the caller, so this stays deterministic under test."""
+    if not isinstance(command, GetCart):
+        previous = state.outcome_of(command_id)
+        if previous is not None:
+            return AlreadyHandled(previous)
+    result = decide(state.cart, command, now=now, new_cart_id=new_cart_id)
+    if not isinstance(result, tuple):
+        return Rejected(rejection_to_dict(result))
+    if not result:
+        return Unchanged()
+    events = tuple(
+        StoredEvent(
+            event_id=new_event_id(),
+            member_id=state.member_id,
+            cart_id=_cart_id_of(event),
+            seq_nr=state.version + i,
+            command_id=command_id,
+            occurred_at=now,
+            event=event,
+        )
+        for i, event in enumerate(result, start=1)
+    )
+    return Accepted(events, state.version, isinstance(command, Checkout))
+
+
+def _cart_id_of(event: Event) -> UUID:
+    cart_id: UUID = event.cart_id
+    return cart_id

@@ -1,0 +1,168 @@
+"""The API's way to the carts: put a command on `cart-commands` (keyed by member id) and wait for the owner's reply.
+
+Each API instance listens on one partition of `cart-replies` (chosen at random at start) and tells the worker, in
+the envelope, to answer there; replies for other instances on the same partition are ignored. The envelope carries
+a deadline: a worker that gets the command after it skips it, so a 503 for a time-out almost always means nothing
+was applied (and a retry with the same Idempotency-Key is safe either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from app.cart import Command
+from app.command_codec import command_to_dict
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The API waits this much longer than the deadline it gives the worker, so an answer sent just in time arrives.
+GRACE_S = 1.0
+
+
+class CartServiceUnavailable(RuntimeError):
+    """Kafka refused the command, or no worker answered in time."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    status: str
+    body: dict[str, Any]
+
+
+class CommandBus:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.reply_partition = random.randrange(settings.reply_partitions)
+        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        timeout_ms = int(s.command_timeout_s * 1000)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=timeout_ms,
+            client_id=f"cart-api-{uuid.uuid4().hex[:8]}",
+        )
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, enable_auto_commit=False)
+        try:
+            await self._producer.start()
+            await self._consumer.start()
+            partition = TopicPartition(s.topic_replies, self.reply_partition)
+            self._consumer.assign([partition])
+            await self._consumer.seek_to_end(partition)
+            await self._consumer.position(partition)  # resolve "end" now, before the first command is sent
+        except KafkaError as error:
+            await self.stop()
+            raise CartServiceUnavailable(f"Kafka at {s.kafka_bootstrap} is not reachable: {error}") from error
+        self._listener = asyncio.create_task(self._listen(), name="cart-replies")
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+
+    async def _listen(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=1000)
+            except KafkaError as error:  # keep listening: Kafka may come back
+                log.warning("reading replies failed: %s", error)
+                await asyncio.sleep(1)
+                continue
+            for messages in batches.values():
+                for message in messages:
+                    self._resolve(message.value)
+
+    def _resolve(self, raw: bytes | None) -> None:
+        try:
+            reply = json.loads(raw or b"null")
+            waiter = self._pending.get(reply["correlation_id"])
+        except (ValueError, TypeError, KeyError):
+            return
+        if waiter is not None and not waiter.done():
+            waiter.set_result(CommandResult(reply["status"], reply.get("body") or {}))
+
+    async def readiness(self) -> tuple[bool | str, bool | str]:
+        """(Kafka answers, a worker group is Stable with members): True or the reason it is not."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000)
+        try:
+            await asyncio.wait_for(admin.start(), 5)
+            groups = await asyncio.wait_for(admin.describe_consumer_groups([self.settings.app_id]), 5)
+        except Exception as error:
+            return f"not reachable: {error or 'timed out'}", "unknown: Kafka is not reachable"
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        for response in groups:
+            for group in response.groups:
+                state, members = group[2], group[5]
+                if state == "Stable" and members:
+                    return True, True
+                return (
+                    True,
+                    f"worker group {self.settings.app_id} is {state or 'empty'} with {len(members)} members",
+                )
+        return True, f"no worker group {self.settings.app_id}"
+
+    async def ask(self, member_id: UUID, command_id: str, command: Command) -> CommandResult:
+        """Send one command and return the owner's reply; CartServiceUnavailable when there is none in time."""
+        if self._producer is None:
+            raise CartServiceUnavailable("the API is not connected to Kafka")
+        timeout = self.settings.command_timeout_s
+        correlation_id = uuid.uuid4().hex
+        envelope = {
+            "command_id": command_id,
+            "member_id": str(member_id),
+            "command": command_to_dict(command),
+            "correlation_id": correlation_id,
+            "reply_partition": self.reply_partition,
+            "deadline": time.time() + timeout,
+        }
+        waiter: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = waiter
+        try:
+            try:
+                await asyncio.wait_for(
+                    self._producer.send_and_wait(
+                        self.settings.topic_commands,
+                        json.dumps(envelope).encode(),
+                        key=str(member_id).encode(),
+                    ),
+                    timeout,
+                )
+            except (KafkaError, TimeoutError) as error:
+                raise CartServiceUnavailable(f"Kafka did not take the command: {error or 'timed out'}") from error
+            try:
+                return await asyncio.wait_for(waiter, timeout + GRACE_S)
+            except TimeoutError as error:
+                raise CartServiceUnavailable(
+                    f"no cart worker answered within {timeout:.0f}s (is a worker running?)"
+                ) from error
+        finally:
+            self._pending.pop(correlation_id, None)

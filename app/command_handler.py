@@ -1,0 +1,178 @@
+"""Handles one cart command end to end: load, decide, append, keep, emit, answer.
+
+The agent (`agents/cart_commands.py`) hands every command envelope to `CommandHandler.handle` and sends back what
+it returns. The order of the steps is what makes the guarantees hold:
+
+1. Load the member's cart from the `carts` table, or from the journal when the table does not have it.
+2. Decide (pure). A command id seen before gets its first answer, and its events are emitted again.
+3. Append to the journal, conditional on the expected version. On a conflict (another owner wrote, or the table
+   was stale) reload from the journal and decide again. The reply is only sent after the append: acknowledged
+   means durable.
+4. Keep the new cart in the table; snapshot every N events and at checkout.
+5. Emit the events to `cart-events`. A crash between 3 and 5 is healed by redelivery: the command is then found
+   in the journal (step 2) and its events are emitted again with the same event ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from app.cart_codec import CodecError, cart_to_dict
+from app.cart_state import (
+    Accepted,
+    AlreadyHandled,
+    MemberCart,
+    Outcome,
+    Rejected,
+    StoredEvent,
+    Unchanged,
+    handle,
+)
+from app.cassandra import StoreUnavailable
+from app.command_codec import command_from_dict
+from app.journal import ConcurrencyConflict, Journal
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 5
+
+
+class CartStore(Protocol):
+    """Where the owner keeps carts between commands (the `carts` table); a cache of the journal."""
+
+    def get(self, member_id: UUID) -> MemberCart | None: ...
+
+    def put(self, state: MemberCart) -> None: ...
+
+
+Emit = Callable[[Sequence[StoredEvent]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: str  # accepted | rejected | unchanged | invalid | expired | unavailable
+    body: dict[str, Any]
+
+
+def now_utc() -> datetime:
+    # The journal keeps milliseconds; deciding with the same precision makes a re-read event equal the emitted one.
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def cart_view(state: MemberCart) -> dict[str, Any]:
+    return {
+        "member_id": str(state.member_id),
+        "version": state.version,
+        **cart_to_dict(state.cart),
+        "total": str(state.cart.total),
+    }
+
+
+@dataclass
+class CommandHandler:
+    journal: Journal
+    carts: CartStore
+    emit: Emit
+    snapshot_every: int = 100
+    crash_after_append: str = ""  # fault injection for tests: exit right after appending this command id
+    clock: Callable[[], datetime] = now_utc
+    retry_delay_s: float = 0.5
+
+    async def handle(self, member_id: UUID, command_id: str, command_dict: dict[str, Any], deadline: float) -> Reply:
+        try:
+            command = command_from_dict(command_dict)
+        except CodecError as error:
+            return Reply("invalid", {"error": "InvalidCommand", "reason": str(error)})
+        try:
+            if time.time() > deadline:
+                return await self._expired(member_id, command_id)
+            state = self.carts.get(member_id) or await self.journal.load(member_id)
+            for _ in range(MAX_CONFLICT_RETRIES):
+                decision = handle(
+                    state,
+                    command_id,
+                    command,
+                    now=self.clock(),
+                    new_cart_id=uuid.uuid4(),
+                    new_event_id=uuid.uuid4,
+                )
+                match decision:
+                    case Unchanged():
+                        return Reply("unchanged", {"cart": cart_view(state), "events": []})
+                    case Rejected(rejection):
+                        state = state.remember_rejection(command_id, rejection)
+                        self.carts.put(state)
+                        return Reply("rejected", {"rejection": rejection, "cart": cart_view(state)})
+                    case AlreadyHandled(outcome):
+                        return await self._answer_again(state, outcome)
+                    case Accepted(events, expected_version, checkout):
+                        try:
+                            await self._append(member_id, expected_version, events)
+                        except ConcurrencyConflict:
+                            state = await self.journal.load(member_id)
+                            continue
+                        return await self._accepted(state, events, checkout)
+            return Reply("unavailable", {"error": "Contention", "reason": "the cart kept changing; try again"})
+        except StoreUnavailable as error:
+            return Reply("unavailable", {"error": "StoreUnavailable", "reason": str(error)})
+
+    async def _append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None:
+        try:
+            await self.journal.append(member_id, expected_version, events)
+        except StoreUnavailable:
+            # The batch may or may not have landed. Moving on without knowing could leave journal events that
+            # are never emitted, so wait until the journal answers and tell which it was.
+            if not await self._landed(member_id, events):
+                raise
+        if self.crash_after_append and events[0].command_id == self.crash_after_append:
+            log.warning("fault injection: exiting after the append of %s", self.crash_after_append)
+            os._exit(70)
+
+    async def _landed(self, member_id: UUID, events: Sequence[StoredEvent]) -> bool:
+        while True:
+            try:
+                found = await self.journal.read(member_id, events[0].seq_nr, events[0].seq_nr)
+            except StoreUnavailable:
+                await asyncio.sleep(self.retry_delay_s)
+                continue
+            if found and found[0].event_id != events[0].event_id:
+                raise ConcurrencyConflict("another writer took the position while the journal was unreachable")
+            return bool(found)
+
+    async def _accepted(self, state: MemberCart, events: Sequence[StoredEvent], checkout: bool) -> Reply:
+        new_state = state.absorb(events)
+        self.carts.put(new_state)
+        if checkout or new_state.version // self.snapshot_every > state.version // self.snapshot_every:
+            try:
+                await self.journal.save_snapshot(new_state)
+            except StoreUnavailable as error:  # a snapshot is a shortcut; the next one will do
+                log.warning("snapshot of %s skipped: %s", state.member_id, error)
+        await self.emit(events)
+        return Reply("accepted", {"cart": cart_view(new_state), "events": [e.to_dict() for e in events]})
+
+    async def _answer_again(self, state: MemberCart, outcome: Outcome) -> Reply:
+        if outcome.rejection is not None:
+            return Reply("rejected", {"rejection": dict(outcome.rejection), "cart": cart_view(state)})
+        events = await self.journal.read(state.member_id, outcome.first_seq, outcome.last_seq)
+        await self.emit(events)
+        return Reply("accepted", {"cart": cart_view(state), "events": [e.to_dict() for e in events]})
+
+    async def _expired(self, member_id: UUID, command_id: str) -> Reply:
+        """Nobody waits for this answer any more; but a redelivered command may already be in the journal (a crash
+        between append and emit), so ask the journal, not the table, and emit its events if it is."""
+        state = await self.journal.load(member_id)
+        self.carts.put(state)
+        outcome = state.outcome_of(command_id)
+        if outcome is not None and outcome.rejection is None:
+            return await self._answer_again(state, outcome)
+        return Reply("expired", {"error": "Expired", "reason": "the command arrived after its deadline"})
