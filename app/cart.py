@@ -166,10 +166,8 @@ class NegativeQuantity:
     @property
     def reason(self) -> str:
         """One-line human-readable explanation."""
-        return (
-            f"item {self.product_id} has quantity {self.quantity}; changing it by {self.delta} "
-            f"would leave {self.quantity + self.delta}, but it must stay at least 1"
-        )
+        before, after = self.quantity, self.quantity + self.delta
+        return f"item {self.product_id} has quantity {before}; {self.delta:+} would leave {after}, below 1"
 
 
 @dataclass(frozen=True)
@@ -193,7 +191,7 @@ class QuantityLimitExceeded:
     @property
     def reason(self) -> str:
         """One-line human-readable explanation."""
-        return f"item {self.product_id} would have quantity {self.quantity}, more than the limit of {self.limit}"
+        return f"item {self.product_id} would have quantity {self.quantity}, above the limit of {self.limit}"
 
 
 @dataclass(frozen=True)
@@ -208,9 +206,13 @@ class CartFull:
         return f"the cart already holds the maximum of {self.limit} distinct items"
 
 
-Rejection: TypeAlias = (
-    ItemAlreadyInCart | ItemNotInCart | NegativeQuantity | EmptyCartCheckout | QuantityLimitExceeded | CartFull
-)
+ItemRejection: TypeAlias = ItemAlreadyInCart | ItemNotInCart | NegativeQuantity | QuantityLimitExceeded
+"""The rejections about one product; each has a `product_id`."""
+
+Rejection: TypeAlias = ItemRejection | EmptyCartCheckout | CartFull
+
+Decision: TypeAlias = tuple[Event, ...] | Rejection
+"""What `decide` returns: the events to record (possibly none) or the reason nothing happens."""
 
 
 # --- State. ---------------------------------------------------------------------------------------------
@@ -247,7 +249,7 @@ EMPTY_CART = Cart()
 # --- Deciding. ------------------------------------------------------------------------------------------
 
 
-def decide(cart: Cart, command: Command, *, now: datetime, new_cart_id: UUID) -> tuple[Event, ...] | Rejection:
+def decide(cart: Cart, command: Command, *, now: datetime, new_cart_id: UUID) -> Decision:
     """Decide what `command` does to `cart` without changing anything.
 
     Returns the events to record (possibly none: GetCart and a zero adjustment are no-ops) or a rejection.
@@ -274,7 +276,7 @@ def decide(cart: Cart, command: Command, *, now: datetime, new_cart_id: UUID) ->
             assert_never(command)
 
 
-def _add(cart: Cart, cart_id: UUID, item: Item) -> tuple[Event, ...] | Rejection:
+def _add(cart: Cart, cart_id: UUID, item: Item) -> Decision:
     if cart.item(item.product_id) is not None:
         return ItemAlreadyInCart(item.product_id)
     if item.quantity > MAX_QUANTITY:
@@ -287,13 +289,13 @@ def _add(cart: Cart, cart_id: UUID, item: Item) -> tuple[Event, ...] | Rejection
     return (ItemAdded(cart_id, item),)
 
 
-def _remove(cart: Cart, cart_id: UUID, product_id: UUID) -> tuple[Event, ...] | Rejection:
+def _remove(cart: Cart, cart_id: UUID, product_id: UUID) -> Decision:
     if cart.item(product_id) is None:
         return ItemNotInCart(product_id)
     return (ItemRemoved(cart_id, product_id),)
 
 
-def _adjust(cart: Cart, cart_id: UUID, product_id: UUID, delta: int) -> tuple[Event, ...] | Rejection:
+def _adjust(cart: Cart, cart_id: UUID, product_id: UUID, delta: int) -> Decision:
     current = cart.item(product_id)
     if current is None:
         return ItemNotInCart(product_id)
@@ -309,7 +311,7 @@ def _adjust(cart: Cart, cart_id: UUID, product_id: UUID, delta: int) -> tuple[Ev
     return (ItemQuantityDecreased(cart_id, product_id, -delta),)
 
 
-def _checkout(cart: Cart, cart_id: UUID, now: datetime) -> tuple[Event, ...] | Rejection:
+def _checkout(cart: Cart, cart_id: UUID, now: datetime) -> Decision:
     if cart.is_empty:
         return EmptyCartCheckout()
     return tuple(ItemPurchased(cart_id, item, now) for item in cart.items)
@@ -346,10 +348,11 @@ def _without(cart: Cart, product_id: UUID) -> Cart:
 
 
 def _with_quantity_changed(cart: Cart, product_id: UUID, delta: int) -> Cart:
-    items = tuple(
-        replace(item, quantity=item.quantity + delta) if item.product_id == product_id else item for item in cart.items
-    )
-    return replace(cart, items=items)
+    return replace(cart, items=tuple(_changed(item, product_id, delta) for item in cart.items))
+
+
+def _changed(item: Item, product_id: UUID, delta: int) -> Item:
+    return replace(item, quantity=item.quantity + delta) if item.product_id == product_id else item
 
 
 def replay(events: Iterable[Event], cart: Cart = EMPTY_CART) -> Cart:

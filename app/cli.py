@@ -1,7 +1,7 @@
 """`cart`: one command-line entry point for people and operators.
 
 `cart run` (worker and API together), `cart worker`, `cart api`, `cart migrate`,
-`cart services up|down|status`.
+`cart services up|down|status`, `cart shell [--api URL]` (the interactive cart shell).
 Every sub-command has `--help` and exits non-zero on failure, with one clear line instead of a traceback.
 """
 
@@ -40,6 +40,12 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
         return fail(f"migration failed: {error} (are the services up? `make services-up`)")
     print("migrated: topics, Cassandra keyspace and tables, PostgreSQL tables")
     return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from app.shell import run_shell
+
+    return run_shell(args.api)
 
 
 def worker_command() -> list[str]:
@@ -117,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "create topics, keyspace and tables (idempotent)")
     services = add("services", cmd_services, "install, start, stop or show Kafka, Cassandra and PostgreSQL")
     services.add_argument("action", choices=["up", "down", "status"])
+    shell = add("shell", cmd_shell, "the interactive cart shell (the original's REPL), against the running HTTP API")
+    shell.add_argument(
+        "--api", metavar="URL", help="the HTTP API's base URL (default: http://CART_API_HOST:CART_API_PORT)"
+    )
     return parser
 
 

@@ -28,6 +28,9 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.worker_web_port,
         stream_wait_empty=False,
         table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 5,
+        broker_rebalance_timeout=settings.session_timeout_s * 3,
         autodiscover=False,
     )
 

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     app_id: str = "shopping-cart"
     agents: str = "all"
     worker_web_port: int = 6066
+    # How soon a dead worker's partitions move to a live one (Kafka's consumer session timeout).
+    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
 
     # HTTP API
     api_host: str = "127.0.0.1"

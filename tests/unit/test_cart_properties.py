@@ -22,6 +22,7 @@ from app.cart import (
     CartFull,
     Checkout,
     Command,
+    Decision,
     EmptyCartCheckout,
     Event,
     GetCart,
@@ -50,6 +51,7 @@ PRODUCTS = [UUID(int=n) for n in range(1, 4)]
 VENDORS = [UUID(int=100 + n) for n in range(2)]
 OFFSETS = [timedelta(0), timedelta(hours=2), timedelta(hours=-7, minutes=-30)]
 
+Ints = st.SearchStrategy[int]
 prices = st.decimals(min_value=0, max_value=Decimal("9999.99"), places=2)
 clocks = st.datetimes(
     min_value=datetime(2000, 1, 1),
@@ -58,7 +60,7 @@ clocks = st.datetimes(
 )
 
 
-def commands(quantities: st.SearchStrategy[int], deltas: st.SearchStrategy[int]) -> st.SearchStrategy[Command]:
+def commands(quantities: Ints, deltas: Ints) -> st.SearchStrategy[Command]:
     """Commands over the product pool, with the given added quantities and adjustment deltas."""
     products = st.sampled_from(PRODUCTS)
     items = st.builds(
@@ -84,7 +86,7 @@ def commands(quantities: st.SearchStrategy[int], deltas: st.SearchStrategy[int])
 Steps = list[tuple[Command, datetime, UUID]]
 
 
-def sequences(quantities: st.SearchStrategy[int], deltas: st.SearchStrategy[int]) -> st.SearchStrategy[Steps]:
+def sequences(quantities: Ints, deltas: Ints) -> st.SearchStrategy[Steps]:
     """Command sequences, each command with its own clock reading and fresh cart id."""
     return st.lists(st.tuples(commands(quantities, deltas), clocks, st.uuids()), max_size=80)
 
@@ -117,7 +119,7 @@ class Step:
     command: Command
     now: datetime
     new_cart_id: UUID
-    result: tuple[Event, ...] | Rejection
+    result: Decision
     after: Cart
 
     @property

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from app.migrations import migrate
+from app.services import Postgres
+from app.settings import get_settings
+from tests.e2e.system import Process, api_url, start_api, start_worker, wait_ready
+
+
+@pytest.fixture(scope="session")
+def system() -> Iterator[dict[str, Process]]:
+    """One worker and the API, shared by the e2e tests that do not stop processes."""
+    settings = get_settings()
+    asyncio.run(Postgres(settings)._create_database())
+    asyncio.run(migrate(settings))
+    processes = {"worker": start_worker(), "api": start_api()}
+    try:
+        wait_ready(list(processes.values()))
+        yield processes
+    finally:
+        for p in processes.values():
+            p.stop()
+
+
+@pytest.fixture()
+def client(system: dict[str, Process]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_url(), timeout=30) as c:
+        yield c

@@ -1,0 +1,164 @@
+"""Starts and stops the real system for end-to-end tests: Faust workers and the HTTP API as separate processes,
+against the real services, with the test settings of tests/conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from app.settings import get_settings
+
+RUN_DIR = Path(os.environ["CART_TEST_RUN_DIR"])
+BIN = Path(sys.executable).parent
+
+
+class Process:
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.log = RUN_DIR / f"{name}.log"
+        self._out = self.log.open("ab")
+        self.popen = subprocess.Popen(
+            command, stdout=self._out, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (a clean stop) and wait; the exit code."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        finally:
+            self._out.close()
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to flush or commit anything."""
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(30)
+        self._out.close()
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+_workers = 0
+
+
+def start_worker(**env: str) -> Process:
+    """A `faust -A app.worker worker` with its own table store folder (as a separate machine would have)."""
+    global _workers
+    _workers += 1
+    name = f"worker-{_workers}"
+    state = RUN_DIR / name
+    state.mkdir(parents=True, exist_ok=True)
+    command = [str(BIN / "faust"), "-A", "app.worker", "worker", "--loglevel", "info", "--without-web"]
+    return Process(name, command, {"CART_STATE_DIR": str(state), **env})
+
+
+def start_api(**env: str) -> Process:
+    s = get_settings()
+    port = env.get("CART_API_PORT", str(s.api_port))
+    command = [
+        sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory",
+        "--host", s.api_host, "--port", port, "--log-level", "warning",
+    ]  # fmt: skip
+    return Process(f"api-{port}", command, env)
+
+
+def api_url() -> str:
+    s = get_settings()
+    return f"http://{s.api_host}:{s.api_port}"
+
+
+def wait_ready(processes: list[Process], timeout: float = 180) -> None:
+    """Until /ready says Kafka, Cassandra and a Stable worker group; fail with the logs if a process died."""
+    wait_ready_at(api_url(), processes, timeout)
+
+
+def isolated_env(tag: str, api_port: int) -> dict[str, str]:
+    """Settings for a system of its own (topics, consumer group, API port), for tests that kill processes."""
+    suffix = f"{tag}-{os.getpid()}-{int(time.time())}"
+    return {
+        "CART_APP_ID": f"cart-{suffix}",
+        "CART_TOPIC_COMMANDS": f"commands-{suffix}",
+        "CART_TOPIC_EVENTS": f"events-{suffix}",
+        "CART_TOPIC_REPLIES": f"replies-{suffix}",
+        "CART_TOPIC_ITEM_PURCHASED": f"item-purchased-{suffix}",
+        "CART_API_PORT": str(api_port),
+    }
+
+
+def wait_ready_at(url: str, processes: list[Process], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        for p in processes:
+            if not p.alive():
+                raise AssertionError(f"{p.name} exited with {p.popen.returncode}:\n{p.tail()}")
+        try:
+            response = httpx.get(f"{url}/ready", timeout=10)
+            if response.status_code == 200:
+                return
+            last = response.text
+        except httpx.HTTPError as error:
+            last = str(error)
+        time.sleep(0.5)
+    logs = "\n".join(f"--- {p.name}\n{p.tail()}" for p in processes)
+    raise AssertionError(f"the system did not become ready: {last}\n{logs}")
+
+
+async def delete_topics(env: dict[str, str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
+    await admin.start()
+    try:
+        prefix = env["CART_APP_ID"]
+        names = [v for k, v in env.items() if k.startswith("CART_TOPIC_")]
+        names += [t for t in await admin.list_topics() if t.startswith(prefix + "-")]
+        existing = set(await admin.list_topics())
+        await admin.delete_topics([n for n in names if n in existing])
+    finally:
+        await admin.close()
+
+
+def read_topic(topic: str) -> list[dict[str, Any]]:
+    """Every message on a topic right now (JSON values), read with a plain consumer that knows nothing of Faust."""
+
+    async def read() -> list[dict[str, Any]]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            metadata = await consumer._client.fetch_all_metadata()
+            partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions_for_topic(topic) or ())]
+            assert partitions, f"no topic {topic}"
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            found: list[dict[str, Any]] = []
+            for tp in partitions:
+                while await consumer.position(tp) < ends[tp]:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    found.extend(json.loads(m.value) for m in batch.get(tp, []))
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())

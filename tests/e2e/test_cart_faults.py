@@ -1,0 +1,172 @@
+"""Carts survive crashes: a worker killed between the journal append and the emit, a worker killed in the middle
+of a stream of commands, and a worker that lost its table store and its changelog."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from app.settings import get_settings
+from tests.e2e.system import Process, delete_topics, isolated_env, read_topic, start_api, start_worker, wait_ready_at
+
+pytestmark = pytest.mark.slow
+
+
+class System:
+    """A worker and an API with topics and a consumer group of their own."""
+
+    def __init__(self, tag: str, port: int) -> None:
+        self.env = isolated_env(tag, port)
+        self.url = f"http://{get_settings().api_host}:{port}"
+        self.api = start_api(**self.env, CART_COMMAND_TIMEOUT_S="4")
+        self.workers: list[Process] = []
+
+    def start_worker(self, **env: str) -> Process:
+        worker = start_worker(**self.env, **env)
+        self.workers.append(worker)
+        wait_ready_at(self.url, [self.api, worker])
+        return worker
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def close(self) -> None:
+        for p in [*self.workers, self.api]:
+            if p.alive():
+                p.kill()
+        asyncio.run(delete_topics(self.env))
+
+
+@pytest.fixture()
+def system(request: pytest.FixtureRequest) -> Iterator[System]:
+    port = 19100 + (abs(hash(request.node.name)) % 800)
+    s = System(request.node.name[:20].replace("_", "-"), port)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def an_item(name: str = "orange") -> dict[str, Any]:
+    return {
+        "productId": str(uuid.uuid4()),
+        "vendorId": str(uuid.uuid4()),
+        "name": name,
+        "price": "2.50",
+        "quantity": 1,
+    }
+
+
+def journal(client: httpx.Client, member: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = client.get(f"/cart/{member}/events", params={"limit": 1000}).json()["events"]
+    return events
+
+
+def test_a_worker_killed_between_append_and_emit_emits_the_same_events_after_restart(system: System) -> None:
+    key = f"crash-{uuid.uuid4()}"
+    member = str(uuid.uuid4())
+    crashing = system.start_worker(CART_CRASH_AFTER_APPEND=key)
+    with system.client() as client:
+        response = client.post(f"/cart/{member}", json=an_item(), headers={"Idempotency-Key": key})
+        assert response.status_code == 503, response.text  # the worker died before answering
+        crashing.popen.wait(60)
+        assert crashing.popen.returncode == 70, crashing.tail()
+
+        stored = journal(client, member)
+        assert [e["seqNr"] for e in stored] == [1]  # acknowledged or not, the append is durable
+        topic = system.env["CART_TOPIC_EVENTS"]
+        assert read_topic(topic) == []  # ...and was never emitted
+
+        system.start_worker()  # the command is redelivered, found in the journal and emitted
+        deadline = time.monotonic() + 60
+        while not (emitted := read_topic(topic)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert [(e["event_id"], e["seq_nr"]) for e in emitted] == [(stored[0]["eventId"], 1)]
+
+        retry = client.post(f"/cart/{member}", json=an_item(), headers={"Idempotency-Key": key})
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["events"][0]["eventId"] == stored[0]["eventId"]
+        assert [e["seqNr"] for e in journal(client, member)] == [1]
+
+
+def test_commands_sent_while_the_worker_is_killed_and_replaced_are_applied_exactly_once(system: System) -> None:
+    first = system.start_worker()
+    members = [str(uuid.uuid4()) for _ in range(4)]
+    sent: dict[str, list[str]] = {m: [] for m in members}
+    failures: list[str] = []
+
+    def client_loop(member: str) -> None:
+        with system.client() as client:
+            for i in range(12):
+                key, item = f"{member}-{i}", an_item(f"item-{i}")
+                for _attempt in range(60):  # a client retries a 503 with the same key, as it should
+                    response = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
+                    if response.status_code == 200:
+                        sent[member].append(item["productId"])
+                        time.sleep(0.2)  # keep the stream going while the worker is killed and replaced
+                        break
+                    if response.status_code != 503:
+                        failures.append(f"{member} {i}: {response.status_code} {response.text}")
+                        return
+                    time.sleep(0.5)
+                else:
+                    failures.append(f"{member} {i}: never accepted")
+                    return
+
+    threads = [threading.Thread(target=client_loop, args=(m,)) for m in members]
+    for t in threads:
+        t.start()
+    time.sleep(1)
+    first.kill()  # SIGKILL mid-stream: no flush, no commit
+    assert any(0 < len(done) < 12 for done in sent.values()), "the kill should land in the middle of the stream"
+    system.start_worker()
+    for t in threads:
+        t.join(300)
+    assert failures == []
+
+    with system.client() as client:
+        for member in members:
+            stored = journal(client, member)
+            assert [e["seqNr"] for e in stored] == list(range(1, 13))
+            assert [e["payload"]["item"]["productId"] for e in stored] == sent[member]
+            cart = client.get(f"/cart/{member}").json()
+            assert cart["version"] == 12
+            assert [i["productId"] for i in cart["items"]] == sent[member]
+
+
+def test_a_cart_comes_back_from_the_journal_when_table_state_and_changelog_are_lost(system: System) -> None:
+    worker = system.start_worker()
+    member = str(uuid.uuid4())
+    with system.client() as client:
+        items = [an_item(f"item-{i}") for i in range(3)]
+        for item in items:
+            assert client.post(f"/cart/{member}", json=item).status_code == 200
+        client.patch(f"/cart/{member}/productId/{items[0]['productId']}", json={"delta": 4})
+        before = client.get(f"/cart/{member}").json()
+
+        worker.stop()
+        asyncio.run(_delete_changelog(system.env["CART_APP_ID"]))
+        system.start_worker()  # fresh table store folder and an empty changelog
+
+        after = client.get(f"/cart/{member}").json()
+        assert after == before
+        assert client.post(f"/cart/{member}", json=items[1]).json()["error"] == "ItemAlreadyInCart"
+
+
+async def _delete_changelog(app_id: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([f"{app_id}-carts-changelog"])
+    finally:
+        await admin.close()
+    await asyncio.sleep(2)  # topic deletion completes asynchronously in the broker
