@@ -2,7 +2,9 @@
 
 Contract (what callers may rely on, also on failure):
 - `append(member_id, expected_version, events)` writes all of a command's events or none (one conditional,
-  single-partition batch) and only if no event exists yet at `expected_version + 1`. If another writer got there
+  single-partition batch) and only if no event exists yet at `expected_version + 1`. The caller's expected version
+  must come from the journal (a load, or a cache of it), never be invented: the check is that the next position is
+  free, not that the one before it is taken. If another writer got there
   first, it raises `ConcurrencyConflict` and writes nothing: a stale or zombie owner cannot fork a cart, leave a
   gap or overwrite. On `StoreUnavailable` (time-out) the batch may or may not have been applied; the caller
   must reload before deciding again, which the conditional write makes safe.
@@ -12,8 +14,8 @@ Contract (what callers may rely on, also on failure):
 Partitioning: rows live in partition `(member_id, bucket)`. A command's batch goes, whole, into the bucket of its
 first seq_nr (`first // bucket_size`), so a batch never spans partitions. Expected versions are always batch
 boundaries of the real history, so two writers racing for seq_nr n compute the same bucket and meet in the same
-partition, where the conditional batch lets exactly one win. A batch holds at most MAX_ITEMS (100) events, far
-below the bucket size, so a reader that starts one bucket early and stops at the first empty bucket past the
+partition, where the conditional batch lets exactly one win. A batch may not hold more events than a bucket (append
+refuses it; a cart's batch is at most MAX_ITEMS = 100 events, far below the bucket size), so a reader that starts one bucket early and stops at the first empty bucket past the
 one it wants sees every event.
 """
 
@@ -85,6 +87,8 @@ class CassandraJournal:
             return
         if [e.seq_nr for e in events] != list(range(expected_version + 1, expected_version + 1 + len(events))):
             raise ValueError("events must continue the journal right after the expected version")
+        if len(events) > self.bucket_size:
+            raise ValueError(f"a batch of {len(events)} events does not fit in a bucket of {self.bucket_size}")
         if expected_version == 0:
             # Index the member before its first event, so a rebuild that walks the members never misses one.
             shard = zlib.crc32(member_id.bytes) % MEMBER_SHARDS

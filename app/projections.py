@@ -1,0 +1,139 @@
+"""The read models as pure projections of `ItemPurchased` events, and the bookkeeping that makes them exactly once
+in effect. No I/O here.
+
+The pipeline (see docs/architecture.md):
+1. `purchases` reads `cart-events` (keyed by member). It drops an event whose (member_id, seq_nr) it has already
+   absorbed, and turns each `ItemPurchased` into one `RowUpdate` per read model, tagged with the event's position in
+   `cart-events` (source partition, source offset), sent to a topic keyed by the read-model row.
+2. The owner of a row (one agent per read model, after that repartition) keeps the row's value in a table with,
+   per source partition, the highest source offset it has absorbed (`marks`). An update at or below the mark is a
+   replay and changes nothing. A replay after any crash resends the same updates in the same order per source
+   partition, which is why the marks suffice. The value and its marks are one table entry, written together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from app.cart import ItemPurchased
+from app.cart_state import StoredEvent
+
+POPULAR_ITEMS = "popular_items"
+VENDOR_BILLING = "vendor_billing"
+
+
+@dataclass(frozen=True)
+class RowUpdate:
+    """One event's contribution to one read-model row."""
+
+    row: tuple[str, ...]  # the row's key, as strings (e.g. vendor, product, year, month, day)
+    delta: Decimal  # quantity for popular items, money for billing
+    name: str
+    member_id: UUID
+    seq_nr: int
+    source_partition: int
+    source_offset: int
+    occurred_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "row": list(self.row),
+            "delta": str(self.delta),
+            "name": self.name,
+            "member_id": str(self.member_id),
+            "seq_nr": self.seq_nr,
+            "source_partition": self.source_partition,
+            "source_offset": self.source_offset,
+            "occurred_at": self.occurred_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RowUpdate:
+        return cls(
+            row=tuple(d["row"]),
+            delta=Decimal(d["delta"]),
+            name=d["name"],
+            member_id=UUID(d["member_id"]),
+            seq_nr=int(d["seq_nr"]),
+            source_partition=int(d["source_partition"]),
+            source_offset=int(d["source_offset"]),
+            occurred_at=datetime.fromisoformat(d["occurred_at"]),
+        )
+
+    @property
+    def key(self) -> str:
+        return "/".join(self.row)
+
+
+def popular_items_update(event: StoredEvent, partition: int, offset: int) -> RowUpdate | None:
+    """Quantity bought per vendor, product and UTC day: row (vendor, product, year, month, day)."""
+    if not isinstance(event.event, ItemPurchased):
+        return None
+    item, day = event.event.item, event.event.purchased_at
+    row = (str(item.vendor_id), str(item.product_id), str(day.year), str(day.month), str(day.day))
+    return RowUpdate(row, Decimal(item.quantity), item.name, event.member_id, event.seq_nr, partition, offset, day)
+
+
+def vendor_billing_update(event: StoredEvent, partition: int, offset: int) -> RowUpdate | None:
+    """Money owed to a vendor per UTC month (price x quantity): row (vendor, year, month)."""
+    if not isinstance(event.event, ItemPurchased):
+        return None
+    item, day = event.event.item, event.event.purchased_at
+    row = (str(item.vendor_id), str(day.year), str(day.month))
+    return RowUpdate(row, item.subtotal, item.name, event.member_id, event.seq_nr, partition, offset, day)
+
+
+PROJECTIONS = {POPULAR_ITEMS: popular_items_update, VENDOR_BILLING: vendor_billing_update}
+
+
+@dataclass(frozen=True)
+class RowState:
+    """A read-model row as its owner keeps it: the total, how many updates made it (`version`), and the marks."""
+
+    total: Decimal = Decimal(0)
+    name: str = ""
+    version: int = 0
+    marks: Mapping[int, int] = field(default_factory=dict)
+    last_event_at: str | None = None
+
+    def absorbs(self, update: RowUpdate) -> bool:
+        return update.source_offset > self.marks.get(update.source_partition, -1)
+
+    def apply(self, update: RowUpdate) -> RowState:
+        """The row with the update in it; unchanged if the update was already absorbed (a replay)."""
+        if not self.absorbs(update):
+            return self
+        return replace(
+            self,
+            total=self.total + update.delta,
+            name=update.name,
+            version=self.version + 1,
+            marks={**self.marks, update.source_partition: update.source_offset},
+            last_event_at=update.occurred_at.isoformat(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": str(self.total),
+            "name": self.name,
+            "version": self.version,
+            "marks": {str(p): o for p, o in self.marks.items()},
+            "last_event_at": self.last_event_at,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> RowState:
+        if not d:
+            return cls()
+        return cls(
+            total=Decimal(d["total"]),
+            name=d.get("name", ""),
+            version=int(d["version"]),
+            marks={int(p): int(o) for p, o in d.get("marks", {}).items()},
+            last_event_at=d.get("last_event_at"),
+        )
