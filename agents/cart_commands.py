@@ -7,18 +7,17 @@ One command at a time per partition (concurrency 1: more could commit past an un
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from uuid import UUID
 
 import faust
 
 from app.cart_state import MemberCart, StoredEvent
 from app.command_handler import CommandHandler
-from app.faust_app import app, cart_commands_topic, cart_events_topic, cart_replies_topic, settings
-from app.runtime import Runtime
+from app.faust_app import app, cart_commands_topic, cart_events_topic, cart_replies_topic, process_reliably, settings
+from app.runtime import process_runtime
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 from tables.carts import carts
-
-runtime = Runtime(settings)
 
 
 class TableCartStore:
@@ -30,10 +29,14 @@ class TableCartStore:
         carts[str(state.member_id)] = state.to_dict()
 
 
-async def emit(events: Sequence[StoredEvent]) -> None:
+async def emit(events: Sequence[StoredEvent]) -> list[tuple[int, int]]:
     pending = [await cart_events_topic.send(key=str(e.member_id), value=CartEventRecord(**e.to_dict())) for e in events]
+    # Delivered (acks=all) before the command is answered; the positions let a client read its own writes.
+    positions = []
     for delivery in pending:
-        await delivery  # delivered (acks=all) before the command is answered
+        metadata = await delivery
+        positions.append((metadata.partition, metadata.offset))
+    return positions
 
 
 _handler: CommandHandler | None = None
@@ -43,7 +46,7 @@ async def handler() -> CommandHandler:
     global _handler
     if _handler is None:
         _handler = CommandHandler(
-            journal=await runtime.journal(),
+            journal=await process_runtime().journal(),
             carts=TableCartStore(),
             emit=emit,
             snapshot_every=settings.snapshot_every,
@@ -55,11 +58,15 @@ async def handler() -> CommandHandler:
 @app.agent(cart_commands_topic, concurrency=1)
 async def cart_commands(envelopes: faust.StreamT[CommandEnvelope]) -> None:
     async for envelope in envelopes:
-        reply = await (await handler()).handle(
-            UUID(envelope.member_id), envelope.command_id, envelope.command, envelope.deadline
-        )
-        await cart_replies_topic.send(
-            key=envelope.correlation_id,
-            value=CommandReply(correlation_id=envelope.correlation_id, status=reply.status, body=reply.body),
-            partition=envelope.reply_partition,
-        )
+        await process_reliably(f"command {envelope.command_id}", partial(answer, envelope))
+
+
+async def answer(envelope: CommandEnvelope) -> None:
+    reply = await (await handler()).handle(
+        UUID(envelope.member_id), envelope.command_id, envelope.command, envelope.deadline
+    )
+    await cart_replies_topic.send(
+        key=envelope.correlation_id,
+        value=CommandReply(correlation_id=envelope.correlation_id, status=reply.status, body=reply.body),
+        partition=envelope.reply_partition,
+    )

@@ -79,12 +79,14 @@ class StoredEvent:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a command did: the journal range it wrote (first..last, empty when first > last) or its rejection."""
+    """What a command did: the journal range it wrote (first..last, empty when first > last) or its rejection, and
+    where its events were emitted on cart-events (empty until they are known to have been)."""
 
     command_id: str
     first_seq: int
     last_seq: int
     rejection: Mapping[str, Any] | None = None
+    positions: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,11 +94,13 @@ class Outcome:
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
             "rejection": dict(self.rejection) if self.rejection is not None else None,
+            "positions": [list(p) for p in self.positions],
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Outcome:
-        return cls(d["command_id"], int(d["first_seq"]), int(d["last_seq"]), d.get("rejection"))
+        positions = tuple((int(p), int(o)) for p, o in d.get("positions", ()))
+        return cls(d["command_id"], int(d["first_seq"]), int(d["last_seq"]), d.get("rejection"), positions)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,14 @@ class MemberCart:
                 recent=recent[-RECENT_COMMANDS:],
             )
         return state
+
+    def remember_emitted(self, command_id: str, positions: Sequence[tuple[int, int]]) -> MemberCart:
+        """Record where a command's events were emitted, so a retry answers the same without emitting again."""
+        recent = tuple(
+            replace(o, positions=tuple(positions)) if o.command_id == command_id and o.rejection is None else o
+            for o in self.recent
+        )
+        return replace(self, recent=recent)
 
     def remember_rejection(self, command_id: str, rejection: Mapping[str, Any]) -> MemberCart:
         outcome = Outcome(command_id, self.version + 1, self.version, rejection)

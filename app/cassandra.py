@@ -51,11 +51,17 @@ async def connect_async(settings: Settings, keyspace: str | None = None) -> tupl
     return await asyncio.to_thread(connect, settings, keyspace)
 
 
-async def execute(session: Session, statement: Any, params: Sequence[Any] | None = None, timeout_s: float = 5.0) -> Any:
+async def execute(
+    session: Session,
+    statement: Any,
+    params: Sequence[Any] | None = None,
+    timeout_s: float = 5.0,
+    paging_state: bytes | None = None,
+) -> Any:
     """Run one statement and return its ResultSet; raise StoreUnavailable on time-out or a lost connection."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Any] = loop.create_future()
-    future: ResponseFuture = session.execute_async(statement, params, timeout=timeout_s)
+    future: ResponseFuture = session.execute_async(statement, params, timeout=timeout_s, paging_state=paging_state)
 
     def on_result(_rows: Any) -> None:
         loop.call_soon_threadsafe(_settle, done, future, None)
@@ -87,3 +93,18 @@ def _is_unavailable(error: BaseException) -> bool:
     from cassandra.cluster import NoHostAvailable
 
     return isinstance(error, OperationTimedOut | ReadTimeout | WriteTimeout | Unavailable | NoHostAvailable)
+
+
+async def scan(session: Session, query: str, params: Sequence[Any] | None = None, page_size: int = 1000) -> list[Any]:
+    """Every row of a query, fetched page by page (for the operator's full-table reads: verify, rebuild)."""
+    from cassandra.query import SimpleStatement
+
+    rows: list[Any] = []
+    paging_state = None
+    while True:
+        statement = SimpleStatement(query, fetch_size=page_size)
+        result = await execute(session, statement, params, timeout_s=30.0, paging_state=paging_state)
+        rows.extend(result.current_rows)
+        paging_state = result.paging_state
+        if paging_state is None:
+            return rows

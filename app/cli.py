@@ -15,9 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from app.settings import get_settings
+
+READ_MODEL_NAMES = ["popular_items", "vendor_billing", "vendor_billing_sql"]
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -104,6 +107,81 @@ def cmd_run(_args: argparse.Namespace) -> int:
                 p.kill()
 
 
+def cmd_status(_args: argparse.Namespace) -> int:
+    """Services, the worker group, and per topic and partition how far the consumers have got."""
+    from app import services
+    from app.operations import consumer_lag
+
+    settings = get_settings()
+    up = services.status(settings)
+    if not up:
+        return fail("some services are down (`make services-up`)")
+    try:
+        rows = asyncio.run(consumer_lag(settings))
+    except Exception as error:
+        return fail(f"cannot read the consumer group: {error}")
+    print(f"\nconsumer group {settings.app_id}: position applied and lag per partition")
+    print(f"{'topic':<28} {'agents':<36} {'part':>4} {'applied':>9} {'end':>9} {'lag':>7}")
+    for r in rows:
+        applied = "-" if r.committed is None else str(r.committed)
+        print(f"{r.topic:<28} {r.agents:<36} {r.partition:>4} {applied:>9} {r.end:>9} {r.lag:>7}")
+    print(f"total lag: {sum(r.lag for r in rows)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Recompute every total from the journal and report each difference; exit 0 when there is none."""
+    from app.rebuild import READ_MODELS, progress_bar, verify
+    from app.runtime import Runtime
+
+    async def run() -> int:
+        runtime = Runtime(get_settings())
+        try:
+            models = args.read_model or list(READ_MODELS)
+            differences = await verify(runtime, models, progress_bar("reading the journal"))
+        finally:
+            await runtime.aclose()
+        for difference in differences:
+            print(difference)
+        print(f"{len(differences)} difference(s) in {', '.join(models)}")
+        return 0 if not differences else 1
+
+    return run_store_command(run)
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    """Drop a read model's rows and rebuild them from the journal."""
+    from app.operations import drained
+    from app.rebuild import READ_MODELS, progress_bar, rebuild
+    from app.runtime import Runtime
+
+    settings = get_settings()
+
+    async def run() -> int:
+        topics = [settings.topic_events, settings.topic_popular_items_updates, settings.topic_vendor_billing_updates]
+        if not args.force and not await drained(settings, topics):
+            return fail(
+                "the projections have not caught up (see `cart status`); stop the workers that write "
+                f"{args.read_model} once they have, then rebuild (or pass --force)"
+            )
+        runtime = Runtime(settings)
+        try:
+            count = await rebuild(runtime, args.read_model, progress_bar("reading the journal"))
+        finally:
+            await runtime.aclose()
+        print(f"rebuilt {READ_MODELS[args.read_model]}: {count} rows")
+        return 0
+
+    return run_store_command(run)
+
+
+def run_store_command(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    try:
+        return asyncio.run(run())
+    except Exception as error:  # a store that refuses is one line, not a traceback
+        return fail(f"{type(error).__name__}: {error} (are the services up? `make services-up`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cart", description="The event-sourced shopping cart.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -121,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("api", cmd_api, "run the HTTP API")
     add("migrate", cmd_migrate, "create topics, keyspace and tables (idempotent)")
+    add("status", cmd_status, "services, consumer group, position applied and lag per topic and partition")
+    verify = add("verify", cmd_verify, "recompute every read model's totals from the journal; list each difference")
+    verify.add_argument("read_model", nargs="*", choices=[*READ_MODEL_NAMES, []], metavar="READ_MODEL")
+    rebuild = add("rebuild", cmd_rebuild, "drop a read model's rows and rebuild them from the journal")
+    rebuild.add_argument("read_model", choices=READ_MODEL_NAMES)
+    rebuild.add_argument("--force", action="store_true", help="rebuild even if the projections are behind")
     services = add("services", cmd_services, "install, start, stop or show Kafka, Cassandra and PostgreSQL")
     services.add_argument("action", choices=["up", "down", "status"])
     shell = add("shell", cmd_shell, "the interactive cart shell (the original's REPL), against the running HTTP API")

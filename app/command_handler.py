@@ -8,9 +8,10 @@ it returns. The order of the steps is what makes the guarantees hold:
 3. Append to the journal, conditional on the expected version. On a conflict (another owner wrote, or the table
    was stale) reload from the journal and decide again. The reply is only sent after the append: acknowledged
    means durable.
-4. Keep the new cart in the table; snapshot every N events and at checkout.
-5. Emit the events to `cart-events`. A crash between 3 and 5 is healed by redelivery: the command is then found
-   in the journal (step 2) and its events are emitted again with the same event ids.
+4. Snapshot every N events and at checkout.
+5. Emit the events to `cart-events`, then keep the new cart, with where its events went, in the table. A crash
+   between 3 and 5 is healed by redelivery: the command is then found in the journal (step 2) with no emitted
+   positions, and its events are emitted again with the same event ids.
 """
 
 from __future__ import annotations
@@ -54,7 +55,15 @@ class CartStore(Protocol):
     def put(self, state: MemberCart) -> None: ...
 
 
-Emit = Callable[[Sequence[StoredEvent]], Awaitable[None]]
+Position = tuple[int, int]  # (partition, offset) of an event on cart-events
+Emit = Callable[[Sequence[StoredEvent]], Awaitable[list[Position]]]
+
+
+def emitted(events: Sequence[StoredEvent], positions: Sequence[Position]) -> list[dict[str, Any]]:
+    """The events as replied: as stored, plus where they were emitted (for reading one's own writes)."""
+    return [
+        {**e.to_dict(), "position": {"partition": p, "offset": o}} for e, (p, o) in zip(events, positions, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -151,21 +160,26 @@ class CommandHandler:
 
     async def _accepted(self, state: MemberCart, events: Sequence[StoredEvent], checkout: bool) -> Reply:
         new_state = state.absorb(events)
-        self.carts.put(new_state)
         if checkout or new_state.version // self.snapshot_every > state.version // self.snapshot_every:
             try:
                 await self.journal.save_snapshot(new_state)
             except StoreUnavailable as error:  # a snapshot is a shortcut; the next one will do
                 log.warning("snapshot of %s skipped: %s", state.member_id, error)
-        await self.emit(events)
-        return Reply("accepted", {"cart": cart_view(new_state), "events": [e.to_dict() for e in events]})
+        positions = await self.emit(events)
+        # Kept after the emit: a cart in the table whose outcome has positions had its events emitted.
+        new_state = new_state.remember_emitted(events[0].command_id, positions)
+        self.carts.put(new_state)
+        return Reply("accepted", {"cart": cart_view(new_state), "events": emitted(events, positions)})
 
     async def _answer_again(self, state: MemberCart, outcome: Outcome) -> Reply:
         if outcome.rejection is not None:
             return Reply("rejected", {"rejection": dict(outcome.rejection), "cart": cart_view(state)})
         events = await self.journal.read(state.member_id, outcome.first_seq, outcome.last_seq)
-        await self.emit(events)
-        return Reply("accepted", {"cart": cart_view(state), "events": [e.to_dict() for e in events]})
+        positions = list(outcome.positions)
+        if not positions:  # maybe never emitted (a crash between append and emit): emit, same event ids
+            positions = await self.emit(events)
+            self.carts.put(state.remember_emitted(outcome.command_id, positions))
+        return Reply("accepted", {"cart": cart_view(state), "events": emitted(events, positions)})
 
     async def _expired(self, member_id: UUID, command_id: str) -> Reply:
         """Nobody waits for this answer any more; but a redelivered command may already be in the journal (a crash

@@ -5,10 +5,44 @@
 
 from __future__ import annotations
 
-import faust
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
 
+import asyncpg
+import faust
+from aiokafka.errors import KafkaError
+
+from app.cassandra import StoreUnavailable
 from app.settings import Settings, get_settings
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (StoreUnavailable, KafkaError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, OSError)
+
+
+async def process_reliably(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Process one message, or never let it count as processed.
+
+    Faust acknowledges a message whose agent raised (its stream acks in a `finally`), and would commit past it: a
+    lost message. So a store that is down is retried here until it answers (the partition waits, visible as lag),
+    and anything else ends the process at once, without a commit, so the message is redelivered after a restart.
+    """
+    delay = 0.2
+    while True:
+        try:
+            await step()
+            return
+        except TRANSIENT as error:
+            log.warning("%s: %s; retrying in %.1fs", what, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        except Exception:
+            log.exception("%s failed; exiting without acknowledging the message", what)
+            logging.shutdown()
+            os._exit(1)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -26,7 +60,8 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         web_enabled=False,
         web_port=settings.worker_web_port,
-        stream_wait_empty=False,
+        # On a clean stop, finish the messages in flight before committing (never commit past a half-done one).
+        stream_wait_empty=True,
         table_standby_replicas=0,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 5,
@@ -44,6 +79,27 @@ cart_commands_topic = app.topic(
 cart_events_topic = app.topic(
     settings.topic_events, key_type=str, value_type=CartEventRecord, partitions=settings.partitions
 )
+popular_items_updates_topic = app.topic(
+    settings.topic_popular_items_updates, key_type=str, value_serializer="json", partitions=settings.partitions
+)
+vendor_billing_updates_topic = app.topic(
+    settings.topic_vendor_billing_updates, key_type=str, value_serializer="json", partitions=settings.partitions
+)
+item_purchased_topic = app.topic(
+    settings.topic_item_purchased, key_type=str, value_serializer="json", partitions=settings.partitions
+)
 cart_replies_topic = app.topic(
     settings.topic_replies, key_type=str, value_type=CommandReply, partitions=settings.reply_partitions
 )
+
+
+async def flush_changelogs() -> None:
+    """Wait until every message produced so far (table changelogs included) is acknowledged by Kafka.
+
+    Called before an agent finishes with a message, so that a table's state is durable before the message's offset
+    can be committed: faust's own pre-commit flush gives up on its buffer after 0.1 s without progress.
+    """
+    producer = app.producer
+    while producer.buffer.size:
+        await producer.buffer.flush()
+    await producer.flush()

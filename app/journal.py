@@ -14,9 +14,9 @@ Contract (what callers may rely on, also on failure):
 Partitioning: rows live in partition `(member_id, bucket)`. A command's batch goes, whole, into the bucket of its
 first seq_nr (`first // bucket_size`), so a batch never spans partitions. Expected versions are always batch
 boundaries of the real history, so two writers racing for seq_nr n compute the same bucket and meet in the same
-partition, where the conditional batch lets exactly one win. A batch may not hold more events than a bucket (append
-refuses it; a cart's batch is at most MAX_ITEMS = 100 events, far below the bucket size), so a reader that starts one bucket early and stops at the first empty bucket past the
-one it wants sees every event.
+partition, where the conditional batch lets exactly one win. A batch may not hold more events than a bucket
+(append refuses it; a cart's batch is at most MAX_ITEMS = 100 events, far below the bucket size), so a reader
+that starts one bucket early and stops at the first empty bucket past the one it wants sees every event.
 """
 
 from __future__ import annotations

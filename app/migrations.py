@@ -42,6 +42,16 @@ def cassandra_ddl(settings: Settings) -> list[str]:
             vendorid uuid, year int, month int, balance decimal,
             PRIMARY KEY ((vendorid, year), month)
         ) WITH CLUSTERING ORDER BY (month DESC)""",
+        # What "popular items" is for: the most bought items of a day, across vendors.
+        f"""CREATE TABLE IF NOT EXISTS {ks}.popular_items_by_day (
+            year int, month int, day int, vendorid uuid, productid uuid, quantity int, name text,
+            PRIMARY KEY ((year, month, day), vendorid, productid)
+        )""",
+        # How far each read-model row has got: the cart-events positions (partition -> offset) it includes.
+        f"""CREATE TABLE IF NOT EXISTS {ks}.projection_rows (
+            projection text, row_key text, version bigint, marks map<int, bigint>, last_event_at timestamp,
+            PRIMARY KEY ((projection, row_key))
+        )""",
     ]
 
 
@@ -53,7 +63,19 @@ POSTGRES_DDL = [
         balance NUMERIC(21, 2) NOT NULL,
         CONSTRAINT "vendorId_year_month_pk" PRIMARY KEY (vendor_id, year, month)
     )""",
+    # The consumed positions, committed in the same transaction as the balances: per partition of
+    # vendor-billing-updates and per cart-events partition, the highest cart-events offset applied.
+    """CREATE TABLE IF NOT EXISTS vendor_billing_positions (
+        partition INTEGER NOT NULL,
+        source_partition INTEGER NOT NULL,
+        source_offset BIGINT NOT NULL,
+        last_event_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (partition, source_partition)
+    )""",
 ]
+
+
+FAUST_TABLES = ["carts", "absorbed_events", "popular_items_rows", "vendor_balance_rows"]
 
 
 async def migrate_kafka(settings: Settings) -> None:
@@ -64,13 +86,22 @@ async def migrate_kafka(settings: Settings) -> None:
         settings.topic_commands: settings.partitions,
         settings.topic_events: settings.partitions,
         settings.topic_item_purchased: settings.partitions,
+        settings.topic_popular_items_updates: settings.partitions,
+        settings.topic_vendor_billing_updates: settings.partitions,
         settings.topic_replies: settings.reply_partitions,
     }
+    # The Faust tables' changelogs too: Faust would create them at start, but a worker that checks a changelog's
+    # partitions right after creating it can miss it in the metadata and crash (seen on first starts).
+    changelogs = {f"{settings.app_id}-{table}-changelog" for table in FAUST_TABLES}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [NewTopic(name, n, 1) for name, n in wanted.items() if name not in existing]
+        missing += [
+            NewTopic(name, settings.partitions, 1, topic_configs={"cleanup.policy": "compact"})
+            for name in sorted(changelogs - existing)
+        ]
         if missing:
             # Another process may create one between the list and the create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):

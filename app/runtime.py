@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 from cassandra.cluster import Cluster, Session
 
-from app.cassandra import connect_async
+from app.cassandra import StoreUnavailable, connect_async
 from app.journal import CassandraJournal
 from app.migrations import migrate
+from app.read_models import CassandraReadModels, PostgresVendorBilling
 from app.settings import Settings
 
 
@@ -24,6 +26,8 @@ class Runtime:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._journal: CassandraJournal | None = None
+        self._read_models: CassandraReadModels | None = None
+        self._pg_pool: asyncpg.Pool | None = None
 
     async def cassandra(self) -> Session:
         async with self._lock:
@@ -41,6 +45,43 @@ class Runtime:
             )
         return self._journal
 
+    async def read_models(self) -> CassandraReadModels:
+        if self._read_models is None:
+            self._read_models = CassandraReadModels(await self.cassandra(), self.settings.cassandra_keyspace)
+        return self._read_models
+
+    async def vendor_billing_sql(self) -> PostgresVendorBilling:
+        async with self._lock:
+            if self._pg_pool is None:
+                if self.migrate_first:
+                    await migrate(self.settings)
+                try:
+                    self._pg_pool = await asyncpg.create_pool(
+                        self.settings.postgres_dsn, min_size=1, max_size=4, timeout=10
+                    )
+                except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+                    raise StoreUnavailable(f"PostgreSQL is not reachable: {error}") from error
+            return PostgresVendorBilling(self._pg_pool)
+
+    async def aclose(self) -> None:
+        if self._pg_pool is not None:
+            await self._pg_pool.close()
+        if self._cluster is not None:
+            await asyncio.to_thread(self._cluster.shutdown)
+
     def close(self) -> None:
         if self._cluster is not None:
             self._cluster.shutdown()
+
+
+_process_runtime: Runtime | None = None
+
+
+def process_runtime() -> Runtime:
+    """The worker process's one Runtime, shared by all its agents (created on first use, not at import)."""
+    global _process_runtime
+    if _process_runtime is None:
+        from app.settings import get_settings
+
+        _process_runtime = Runtime(get_settings())
+    return _process_runtime

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     topic_events: str = "cart-events"
     topic_replies: str = "cart-replies"
     topic_item_purchased: str = "item-purchased"
+    topic_popular_items_updates: str = "popular-items-updates"
+    topic_vendor_billing_updates: str = "vendor-billing-updates"
     partitions: int = Field(default=12, ge=1, le=1024)
     reply_partitions: int = Field(default=4, ge=1, le=1024)
 

@@ -12,6 +12,11 @@ from app.faust_app import app, settings
 
 AGENT_MODULES = {
     "cart_commands": "agents.cart_commands",
+    "purchases": "agents.purchases",
+    "popular_items": "agents.popular_items",
+    "vendor_billing": "agents.vendor_billing",
+    "vendor_billing_sql": "agents.vendor_billing_sql",
+    "item_purchased": "agents.item_purchased",
 }
 
 

@@ -13,6 +13,8 @@ TEST_ENV = {
     "CART_TOPIC_EVENTS": "test-cart-events",
     "CART_TOPIC_REPLIES": "test-cart-replies",
     "CART_TOPIC_ITEM_PURCHASED": "test-item-purchased",
+    "CART_TOPIC_POPULAR_ITEMS_UPDATES": "test-popular-items-updates",
+    "CART_TOPIC_VENDOR_BILLING_UPDATES": "test-vendor-billing-updates",
     "CART_PARTITIONS": "4",
     "CART_CASSANDRA_KEYSPACE": "shopping_cart_test",
     "CART_POSTGRES_DATABASE": "shopping_cart_test",

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from app.cassandra import StoreUnavailable, execute
 from app.command_bus import CommandBus
 from app.journal import CassandraJournal
+from app.read_models import CassandraReadModels, PostgresVendorBilling
 from app.runtime import Runtime
 from app.settings import Settings
 
@@ -26,6 +27,18 @@ class Services:
             return await asyncio.wait_for(self.runtime.journal(), self.settings.command_timeout_s)
         except (TimeoutError, OSError) as error:
             raise StoreUnavailable(f"Cassandra is not reachable: {error or 'timed out'}") from error
+
+    async def read_models(self) -> CassandraReadModels:
+        try:
+            return await asyncio.wait_for(self.runtime.read_models(), self.settings.command_timeout_s)
+        except (TimeoutError, OSError) as error:
+            raise StoreUnavailable(f"Cassandra is not reachable: {error or 'timed out'}") from error
+
+    async def vendor_billing_sql(self) -> PostgresVendorBilling:
+        try:
+            return await asyncio.wait_for(self.runtime.vendor_billing_sql(), self.settings.command_timeout_s)
+        except (TimeoutError, OSError) as error:
+            raise StoreUnavailable(f"PostgreSQL is not reachable: {error or 'timed out'}") from error
 
     async def readiness(self) -> dict[str, bool | str]:
         checks: dict[str, bool | str] = {}

@@ -17,14 +17,16 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 from app.api.cart_routes import CommandRefused
 from app.api.cart_routes import router as cart_router
 from app.api.deps import Services
+from app.api.read_routes import router as read_router
 from app.cassandra import StoreUnavailable
 from app.command_bus import CartServiceUnavailable, CommandBus
 from app.migrations import migrate
+from app.operations import consumer_lag
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
 
@@ -34,6 +36,10 @@ MAX_BODY_BYTES = 64 * 1024
 
 REQUESTS = Counter("cart_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("cart_http_request_seconds", "HTTP request latency", ["method", "route"])
+POSITION = Gauge(
+    "cart_consumer_position", "Offset the workers have applied (committed)", ["topic", "partition", "agents"]
+)
+CONSUMER_LAG = Gauge("cart_consumer_lag", "Messages not yet applied", ["topic", "partition", "agents"])
 
 
 def error_body(error: str, reason: str, **extra: Any) -> dict[str, Any]:
@@ -54,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await bus.stop()
-            await asyncio.to_thread(runtime.close)
+            await runtime.aclose()
 
     app = FastAPI(
         title="Shopping cart",
@@ -63,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(cart_router)
+    app.include_router(read_router)
 
     @app.middleware("http")
     async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -113,7 +120,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
-        """Prometheus metrics."""
+        """Prometheus metrics, with each consumer's position and lag per topic and partition."""
+        try:
+            for row in await asyncio.wait_for(consumer_lag(settings), 5):
+                labels = (row.topic, str(row.partition), row.agents)
+                POSITION.labels(*labels).set(row.committed if row.committed is not None else -1)
+                CONSUMER_LAG.labels(*labels).set(row.lag)
+        except Exception as error:  # metrics must answer even when Kafka does not
+            log.warning("consumer lag unavailable: %s", error)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -9,7 +9,7 @@ import pytest
 from app.migrations import migrate
 from app.services import Postgres
 from app.settings import get_settings
-from tests.e2e.system import Process, api_url, start_api, start_worker, wait_ready
+from tests.e2e.system import Process, System, api_url, start_api, start_worker, wait_ready
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +31,24 @@ def system() -> Iterator[dict[str, Process]]:
 def client(system: dict[str, Process]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api_url(), timeout=30) as c:
         yield c
+
+
+def _isolated(request: pytest.FixtureRequest, own_stores: bool) -> Iterator[System]:
+    port = 19100 + (abs(hash(request.node.name)) % 800)
+    s = System(request.node.name[:20].replace("_", "-").strip("-[]"), port, own_stores)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture()
+def isolated(request: pytest.FixtureRequest) -> Iterator[System]:
+    """A system of its own (topics, consumer group, API) for a test that kills or restarts workers."""
+    yield from _isolated(request, own_stores=False)
+
+
+@pytest.fixture()
+def isolated_stores(request: pytest.FixtureRequest) -> Iterator[System]:
+    """Like `isolated`, with its own keyspace and database, for tests that compare whole read models."""
+    yield from _isolated(request, own_stores=True)

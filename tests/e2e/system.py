@@ -90,15 +90,23 @@ def wait_ready(processes: list[Process], timeout: float = 180) -> None:
     wait_ready_at(api_url(), processes, timeout)
 
 
-def isolated_env(tag: str, api_port: int) -> dict[str, str]:
-    """Settings for a system of its own (topics, consumer group, API port), for tests that kill processes."""
+def isolated_env(tag: str, api_port: int, own_stores: bool = False) -> dict[str, str]:
+    """Settings for a system of its own (topics, consumer group, API port), for tests that kill processes;
+    with `own_stores`, also its own keyspace and database (for tests that compare whole read models)."""
     suffix = f"{tag}-{os.getpid()}-{int(time.time())}"
+    stores = {}
+    if own_stores:
+        name = "t_" + suffix.replace("-", "_").lower()[:40]
+        stores = {"CART_CASSANDRA_KEYSPACE": name, "CART_POSTGRES_DATABASE": name}
     return {
+        **stores,
         "CART_APP_ID": f"cart-{suffix}",
         "CART_TOPIC_COMMANDS": f"commands-{suffix}",
         "CART_TOPIC_EVENTS": f"events-{suffix}",
         "CART_TOPIC_REPLIES": f"replies-{suffix}",
         "CART_TOPIC_ITEM_PURCHASED": f"item-purchased-{suffix}",
+        "CART_TOPIC_POPULAR_ITEMS_UPDATES": f"popular-items-updates-{suffix}",
+        "CART_TOPIC_VENDOR_BILLING_UPDATES": f"vendor-billing-updates-{suffix}",
         "CART_API_PORT": str(api_port),
     }
 
@@ -162,3 +170,65 @@ def read_topic(topic: str) -> list[dict[str, Any]]:
             await consumer.stop()
 
     return asyncio.run(read())
+
+
+async def drop_stores(env: dict[str, str]) -> None:
+    """Drop an isolated system's keyspace and database."""
+    import asyncpg
+
+    from app.cassandra import connect_async, execute
+
+    if "CART_CASSANDRA_KEYSPACE" not in env:
+        return
+    cluster, session = await connect_async(get_settings())
+    try:
+        await execute(session, f"DROP KEYSPACE IF EXISTS {env['CART_CASSANDRA_KEYSPACE']}", timeout_s=60)
+    finally:
+        cluster.shutdown()
+    conn = await asyncpg.connect(get_settings().postgres_dsn.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {env['CART_POSTGRES_DATABASE']} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+def cart_cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the `cart` command as an operator would, with an isolated system's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class System:
+    """A worker and an API with topics and a consumer group of their own (and, if asked, their own stores)."""
+
+    def __init__(self, tag: str, port: int, own_stores: bool = False) -> None:
+        self.env = isolated_env(tag, port, own_stores)
+        if own_stores:
+            from app.services import Postgres
+            from app.settings import Settings
+
+            asyncio.run(Postgres(Settings(postgres_database=self.env["CART_POSTGRES_DATABASE"]))._create_database())
+        self.url = f"http://{get_settings().api_host}:{port}"
+        self.api = start_api(**self.env, CART_COMMAND_TIMEOUT_S="4")
+        self.workers: list[Process] = []
+
+    def start_worker(self, **env: str) -> Process:
+        worker = start_worker(**self.env, **env)
+        self.workers.append(worker)
+        wait_ready_at(self.url, [self.api, worker])
+        return worker
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def close(self) -> None:
+        for p in [*self.workers, self.api]:
+            if p.alive():
+                p.kill()
+        asyncio.run(delete_topics(self.env))
+        asyncio.run(drop_stores(self.env))

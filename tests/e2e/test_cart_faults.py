@@ -7,51 +7,15 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from app.settings import get_settings
-from tests.e2e.system import Process, delete_topics, isolated_env, read_topic, start_api, start_worker, wait_ready_at
+from tests.e2e.system import System, read_topic
 
 pytestmark = pytest.mark.slow
-
-
-class System:
-    """A worker and an API with topics and a consumer group of their own."""
-
-    def __init__(self, tag: str, port: int) -> None:
-        self.env = isolated_env(tag, port)
-        self.url = f"http://{get_settings().api_host}:{port}"
-        self.api = start_api(**self.env, CART_COMMAND_TIMEOUT_S="4")
-        self.workers: list[Process] = []
-
-    def start_worker(self, **env: str) -> Process:
-        worker = start_worker(**self.env, **env)
-        self.workers.append(worker)
-        wait_ready_at(self.url, [self.api, worker])
-        return worker
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
-
-    def close(self) -> None:
-        for p in [*self.workers, self.api]:
-            if p.alive():
-                p.kill()
-        asyncio.run(delete_topics(self.env))
-
-
-@pytest.fixture()
-def system(request: pytest.FixtureRequest) -> Iterator[System]:
-    port = 19100 + (abs(hash(request.node.name)) % 800)
-    s = System(request.node.name[:20].replace("_", "-"), port)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def an_item(name: str = "orange") -> dict[str, Any]:
@@ -69,11 +33,11 @@ def journal(client: httpx.Client, member: str) -> list[dict[str, Any]]:
     return events
 
 
-def test_a_worker_killed_between_append_and_emit_emits_the_same_events_after_restart(system: System) -> None:
+def test_a_worker_killed_between_append_and_emit_emits_the_same_events_after_restart(isolated: System) -> None:
     key = f"crash-{uuid.uuid4()}"
     member = str(uuid.uuid4())
-    crashing = system.start_worker(CART_CRASH_AFTER_APPEND=key)
-    with system.client() as client:
+    crashing = isolated.start_worker(CART_CRASH_AFTER_APPEND=key)
+    with isolated.client() as client:
         response = client.post(f"/cart/{member}", json=an_item(), headers={"Idempotency-Key": key})
         assert response.status_code == 503, response.text  # the worker died before answering
         crashing.popen.wait(60)
@@ -81,10 +45,10 @@ def test_a_worker_killed_between_append_and_emit_emits_the_same_events_after_res
 
         stored = journal(client, member)
         assert [e["seqNr"] for e in stored] == [1]  # acknowledged or not, the append is durable
-        topic = system.env["CART_TOPIC_EVENTS"]
+        topic = isolated.env["CART_TOPIC_EVENTS"]
         assert read_topic(topic) == []  # ...and was never emitted
 
-        system.start_worker()  # the command is redelivered, found in the journal and emitted
+        isolated.start_worker()  # the command is redelivered, found in the journal and emitted
         deadline = time.monotonic() + 60
         while not (emitted := read_topic(topic)) and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -96,14 +60,14 @@ def test_a_worker_killed_between_append_and_emit_emits_the_same_events_after_res
         assert [e["seqNr"] for e in journal(client, member)] == [1]
 
 
-def test_commands_sent_while_the_worker_is_killed_and_replaced_are_applied_exactly_once(system: System) -> None:
-    first = system.start_worker()
+def test_commands_sent_while_the_worker_is_killed_and_replaced_are_applied_exactly_once(isolated: System) -> None:
+    first = isolated.start_worker()
     members = [str(uuid.uuid4()) for _ in range(4)]
     sent: dict[str, list[str]] = {m: [] for m in members}
     failures: list[str] = []
 
     def client_loop(member: str) -> None:
-        with system.client() as client:
+        with isolated.client() as client:
             for i in range(12):
                 key, item = f"{member}-{i}", an_item(f"item-{i}")
                 for _attempt in range(60):  # a client retries a 503 with the same key, as it should
@@ -126,12 +90,12 @@ def test_commands_sent_while_the_worker_is_killed_and_replaced_are_applied_exact
     time.sleep(1)
     first.kill()  # SIGKILL mid-stream: no flush, no commit
     assert any(0 < len(done) < 12 for done in sent.values()), "the kill should land in the middle of the stream"
-    system.start_worker()
+    isolated.start_worker()
     for t in threads:
         t.join(300)
     assert failures == []
 
-    with system.client() as client:
+    with isolated.client() as client:
         for member in members:
             stored = journal(client, member)
             assert [e["seqNr"] for e in stored] == list(range(1, 13))
@@ -141,10 +105,10 @@ def test_commands_sent_while_the_worker_is_killed_and_replaced_are_applied_exact
             assert [i["productId"] for i in cart["items"]] == sent[member]
 
 
-def test_a_cart_comes_back_from_the_journal_when_table_state_and_changelog_are_lost(system: System) -> None:
-    worker = system.start_worker()
+def test_a_cart_comes_back_from_the_journal_when_table_state_and_changelog_are_lost(isolated: System) -> None:
+    worker = isolated.start_worker()
     member = str(uuid.uuid4())
-    with system.client() as client:
+    with isolated.client() as client:
         items = [an_item(f"item-{i}") for i in range(3)]
         for item in items:
             assert client.post(f"/cart/{member}", json=item).status_code == 200
@@ -152,8 +116,8 @@ def test_a_cart_comes_back_from_the_journal_when_table_state_and_changelog_are_l
         before = client.get(f"/cart/{member}").json()
 
         worker.stop()
-        asyncio.run(_delete_changelog(system.env["CART_APP_ID"]))
-        system.start_worker()  # fresh table store folder and an empty changelog
+        asyncio.run(_delete_changelog(isolated.env["CART_APP_ID"]))
+        isolated.start_worker()  # fresh table store folder and an empty changelog
 
         after = client.get(f"/cart/{member}").json()
         assert after == before

@@ -1,0 +1,133 @@
+"""Read API over the read models (never the journal): popular items and vendor billing.
+
+Each response says how far the projection has got (`projection.positions`: cart-events partition -> highest offset
+included; `projection.lastEventAt`). To read your own writes, pass `after=<partition>:<offset>` (the `position` of
+an event in a command's reply) and `waitMs`: the request waits, at most that long, until the rows include it, and
+says whether they do (`projection.caughtUp`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from aiokafka.partitioner import DefaultPartitioner
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ServicesDep
+from app.projections import POPULAR_ITEMS, VENDOR_BILLING
+from app.read_models import Freshness, merge
+
+router = APIRouter(tags=["read models"])
+
+Year = Annotated[int, Path(ge=1970, le=9999)]
+Month = Annotated[int, Path(ge=1, le=12)]
+After = Annotated[
+    str | None,
+    Query(pattern=r"^\d{1,6}:\d{1,19}$", description="partition:offset of an event the answer must include"),
+]
+WaitMs = Annotated[int, Query(ge=0, le=10_000, description="how long to wait for `after` (bounded)")]
+
+_partitioner = DefaultPartitioner()
+
+
+def parse_after(after: str | None) -> tuple[int, int] | None:
+    if after is None:
+        return None
+    partition, offset = re.split(":", after)
+    return int(partition), int(offset)
+
+
+async def read_until(
+    read: Callable[[], Awaitable[tuple[list[dict[str, Any]], Freshness]]], after: str | None, wait_ms: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Read; if `after` is given and not yet included, read again until it is or `wait_ms` has passed."""
+    position = parse_after(after)
+    deadline = time.monotonic() + wait_ms / 1000
+    while True:
+        rows, freshness = await read()
+        caught_up = position is None or freshness.includes(*position)
+        if caught_up or time.monotonic() >= deadline:
+            return rows, {**freshness.to_json(), "caughtUp": caught_up}
+        await asyncio.sleep(0.1)
+
+
+def not_found(what: str) -> JSONResponse:
+    return JSONResponse({"error": "NotFound", "reason": f"no {what}"}, status_code=404)
+
+
+@router.get("/popular-items/top", summary="The most bought items of a day, across vendors")
+async def top_items(
+    services: ServicesDep,
+    day: Annotated[date, Query(alias="date", description="the UTC day, YYYY-MM-DD")],
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    """Items ranked by quantity bought that day."""
+    models = await services.read_models()
+    items = await models.most_popular(day.year, day.month, day.day, limit)
+    return {"date": day.isoformat(), "items": items}
+
+
+@router.get("/popular-items/{vendorId}/{productId}/{year}/{month}", summary="Quantity bought per day of a month")
+async def popular_items(
+    vendorId: UUID,
+    productId: UUID,
+    year: Year,
+    month: Month,
+    services: ServicesDep,
+    after: After = None,
+    waitMs: WaitMs = 0,
+) -> Any:
+    """The quantity of a vendor's product bought on each day of a month (UTC), from item_quantity_by_day."""
+    models = await services.read_models()
+
+    async def read() -> tuple[list[dict[str, Any]], Freshness]:
+        days = await models.quantities_by_day(vendorId, productId, year, month)
+        keys = [f"{vendorId}/{productId}/{year}/{month}/{d['day']}" for d in days]
+        return days, await models.freshness(POPULAR_ITEMS, keys)
+
+    days, projection = await read_until(read, after, waitMs)
+    if not days:
+        return not_found(f"purchases of product {productId} from vendor {vendorId} in {year}-{month:02d}")
+    body = {"vendorId": str(vendorId), "productId": str(productId), "year": year, "month": month}
+    return {**body, "days": days, "projection": projection}
+
+
+@router.get("/vendor-billing/{vendorId}/{year}", summary="A vendor's balance per month of a year")
+async def vendor_billing(
+    vendorId: UUID,
+    year: Year,
+    services: ServicesDep,
+    source: Annotated[Literal["postgres", "cassandra"], Query()] = "postgres",
+    after: After = None,
+    waitMs: WaitMs = 0,
+) -> Any:
+    """Money owed to the vendor per month, from PostgreSQL `vendor_billing` or Cassandra `balance_by_vendor`."""
+
+    async def read_cassandra() -> tuple[list[dict[str, Any]], Freshness]:
+        models = await services.read_models()
+        months = await models.balances(vendorId, year)
+        keys = [f"{vendorId}/{year}/{m['month']}" for m in months]
+        return months, await models.freshness(VENDOR_BILLING, keys)
+
+    async def read_postgres() -> tuple[list[dict[str, Any]], Freshness]:
+        billing = await services.vendor_billing_sql()
+        months = await billing.balances(vendorId, year)
+        partitions = services.settings.partitions
+        owners = {
+            _partitioner(f"{vendorId}/{year}/{m['month']}".encode(), list(range(partitions)), list(range(partitions)))
+            for m in months
+        }
+        return months, merge([await billing.freshness(q) for q in sorted(owners)])
+
+    months, projection = await read_until(read_postgres if source == "postgres" else read_cassandra, after, waitMs)
+    if not months:
+        return not_found(f"billing for vendor {vendorId} in {year}")
+    rows = [{"month": m["month"], "balance": str(m["balance"])} for m in months]
+    return {"vendorId": str(vendorId), "year": year, "source": source, "months": rows, "projection": projection}

@@ -1,0 +1,61 @@
+"""What an operator asks of a running system: how far each consumer has got (lag per topic and partition)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Lag:
+    topic: str
+    agents: str
+    partition: int
+    committed: int | None
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.committed or 0)
+
+
+def consumed_topics(settings: Settings) -> dict[str, str]:
+    """Topic -> the agents that read it (one consumer group, `app_id`, for all of them)."""
+    return {
+        settings.topic_commands: "cart_commands",
+        settings.topic_events: "purchases, item_purchased",
+        settings.topic_popular_items_updates: "popular_items",
+        settings.topic_vendor_billing_updates: "vendor_billing, vendor_billing_sql",
+    }
+
+
+async def consumer_lag(settings: Settings) -> list[Lag]:
+    """Committed offset and end offset of every partition of the topics the workers consume."""
+    topics = consumed_topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        metadata = await consumer._client.fetch_all_metadata()
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in sorted(metadata.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return [
+        Lag(tp.topic, topics[tp.topic], tp.partition, committed[tp].offset if tp in committed else None, ends[tp])
+        for tp in partitions
+    ]
+
+
+async def drained(settings: Settings, topics: list[str]) -> bool:
+    """True when every partition of these topics has been consumed to its end."""
+    return all(row.lag == 0 for row in await consumer_lag(settings) if row.topic in topics)

@@ -1,0 +1,205 @@
+"""The read models' stores: how rows are written by the projections and queried by the API. All CQL and SQL of
+the query side is here.
+
+Contracts:
+- Cassandra (`CassandraReadModels.write_*`): the row's owner writes the row's absolute value, not an increment,
+  with `USING TIMESTAMP <version>` (the number of updates the value includes), in one logged batch with its
+  tracking row. Writing the same state twice is a no-op, and a stale owner's older state cannot overwrite a newer
+  one. A failed write raises; the agent has not acknowledged the message then, so it is redelivered.
+- PostgreSQL (`PostgresVendorBilling.apply`): the balance change and the consumed position commit in one
+  transaction, and a position already applied changes nothing: exactly once in effect on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from cassandra.cluster import Session
+from cassandra.query import BatchStatement, BatchType
+
+from app.cassandra import execute
+from app.projections import POPULAR_ITEMS, VENDOR_BILLING, RowState, RowUpdate
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far a row (or a set of rows) has got: the cart-events positions it includes and its last event time."""
+
+    marks: Mapping[int, int]
+    last_event_at: datetime | None
+
+    def includes(self, partition: int, offset: int) -> bool:
+        return self.marks.get(partition, -1) >= offset
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "positions": {str(p): o for p, o in sorted(self.marks.items())},
+            "lastEventAt": self.last_event_at.isoformat() if self.last_event_at else None,
+        }
+
+
+def merge(freshness: list[Freshness]) -> Freshness:
+    marks: dict[int, int] = {}
+    for f in freshness:
+        for p, o in f.marks.items():
+            marks[p] = max(o, marks.get(p, -1))
+    times = [f.last_event_at for f in freshness if f.last_event_at is not None]
+    return Freshness(marks, max(times) if times else None)
+
+
+class CassandraReadModels:
+    def __init__(self, session: Session, keyspace: str, timeout_s: float = 5.0) -> None:
+        self.session = session
+        self.timeout_s = timeout_s
+        ks = keyspace
+        p = session.prepare
+        self._write_quantity = p(
+            f"INSERT INTO {ks}.item_quantity_by_day (vendorid, productid, year, month, day, quantity, name) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._write_day = p(
+            f"INSERT INTO {ks}.popular_items_by_day (year, month, day, vendorid, productid, quantity, name) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._write_balance = p(
+            f"INSERT INTO {ks}.balance_by_vendor (vendorid, year, month, balance) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._write_tracking = p(
+            f"INSERT INTO {ks}.projection_rows (projection, row_key, version, marks, last_event_at) "
+            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        )
+        self._read_quantities = p(
+            f"SELECT day, quantity, name FROM {ks}.item_quantity_by_day "
+            "WHERE vendorid = ? AND productid = ? AND year = ? AND month = ?"
+        )
+        self._read_day = p(
+            f"SELECT vendorid, productid, quantity, name FROM {ks}.popular_items_by_day "
+            "WHERE year = ? AND month = ? AND day = ?"
+        )
+        self._read_balances = p(f"SELECT month, balance FROM {ks}.balance_by_vendor WHERE vendorid = ? AND year = ?")
+        self._read_tracking = p(
+            f"SELECT marks, last_event_at FROM {ks}.projection_rows WHERE projection = ? AND row_key = ?"
+        )
+
+    async def _write(self, statements: list[tuple[Any, tuple[Any, ...]]]) -> None:
+        batch = BatchStatement(batch_type=BatchType.LOGGED)
+        for statement, params in statements:
+            batch.add(statement, params)
+        await execute(self.session, batch, timeout_s=self.timeout_s)
+
+    def _tracking(self, projection: str, key: str, state: RowState) -> tuple[Any, tuple[Any, ...]]:
+        last = datetime.fromisoformat(state.last_event_at) if state.last_event_at else None
+        return self._write_tracking, (projection, key, state.version, dict(state.marks), last, state.version)
+
+    async def write_popular_item(self, row: tuple[str, ...], state: RowState, track: bool = True) -> None:
+        vendor, product, year, month, day = UUID(row[0]), UUID(row[1]), int(row[2]), int(row[3]), int(row[4])
+        quantity, ts = int(state.total), state.version
+        await self._write(
+            [
+                (self._write_quantity, (vendor, product, year, month, day, quantity, state.name, ts)),
+                (self._write_day, (year, month, day, vendor, product, quantity, state.name, ts)),
+                *([self._tracking(POPULAR_ITEMS, "/".join(row), state)] if track else []),
+            ]
+        )
+
+    async def write_vendor_balance(self, row: tuple[str, ...], state: RowState, track: bool = True) -> None:
+        vendor, year, month = UUID(row[0]), int(row[1]), int(row[2])
+        await self._write(
+            [
+                (self._write_balance, (vendor, year, month, state.total, state.version)),
+                *([self._tracking(VENDOR_BILLING, "/".join(row), state)] if track else []),
+            ]
+        )
+
+    async def freshness(self, projection: str, keys: list[str]) -> Freshness:
+        found = []
+        for key in keys:
+            for row in await execute(self.session, self._read_tracking, (projection, key), self.timeout_s):
+                last = row.last_event_at.replace(tzinfo=UTC) if row.last_event_at else None
+                found.append(Freshness(dict(row.marks or {}), last))
+        return merge(found)
+
+    async def quantities_by_day(self, vendor: UUID, product: UUID, year: int, month: int) -> list[dict[str, Any]]:
+        rows = await execute(self.session, self._read_quantities, (vendor, product, year, month), self.timeout_s)
+        return [{"day": r.day, "quantity": r.quantity, "name": r.name} for r in rows]
+
+    async def most_popular(self, year: int, month: int, day: int, limit: int) -> list[dict[str, Any]]:
+        rows = list(await execute(self.session, self._read_day, (year, month, day), 30.0))
+        rows.sort(key=lambda r: (-r.quantity, r.name or "", str(r.productid)))
+        return [
+            {"vendorId": str(r.vendorid), "productId": str(r.productid), "name": r.name, "quantity": r.quantity}
+            for r in rows[:limit]
+        ]
+
+    async def balances(self, vendor: UUID, year: int) -> list[dict[str, Any]]:
+        rows = await execute(self.session, self._read_balances, (vendor, year), self.timeout_s)
+        return sorted(({"month": r.month, "balance": r.balance} for r in rows), key=lambda r: r["month"])
+
+
+class PostgresVendorBilling:
+    """Vendor billing in PostgreSQL: `vendor_billing` rows and `vendor_billing_positions`, one transaction each."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    async def apply(self, update: RowUpdate, partition: int) -> bool:
+        """Apply one update consumed from `partition` of vendor-billing-updates; False if it was applied before."""
+        vendor, year, month = UUID(update.row[0]), int(update.row[1]), int(update.row[2])
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO vendor_billing_positions (partition, source_partition, source_offset, last_event_at) "
+                "VALUES ($1, $2, -1, $3) ON CONFLICT DO NOTHING",
+                partition,
+                update.source_partition,
+                update.occurred_at,
+            )
+            applied = await conn.fetchval(
+                "SELECT source_offset FROM vendor_billing_positions "
+                "WHERE partition = $1 AND source_partition = $2 FOR UPDATE",
+                partition,
+                update.source_partition,
+            )
+            if update.source_offset <= applied:
+                return False
+            await conn.execute(
+                "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (vendor_id, year, month) DO UPDATE SET balance = vendor_billing.balance + $4",
+                vendor,
+                year,
+                month,
+                update.delta,
+            )
+            await conn.execute(
+                "UPDATE vendor_billing_positions SET source_offset = $3, last_event_at = GREATEST(last_event_at, $4) "
+                "WHERE partition = $1 AND source_partition = $2",
+                partition,
+                update.source_partition,
+                update.source_offset,
+                update.occurred_at,
+            )
+        return True
+
+    async def balances(self, vendor: UUID, year: int) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT month, balance FROM vendor_billing WHERE vendor_id = $1 AND year = $2 ORDER BY month",
+                vendor,
+                year,
+            )
+        return [{"month": r["month"], "balance": Decimal(r["balance"])} for r in rows]
+
+    async def freshness(self, partition: int) -> Freshness:
+        """How far the consumer of one vendor-billing-updates partition has got, per cart-events partition."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT source_partition, source_offset, last_event_at FROM vendor_billing_positions "
+                "WHERE partition = $1",
+                partition,
+            )
+        times = [r["last_event_at"] for r in rows]
+        return Freshness({r["source_partition"]: r["source_offset"] for r in rows}, max(times) if times else None)
