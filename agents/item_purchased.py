@@ -13,7 +13,7 @@ import faust
 
 from app.cart import ItemPurchased
 from app.cart_state import StoredEvent
-from app.faust_app import app, cart_events_topic, item_purchased_topic, process_reliably
+from app.faust_app import app, cart_events_topic, decoded, item_purchased_topic, process_reliably
 from schemas.records import CartEventRecord
 
 SCHEMA_VERSION = 1
@@ -40,7 +40,8 @@ def item_purchased_document(stored: StoredEvent) -> dict[str, Any] | None:
 @app.agent(cart_events_topic, concurrency=1)
 async def item_purchased(stream: faust.StreamT[CartEventRecord]) -> None:
     async for record in stream:
-        document = item_purchased_document(StoredEvent.from_dict(record.asdict()))
+        stored = decoded("cart event", partial(StoredEvent.from_dict, record.asdict()))
+        document = item_purchased_document(stored) if stored is not None else None
         if document is not None:
             await process_reliably(f"publish {document['eventId']}", partial(publish, document))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from app.faust_app import app, flush_changelogs, popular_items_updates_topic, process_reliably
+from app.faust_app import app, decoded, flush_changelogs, popular_items_updates_topic, process_reliably
 from app.projections import RowState, RowUpdate
 from app.runtime import process_runtime
 from tables.projections import popular_items_rows
@@ -20,8 +20,9 @@ from tables.projections import popular_items_rows
 @app.agent(popular_items_updates_topic, concurrency=1)
 async def popular_items(stream: faust.StreamT[dict[str, Any]]) -> None:
     async for value in stream:
-        update = RowUpdate.from_dict(value)
-        await process_reliably(f"update of {update.key}", partial(project, update))
+        update = decoded("row update", partial(RowUpdate.from_dict, value))
+        if update is not None:
+            await process_reliably(f"update of {update.key}", partial(project, update))
 
 
 async def project(update: RowUpdate) -> None:

@@ -1,8 +1,9 @@
 """Agent `purchases`: reads `cart-events` and turns each new `ItemPurchased` into one row update per read model.
 
 Duplicates (the same member_id and seq_nr again, which at-least-once emission can bring) are dropped with the
-`absorbed_events` table. Updates are sent, keyed by the read-model row, to the topics the row owners read
-(a repartition, so each row has one owner), and delivered before the event counts as absorbed.
+`absorbed_events` table; events that never arrived (the member's seq_nr skips ahead) are read from the journal.
+Updates are sent, keyed by the read-model row, to the topics the row owners read (a repartition, so each row has
+one owner), and delivered before the event counts as absorbed.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from app.cart_state import StoredEvent
 from app.faust_app import (
     app,
     cart_events_topic,
+    decoded,
     flush_changelogs,
     popular_items_updates_topic,
     process_reliably,
     vendor_billing_updates_topic,
 )
 from app.projections import popular_items_update, vendor_billing_update
+from app.runtime import process_runtime
 from schemas.records import CartEventRecord
 from tables.projections import absorbed_events
 
@@ -30,18 +33,27 @@ ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_u
 @app.agent(cart_events_topic, concurrency=1)
 async def purchases(stream: faust.StreamT[CartEventRecord]) -> None:
     async for event in stream.events():
-        stored = StoredEvent.from_dict(event.value.asdict())
         position = (event.message.partition, event.message.offset)
-        await process_reliably(f"event {position}", partial(absorb, stored, *position))
+        stored = decoded(f"event at {position}", partial(StoredEvent.from_dict, event.value.asdict()))
+        if stored is not None:
+            await process_reliably(f"event at {position}", partial(absorb, stored, *position))
 
 
 async def absorb(stored: StoredEvent, partition: int, offset: int) -> None:
     member = str(stored.member_id)
-    if stored.seq_nr <= (absorbed_events.get(member) or 0):
+    absorbed = absorbed_events.get(member) or 0
+    if stored.seq_nr <= absorbed:
         return  # seen before: a duplicate emission
-    for project, topic in ROUTES:
-        update = project(stored, partition, offset)
-        if update is not None:
-            await (await topic.send(key=update.key, value=update.to_dict()))
+    events = [stored]
+    if stored.seq_nr > absorbed + 1:
+        # Earlier events of this member never reached us (a late emission, or a message the consumer skipped):
+        # the journal has them. A replay reads the same range, so their indexes are the same every time.
+        journal = await process_runtime().journal()
+        events = await journal.read(stored.member_id, absorbed + 1, stored.seq_nr)
+    for index, event in enumerate(events):
+        for project, topic in ROUTES:
+            update = project(event, partition, offset, index)
+            if update is not None:
+                await (await topic.send(key=update.key, value=update.to_dict()))
     absorbed_events[member] = stored.seq_nr
     await flush_changelogs()

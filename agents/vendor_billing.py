@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from app.faust_app import app, flush_changelogs, process_reliably, vendor_billing_updates_topic
+from app.faust_app import app, decoded, flush_changelogs, process_reliably, vendor_billing_updates_topic
 from app.projections import RowState, RowUpdate
 from app.runtime import process_runtime
 from tables.projections import vendor_balance_rows
@@ -19,8 +19,9 @@ from tables.projections import vendor_balance_rows
 @app.agent(vendor_billing_updates_topic, concurrency=1)
 async def vendor_billing(stream: faust.StreamT[dict[str, Any]]) -> None:
     async for value in stream:
-        update = RowUpdate.from_dict(value)
-        await process_reliably(f"update of {update.key}", partial(project, update))
+        update = decoded("row update", partial(RowUpdate.from_dict, value))
+        if update is not None:
+            await process_reliably(f"update of {update.key}", partial(project, update))
 
 
 async def project(update: RowUpdate) -> None:

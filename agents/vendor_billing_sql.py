@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from app.faust_app import app, process_reliably, vendor_billing_updates_topic
+from app.faust_app import app, decoded, process_reliably, vendor_billing_updates_topic
 from app.projections import RowUpdate
 from app.runtime import process_runtime
 
@@ -19,8 +19,9 @@ from app.runtime import process_runtime
 @app.agent(vendor_billing_updates_topic, concurrency=1)
 async def vendor_billing_sql(stream: faust.StreamT[dict[str, Any]]) -> None:
     async for event in stream.events():
-        update, partition = RowUpdate.from_dict(event.value), event.message.partition
-        await process_reliably(f"update of {update.key}", partial(apply, update, partition))
+        update = decoded("row update", partial(RowUpdate.from_dict, event.value))
+        if update is not None:
+            await process_reliably(f"update of {update.key}", partial(apply, update, event.message.partition))
 
 
 async def apply(update: RowUpdate, partition: int) -> None:

@@ -87,6 +87,7 @@ class Outcome:
     last_seq: int
     rejection: Mapping[str, Any] | None = None
     positions: tuple[tuple[int, int], ...] = ()
+    fingerprint: str | None = None  # of the command; None when rebuilt from the journal (which does not keep it)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,12 +96,20 @@ class Outcome:
             "last_seq": self.last_seq,
             "rejection": dict(self.rejection) if self.rejection is not None else None,
             "positions": [list(p) for p in self.positions],
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Outcome:
         positions = tuple((int(p), int(o)) for p, o in d.get("positions", ()))
-        return cls(d["command_id"], int(d["first_seq"]), int(d["last_seq"]), d.get("rejection"), positions)
+        return cls(
+            d["command_id"],
+            int(d["first_seq"]),
+            int(d["last_seq"]),
+            d.get("rejection"),
+            positions,
+            d.get("fingerprint"),
+        )
 
 
 @dataclass(frozen=True)
@@ -134,17 +143,30 @@ class MemberCart:
             )
         return state
 
-    def remember_emitted(self, command_id: str, positions: Sequence[tuple[int, int]]) -> MemberCart:
+    def remember_emitted(
+        self, command_id: str, positions: Sequence[tuple[int, int]], fingerprint: str | None = None
+    ) -> MemberCart:
         """Record where a command's events were emitted, so a retry answers the same without emitting again."""
         recent = tuple(
-            replace(o, positions=tuple(positions)) if o.command_id == command_id and o.rejection is None else o
+            replace(o, positions=tuple(positions), fingerprint=fingerprint or o.fingerprint)
+            if o.command_id == command_id and o.rejection is None
+            else o
             for o in self.recent
         )
         return replace(self, recent=recent)
 
-    def remember_rejection(self, command_id: str, rejection: Mapping[str, Any]) -> MemberCart:
-        outcome = Outcome(command_id, self.version + 1, self.version, rejection)
+    def remember_rejection(
+        self, command_id: str, rejection: Mapping[str, Any], fingerprint: str | None = None
+    ) -> MemberCart:
+        outcome = Outcome(command_id, self.version + 1, self.version, rejection, fingerprint=fingerprint)
         return replace(self, recent=(*self.recent, outcome)[-RECENT_COMMANDS:])
+
+    def keep_rejections_of(self, cached: MemberCart) -> MemberCart:
+        """This state (freshly loaded from the journal) plus the rejections a cached state remembered: the journal
+        keeps no trace of a rejected command, and its retry must still get the same answer."""
+        known = {o.command_id for o in self.recent}
+        kept = tuple(o for o in cached.recent if o.rejection is not None and o.command_id not in known)
+        return replace(self, recent=(*kept, *self.recent)[-RECENT_COMMANDS:]) if kept else self
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,11 +217,18 @@ class AlreadyHandled:
 
 
 @dataclass(frozen=True)
+class KeyReused:
+    """The command id was used before for a different command: refuse rather than answer for the other one."""
+
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
 class Unchanged:
     """A query, or a command that changes nothing (adjust by 0): answer with the cart as it is."""
 
 
-Decision: TypeAlias = Accepted | Rejected | AlreadyHandled | Unchanged
+Decision: TypeAlias = Accepted | Rejected | AlreadyHandled | KeyReused | Unchanged
 
 
 def handle(
@@ -210,11 +239,14 @@ def handle(
     now: datetime,
     new_cart_id: UUID,
     new_event_id: Callable[[], UUID],
+    fingerprint: str | None = None,
 ) -> Decision:
     """Decide one command; ids and time are given by the caller, so this stays deterministic under test."""
     if not isinstance(command, GetCart):
         previous = state.outcome_of(command_id)
         if previous is not None:
+            if fingerprint and previous.fingerprint and fingerprint != previous.fingerprint:
+                return KeyReused(previous)
             return AlreadyHandled(previous)
     result = decide(state.cart, command, now=now, new_cart_id=new_cart_id)
     if not isinstance(result, tuple):

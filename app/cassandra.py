@@ -80,7 +80,7 @@ def _settle(done: asyncio.Future[Any], future: ResponseFuture, error: BaseExcept
     if done.done():
         return
     if error is None:
-        # The callback fires with the first page only; the ResultSet pages on demand (see fetch_all).
+        # Paging is off (connect) except for scan(), which pages explicitly: the first page is all there is.
         done.set_result(future.result())
     elif _is_unavailable(error):
         done.set_exception(StoreUnavailable(f"Cassandra: {error}"))

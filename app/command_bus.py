@@ -107,28 +107,29 @@ class CommandBus:
             waiter.set_result(CommandResult(reply["status"], reply.get("body") or {}))
 
     async def readiness(self) -> tuple[bool | str, bool | str]:
-        """(Kafka answers, a worker group is Stable with members): True or the reason it is not."""
+        """(Kafka answers, a worker group consuming the commands is Stable): True or the reason it is not."""
         from aiokafka.admin import AIOKafkaAdminClient
 
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000)
         try:
             await asyncio.wait_for(admin.start(), 5)
-            groups = await asyncio.wait_for(admin.describe_consumer_groups([self.settings.app_id]), 5)
+            # The command workers' group is `app_id` (all agents in one process) or `app_id-...cart_commands...`.
+            listed = await asyncio.wait_for(admin.list_consumer_groups(), 5)
+            prefix = self.settings.app_id
+            candidates = [
+                g[0] for g in listed if g[0] == prefix or (g[0].startswith(prefix + "-") and "cart_commands" in g[0])
+            ]
+            groups = await asyncio.wait_for(admin.describe_consumer_groups(candidates), 5) if candidates else []
         except Exception as error:
             return f"not reachable: {error or 'timed out'}", "unknown: Kafka is not reachable"
         finally:
             with contextlib.suppress(Exception):
                 await admin.close()
-        for response in groups:
-            for group in response.groups:
-                state, members = group[2], group[5]
-                if state == "Stable" and members:
-                    return True, True
-                return (
-                    True,
-                    f"worker group {self.settings.app_id} is {state or 'empty'} with {len(members)} members",
-                )
-        return True, f"no worker group {self.settings.app_id}"
+        states = [(group[1], group[2], len(group[5])) for response in groups for group in response.groups]
+        if any(state == "Stable" and members for _, state, members in states):
+            return True, True
+        seen = ", ".join(f"{name} is {state or 'empty'} with {members} members" for name, state, members in states)
+        return True, f"no cart worker group is ready ({seen or 'none found'})"
 
     async def ask(self, member_id: UUID, command_id: str, command: Command) -> CommandResult:
         """Send one command and return the owner's reply; CartServiceUnavailable when there is none in time."""

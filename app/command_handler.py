@@ -17,6 +17,8 @@ it returns. The order of the steps is what makes the guarantees hold:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import time
@@ -31,6 +33,7 @@ from app.cart_codec import CodecError, cart_to_dict
 from app.cart_state import (
     Accepted,
     AlreadyHandled,
+    KeyReused,
     MemberCart,
     Outcome,
     Rejected,
@@ -72,6 +75,15 @@ class Reply:
     body: dict[str, Any]
 
 
+def unavailable(error: Exception) -> Reply:
+    return Reply("unavailable", {"error": "StoreUnavailable", "reason": str(error)})
+
+
+def command_fingerprint(command_dict: dict[str, Any]) -> str:
+    """Tells two commands apart that share an Idempotency-Key."""
+    return hashlib.sha256(json.dumps(command_dict, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def now_utc() -> datetime:
     # The journal keeps milliseconds; deciding with the same precision makes a re-read event equal the emitted one.
     now = datetime.now(UTC)
@@ -98,42 +110,54 @@ class CommandHandler:
     retry_delay_s: float = 0.5
 
     async def handle(self, member_id: UUID, command_id: str, command_dict: dict[str, Any], deadline: float) -> Reply:
+        """The reply to one command. StoreUnavailable escapes only where events may already be in the journal
+        (answering again, healing an expired command): the caller must retry then, never move on."""
         try:
             command = command_from_dict(command_dict)
         except CodecError as error:
             return Reply("invalid", {"error": "InvalidCommand", "reason": str(error)})
+        fingerprint = command_fingerprint(command_dict)
+        if time.time() > deadline:
+            return await self._expired(member_id, command_id)
         try:
-            if time.time() > deadline:
-                return await self._expired(member_id, command_id)
             state = self.carts.get(member_id) or await self.journal.load(member_id)
-            for _ in range(MAX_CONFLICT_RETRIES):
-                decision = handle(
-                    state,
-                    command_id,
-                    command,
-                    now=self.clock(),
-                    new_cart_id=uuid.uuid4(),
-                    new_event_id=uuid.uuid4,
-                )
-                match decision:
-                    case Unchanged():
-                        return Reply("unchanged", {"cart": cart_view(state), "events": []})
-                    case Rejected(rejection):
-                        state = state.remember_rejection(command_id, rejection)
-                        self.carts.put(state)
-                        return Reply("rejected", {"rejection": rejection, "cart": cart_view(state)})
-                    case AlreadyHandled(outcome):
-                        return await self._answer_again(state, outcome)
-                    case Accepted(events, expected_version, checkout):
+        except StoreUnavailable as error:  # nothing was attempted: nothing applied
+            return unavailable(error)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            decision = handle(
+                state,
+                command_id,
+                command,
+                now=self.clock(),
+                new_cart_id=uuid.uuid4(),
+                new_event_id=uuid.uuid4,
+                fingerprint=fingerprint,
+            )
+            match decision:
+                case Unchanged():
+                    return Reply("unchanged", {"cart": cart_view(state), "events": []})
+                case KeyReused(outcome):
+                    reason = f"Idempotency-Key {command_id!r} was used for another command"
+                    return Reply("invalid", {"error": "IdempotencyKeyReused", "reason": reason})
+                case Rejected(rejection):
+                    state = state.remember_rejection(command_id, rejection, fingerprint)
+                    self.carts.put(state)
+                    return Reply("rejected", {"rejection": rejection, "cart": cart_view(state)})
+                case AlreadyHandled(outcome):
+                    return await self._answer_again(state, outcome)
+                case Accepted(events, expected_version, checkout):
+                    try:
+                        await self._append(member_id, expected_version, events)
+                    except ConcurrencyConflict:
                         try:
-                            await self._append(member_id, expected_version, events)
-                        except ConcurrencyConflict:
-                            state = await self.journal.load(member_id)
-                            continue
-                        return await self._accepted(state, events, checkout)
-            return Reply("unavailable", {"error": "Contention", "reason": "the cart kept changing; try again"})
-        except StoreUnavailable as error:
-            return Reply("unavailable", {"error": "StoreUnavailable", "reason": str(error)})
+                            state = (await self.journal.load(member_id)).keep_rejections_of(state)
+                        except StoreUnavailable as error:  # our append was refused: nothing applied
+                            return unavailable(error)
+                        continue
+                    except StoreUnavailable as error:  # _append made sure the batch did not land
+                        return unavailable(error)
+                    return await self._accepted(state, events, checkout, fingerprint)
+        return Reply("unavailable", {"error": "Contention", "reason": "the cart kept changing; try again"})
 
     async def _append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None:
         try:
@@ -150,7 +174,8 @@ class CommandHandler:
     async def _landed(self, member_id: UUID, events: Sequence[StoredEvent]) -> bool:
         while True:
             try:
-                found = await self.journal.read(member_id, events[0].seq_nr, events[0].seq_nr)
+                # A serial read completes a Paxos round still in flight, so "not there" is final.
+                found = await self.journal.read(member_id, events[0].seq_nr, events[0].seq_nr, serial=True)
             except StoreUnavailable:
                 await asyncio.sleep(self.retry_delay_s)
                 continue
@@ -158,7 +183,9 @@ class CommandHandler:
                 raise ConcurrencyConflict("another writer took the position while the journal was unreachable")
             return bool(found)
 
-    async def _accepted(self, state: MemberCart, events: Sequence[StoredEvent], checkout: bool) -> Reply:
+    async def _accepted(
+        self, state: MemberCart, events: Sequence[StoredEvent], checkout: bool, fingerprint: str
+    ) -> Reply:
         new_state = state.absorb(events)
         if checkout or new_state.version // self.snapshot_every > state.version // self.snapshot_every:
             try:
@@ -167,7 +194,7 @@ class CommandHandler:
                 log.warning("snapshot of %s skipped: %s", state.member_id, error)
         positions = await self.emit(events)
         # Kept after the emit: a cart in the table whose outcome has positions had its events emitted.
-        new_state = new_state.remember_emitted(events[0].command_id, positions)
+        new_state = new_state.remember_emitted(events[0].command_id, positions, fingerprint)
         self.carts.put(new_state)
         return Reply("accepted", {"cart": cart_view(new_state), "events": emitted(events, positions)})
 
@@ -184,7 +211,10 @@ class CommandHandler:
     async def _expired(self, member_id: UUID, command_id: str) -> Reply:
         """Nobody waits for this answer any more; but a redelivered command may already be in the journal (a crash
         between append and emit), so ask the journal, not the table, and emit its events if it is."""
+        cached = self.carts.get(member_id)
         state = await self.journal.load(member_id)
+        if cached is not None:
+            state = state.keep_rejections_of(cached)
         self.carts.put(state)
         outcome = state.outcome_of(command_id)
         if outcome is not None and outcome.rejection is None:

@@ -8,19 +8,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import asyncpg
 import faust
 from aiokafka.errors import KafkaError
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from app.cassandra import StoreUnavailable
 from app.settings import Settings, get_settings
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-TRANSIENT = (StoreUnavailable, KafkaError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, OSError)
+TRANSIENT = (
+    StoreUnavailable,
+    KafkaError,
+    OSError,  # includes ConnectionError and asyncio's TimeoutError
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
 
 
 async def process_reliably(what: str, step: Callable[[], Awaitable[None]]) -> None:
@@ -45,9 +57,39 @@ async def process_reliably(what: str, step: Callable[[], Awaitable[None]]) -> No
             os._exit(1)
 
 
+def decoded(what: str, decode: Callable[[], T]) -> T | None:
+    """A message's content, or None (logged) when it is malformed: nothing can ever process it, so it is skipped
+    rather than crash-looping the worker."""
+    try:
+        return decode()
+    except (KeyError, TypeError, ValueError) as error:
+        log.error("skipping malformed %s: %s", what, error)
+        return None
+
+
+async def _seek_to_committed_or_beginning(self: Any) -> Mapping[Any, int]:
+    """Faust's seek to the committed offsets, but a partition with none (a new topic, a new group) goes back to its
+    beginning instead of staying where the fetcher already is.
+
+    Faust seeks every assigned partition to its committed offset after a rebalance, so that messages fetched but not
+    processed before it are fetched again. aiokafka skips the seek for a partition with no committed offset, so on
+    such a partition those messages were lost (seen when a worker was killed in the first seconds of a deployment,
+    before its first commit: the next owner never processed the first messages). `auto_offset_reset` is `earliest`
+    here, so the beginning is where such a partition starts anyway."""
+    consumer = self._ensure_consumer()
+    committed: Mapping[Any, int] = await self.call_thread(consumer.seek_to_committed)
+    fresh = [tp for tp, offset in committed.items() if not offset and not tp.topic.endswith("-changelog")]
+    if fresh:
+        await self.call_thread(consumer.seek_to_beginning, *fresh)
+    return committed
+
+
+AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_beginning  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings) -> faust.App:
     return faust.App(
-        settings.app_id,
+        settings.consumer_group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         store="rocksdb://",
         datadir=str(settings.worker_data_dir),

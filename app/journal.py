@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
@@ -49,7 +50,12 @@ class Journal(Protocol):
     async def load(self, member_id: UUID) -> MemberCart: ...
 
     async def read(
-        self, member_id: UUID, from_seq: int = 1, to_seq: int | None = None, limit: int | None = None
+        self,
+        member_id: UUID,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        limit: int | None = None,
+        serial: bool = False,
     ) -> list[StoredEvent]: ...
 
     async def save_snapshot(self, state: MemberCart) -> None: ...
@@ -72,6 +78,10 @@ class CassandraJournal:
         self._select = prepare(
             f"SELECT * FROM {ks}.journal WHERE member_id = ? AND bucket = ? AND seq_nr >= ? AND seq_nr <= ? LIMIT ?"
         )
+        self._select_serial = prepare(
+            f"SELECT * FROM {ks}.journal WHERE member_id = ? AND bucket = ? AND seq_nr >= ? AND seq_nr <= ? LIMIT ?"
+        )
+        self._select_serial.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         self._insert_member = prepare(f"INSERT INTO {ks}.members (shard, member_id) VALUES (?, ?)")
         self._select_members = prepare(f"SELECT member_id FROM {ks}.members WHERE shard = ?")
         self._insert_snapshot = prepare(
@@ -108,8 +118,16 @@ class CassandraJournal:
             raise ConcurrencyConflict(f"member {member_id} already has an event at seq_nr {events[0].seq_nr}")
 
     async def read(
-        self, member_id: UUID, from_seq: int = 1, to_seq: int | None = None, limit: int | None = None
+        self,
+        member_id: UUID,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        limit: int | None = None,
+        serial: bool = False,
     ) -> list[StoredEvent]:
+        """Events from_seq..to_seq in order; `serial` reads at LOCAL_SERIAL, which first completes any conditional
+        write still in flight (so an answer of "not there" cannot be overtaken by a late append)."""
+        statement = self._select_serial if serial else self._select
         upper = to_seq if to_seq is not None else 2**62
         wanted = limit if limit is not None else 2**31 - 1
         first_bucket = self.bucket_of(from_seq)
@@ -119,7 +137,7 @@ class CassandraJournal:
             rows = list(
                 await execute(
                     self.session,
-                    self._select,
+                    statement,
                     (member_id, bucket, from_seq, upper, min(wanted - len(found), 2**31 - 1)),
                     self.timeout_s,
                 )

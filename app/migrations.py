@@ -64,11 +64,12 @@ POSTGRES_DDL = [
         CONSTRAINT "vendorId_year_month_pk" PRIMARY KEY (vendor_id, year, month)
     )""",
     # The consumed positions, committed in the same transaction as the balances: per partition of
-    # vendor-billing-updates and per cart-events partition, the highest cart-events offset applied.
+    # vendor-billing-updates and per cart-events partition, the highest source position applied
+    # (cart-events offset * 1e6 + index, see app.projections.RowUpdate.source_position).
     """CREATE TABLE IF NOT EXISTS vendor_billing_positions (
         partition INTEGER NOT NULL,
         source_partition INTEGER NOT NULL,
-        source_offset BIGINT NOT NULL,
+        source_position BIGINT NOT NULL,
         last_event_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (partition, source_partition)
     )""",
@@ -92,7 +93,7 @@ async def migrate_kafka(settings: Settings) -> None:
     }
     # The Faust tables' changelogs too: Faust would create them at start, but a worker that checks a changelog's
     # partitions right after creating it can miss it in the metadata and crash (seen on first starts).
-    changelogs = {f"{settings.app_id}-{table}-changelog" for table in FAUST_TABLES}
+    changelogs = {f"{settings.consumer_group}-{table}-changelog" for table in FAUST_TABLES}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,18 +39,20 @@ async def consumer_lag(settings: Settings) -> list[Lag]:
     topics = consumed_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        await admin.start()
+        await consumer.start()
+        committed = await admin.list_consumer_group_offsets(settings.consumer_group)
         metadata = await consumer._client.fetch_all_metadata()
         partitions = [
             TopicPartition(topic, p) for topic in topics for p in sorted(metadata.partitions_for_topic(topic) or ())
         ]
         ends = await consumer.end_offsets(partitions)
     finally:
-        await consumer.stop()
-        await admin.close()
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        with contextlib.suppress(Exception):
+            await admin.close()
     return [
         Lag(tp.topic, topics[tp.topic], tp.partition, committed[tp].offset if tp in committed else None, ends[tp])
         for tp in partitions

@@ -4,7 +4,9 @@ in effect. No I/O here.
 The pipeline (see docs/architecture.md):
 1. `purchases` reads `cart-events` (keyed by member). It drops an event whose (member_id, seq_nr) it has already
    absorbed, and turns each `ItemPurchased` into one `RowUpdate` per read model, tagged with the event's position in
-   `cart-events` (source partition, source offset), sent to a topic keyed by the read-model row.
+   `cart-events` (source partition, source offset), sent to a topic keyed by the read-model row. When a member's
+   events skip ahead (an earlier event was never delivered to it), the missing ones are read from the journal and
+   forwarded under the same source offset with increasing `source_index`.
 2. The owner of a row (one agent per read model, after that repartition) keeps the row's value in a table with,
    per source partition, the highest source offset it has absorbed (`marks`). An update at or below the mark is a
    replay and changes nothing. A replay after any crash resends the same updates in the same order per source
@@ -24,6 +26,7 @@ from app.cart import ItemPurchased
 from app.cart_state import StoredEvent
 
 POPULAR_ITEMS = "popular_items"
+POSITION_SCALE = 1_000_000  # source_position = offset * POSITION_SCALE + index (index < POSITION_SCALE)
 VENDOR_BILLING = "vendor_billing"
 
 
@@ -39,6 +42,12 @@ class RowUpdate:
     source_partition: int
     source_offset: int
     occurred_at: datetime
+    source_index: int = 0  # > 0 for events recovered from the journal under another event's offset
+
+    @property
+    def source_position(self) -> int:
+        """Offset and index as one number, ordered as (offset, index): what the marks hold."""
+        return self.source_offset * POSITION_SCALE + self.source_index
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +59,7 @@ class RowUpdate:
             "source_partition": self.source_partition,
             "source_offset": self.source_offset,
             "occurred_at": self.occurred_at.isoformat(),
+            "source_index": self.source_index,
         }
 
     @classmethod
@@ -63,6 +73,7 @@ class RowUpdate:
             source_partition=int(d["source_partition"]),
             source_offset=int(d["source_offset"]),
             occurred_at=datetime.fromisoformat(d["occurred_at"]),
+            source_index=int(d.get("source_index", 0)),
         )
 
     @property
@@ -70,22 +81,24 @@ class RowUpdate:
         return "/".join(self.row)
 
 
-def popular_items_update(event: StoredEvent, partition: int, offset: int) -> RowUpdate | None:
+def popular_items_update(event: StoredEvent, partition: int, offset: int, index: int = 0) -> RowUpdate | None:
     """Quantity bought per vendor, product and UTC day: row (vendor, product, year, month, day)."""
     if not isinstance(event.event, ItemPurchased):
         return None
     item, day = event.event.item, event.event.purchased_at
     row = (str(item.vendor_id), str(item.product_id), str(day.year), str(day.month), str(day.day))
-    return RowUpdate(row, Decimal(item.quantity), item.name, event.member_id, event.seq_nr, partition, offset, day)
+    return RowUpdate(
+        row, Decimal(item.quantity), item.name, event.member_id, event.seq_nr, partition, offset, day, index
+    )
 
 
-def vendor_billing_update(event: StoredEvent, partition: int, offset: int) -> RowUpdate | None:
+def vendor_billing_update(event: StoredEvent, partition: int, offset: int, index: int = 0) -> RowUpdate | None:
     """Money owed to a vendor per UTC month (price x quantity): row (vendor, year, month)."""
     if not isinstance(event.event, ItemPurchased):
         return None
     item, day = event.event.item, event.event.purchased_at
     row = (str(item.vendor_id), str(day.year), str(day.month))
-    return RowUpdate(row, item.subtotal, item.name, event.member_id, event.seq_nr, partition, offset, day)
+    return RowUpdate(row, item.subtotal, item.name, event.member_id, event.seq_nr, partition, offset, day, index)
 
 
 PROJECTIONS = {POPULAR_ITEMS: popular_items_update, VENDOR_BILLING: vendor_billing_update}
@@ -93,7 +106,8 @@ PROJECTIONS = {POPULAR_ITEMS: popular_items_update, VENDOR_BILLING: vendor_billi
 
 @dataclass(frozen=True)
 class RowState:
-    """A read-model row as its owner keeps it: the total, how many updates made it (`version`), and the marks."""
+    """A read-model row as its owner keeps it: the total, how many updates made it (`version`), and the marks
+    (source partition -> highest source position absorbed)."""
 
     total: Decimal = Decimal(0)
     name: str = ""
@@ -102,7 +116,7 @@ class RowState:
     last_event_at: str | None = None
 
     def absorbs(self, update: RowUpdate) -> bool:
-        return update.source_offset > self.marks.get(update.source_partition, -1)
+        return update.source_position > self.marks.get(update.source_partition, -1)
 
     def apply(self, update: RowUpdate) -> RowState:
         """The row with the update in it; unchanged if the update was already absorbed (a replay)."""
@@ -113,7 +127,7 @@ class RowState:
             total=self.total + update.delta,
             name=update.name,
             version=self.version + 1,
-            marks={**self.marks, update.source_partition: update.source_offset},
+            marks={**self.marks, update.source_partition: update.source_position},
             last_event_at=update.occurred_at.isoformat(),
         )
 

@@ -23,22 +23,23 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
 from app.cassandra import execute
-from app.projections import POPULAR_ITEMS, VENDOR_BILLING, RowState, RowUpdate
+from app.projections import POPULAR_ITEMS, POSITION_SCALE, VENDOR_BILLING, RowState, RowUpdate
 
 
 @dataclass(frozen=True)
 class Freshness:
-    """How far a row (or a set of rows) has got: the cart-events positions it includes and its last event time."""
+    """How far a row (or a set of rows) has got: the cart-events positions it includes (partition -> source
+    position, see RowUpdate.source_position) and its last event time."""
 
     marks: Mapping[int, int]
     last_event_at: datetime | None
 
     def includes(self, partition: int, offset: int) -> bool:
-        return self.marks.get(partition, -1) >= offset
+        return self.marks.get(partition, -1) >= offset * POSITION_SCALE
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "positions": {str(p): o for p, o in sorted(self.marks.items())},
+            "positions": {str(p): o // POSITION_SCALE for p, o in sorted(self.marks.items())},
             "lastEventAt": self.last_event_at.isoformat() if self.last_event_at else None,
         }
 
@@ -152,19 +153,19 @@ class PostgresVendorBilling:
         vendor, year, month = UUID(update.row[0]), int(update.row[1]), int(update.row[2])
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO vendor_billing_positions (partition, source_partition, source_offset, last_event_at) "
+                "INSERT INTO vendor_billing_positions (partition, source_partition, source_position, last_event_at) "
                 "VALUES ($1, $2, -1, $3) ON CONFLICT DO NOTHING",
                 partition,
                 update.source_partition,
                 update.occurred_at,
             )
             applied = await conn.fetchval(
-                "SELECT source_offset FROM vendor_billing_positions "
+                "SELECT source_position FROM vendor_billing_positions "
                 "WHERE partition = $1 AND source_partition = $2 FOR UPDATE",
                 partition,
                 update.source_partition,
             )
-            if update.source_offset <= applied:
+            if update.source_position <= applied:
                 return False
             await conn.execute(
                 "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4) "
@@ -175,11 +176,11 @@ class PostgresVendorBilling:
                 update.delta,
             )
             await conn.execute(
-                "UPDATE vendor_billing_positions SET source_offset = $3, last_event_at = GREATEST(last_event_at, $4) "
+                "UPDATE vendor_billing_positions SET source_position = $3, last_event_at = GREATEST(last_event_at, $4) "
                 "WHERE partition = $1 AND source_partition = $2",
                 partition,
                 update.source_partition,
-                update.source_offset,
+                update.source_position,
                 update.occurred_at,
             )
         return True
@@ -197,9 +198,10 @@ class PostgresVendorBilling:
         """How far the consumer of one vendor-billing-updates partition has got, per cart-events partition."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT source_partition, source_offset, last_event_at FROM vendor_billing_positions "
+                "SELECT source_partition, source_position, last_event_at FROM vendor_billing_positions "
                 "WHERE partition = $1",
                 partition,
             )
         times = [r["last_event_at"] for r in rows]
-        return Freshness({r["source_partition"]: r["source_offset"] for r in rows}, max(times) if times else None)
+        marks = {r["source_partition"]: r["source_position"] for r in rows}
+        return Freshness(marks, max(times) if times else None)

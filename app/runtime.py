@@ -28,14 +28,19 @@ class Runtime:
         self._journal: CassandraJournal | None = None
         self._read_models: CassandraReadModels | None = None
         self._pg_pool: asyncpg.Pool | None = None
+        self._migrated = False
 
     async def cassandra(self) -> Session:
         async with self._lock:
             if self._session is None:
-                if self.migrate_first:
-                    await migrate(self.settings)
+                await self._migrate_once()
                 self._cluster, self._session = await connect_async(self.settings, self.settings.cassandra_keyspace)
             return self._session
+
+    async def _migrate_once(self) -> None:
+        if self.migrate_first and not self._migrated:
+            await migrate(self.settings)
+            self._migrated = True
 
     async def journal(self) -> CassandraJournal:
         if self._journal is None:
@@ -53,8 +58,7 @@ class Runtime:
     async def vendor_billing_sql(self) -> PostgresVendorBilling:
         async with self._lock:
             if self._pg_pool is None:
-                if self.migrate_first:
-                    await migrate(self.settings)
+                await self._migrate_once()
                 try:
                     self._pg_pool = await asyncpg.create_pool(
                         self.settings.postgres_dsn, min_size=1, max_size=4, timeout=10
@@ -68,10 +72,6 @@ class Runtime:
             await self._pg_pool.close()
         if self._cluster is not None:
             await asyncio.to_thread(self._cluster.shutdown)
-
-    def close(self) -> None:
-        if self._cluster is not None:
-            self._cluster.shutdown()
 
 
 _process_runtime: Runtime | None = None

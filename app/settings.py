@@ -83,6 +83,16 @@ class Settings(BaseSettings):
         return host, int(port)
 
     @property
+    def consumer_group(self) -> str:
+        """The Faust app id (consumer group, changelog prefix) of a worker running `agents`.
+
+        Workers that run different agents must not share a group: Kafka would split each topic's partitions among
+        them, and an agent would see only the partitions given to its process. So a worker that runs a subset is a
+        group of its own, named after it; all workers running the same subset share it and scale out together."""
+        names = sorted({n.strip() for n in self.agents.split(",") if n.strip()})
+        return self.app_id if names in ([], ["all"]) else f"{self.app_id}-{'-'.join(names)}"
+
+    @property
     def worker_data_dir(self) -> Path:
         return self.state_dir / "worker"
 

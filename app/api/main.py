@@ -14,10 +14,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.cart_routes import CommandRefused
 from app.api.cart_routes import router as cart_router
@@ -40,6 +43,51 @@ POSITION = Gauge(
     "cart_consumer_position", "Offset the workers have applied (committed)", ["topic", "partition", "agents"]
 )
 CONSUMER_LAG = Gauge("cart_consumer_lag", "Messages not yet applied", ["topic", "partition", "agents"])
+
+
+class BodyLimit:
+    """Refuses a request body over `limit` bytes with 413, whether it declares its length or streams in chunks."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            response = JSONResponse(error_body("PayloadTooLarge", self.reason), status_code=413)
+            await response(scope, receive, send)
+            return
+        # Read the body here (at most limit + one chunk is held), so an oversized one never reaches a route.
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; let the app see it
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                response = JSONResponse(error_body("PayloadTooLarge", self.reason), status_code=413)
+                await response(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @property
+    def reason(self) -> str:
+        return f"the body must be at most {self.limit} bytes (64 KiB)"
 
 
 def error_body(error: str, reason: str, **extra: Any) -> dict[str, Any]:
@@ -88,6 +136,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
         return response
 
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(error_body("HTTPError", str(error.detail)), status_code=error.status_code)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
         fields = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in error.errors()]
@@ -103,8 +157,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(error.body, status_code=error.status_code)
 
     @app.exception_handler(StoreUnavailable)
-    async def store_unavailable(_request: Request, error: StoreUnavailable) -> JSONResponse:
-        return JSONResponse(error_body("ServiceUnavailable", str(error)), status_code=503)
+    @app.exception_handler(OSError)
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def store_unavailable(_request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse(error_body("ServiceUnavailable", f"a store did not answer: {error}"), status_code=503)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

@@ -45,7 +45,7 @@ class AddItemBody(BaseModel):
     def price_is_money(cls, value: Decimal) -> Decimal:
         if not value.is_finite():
             raise ValueError("price must be a finite number")
-        if value < 0:
+        if value.is_signed():  # also "-0": a price is never written with a minus sign
             raise ValueError("price must not be negative")
         if value > MAX_PRICE:
             raise ValueError(f"price must be at most {MAX_PRICE}")

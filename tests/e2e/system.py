@@ -230,5 +230,8 @@ class System:
         for p in [*self.workers, self.api]:
             if p.alive():
                 p.kill()
+        if os.environ.get("CART_TEST_KEEP"):  # for a post-mortem of a failed run
+            print(f"kept {self.env}")
+            return
         asyncio.run(delete_topics(self.env))
         asyncio.run(drop_stores(self.env))

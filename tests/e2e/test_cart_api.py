@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -134,6 +135,7 @@ BAD_ITEMS = [
     ({"quantity": -3}, "quantity"),
     ({"quantity": 10_000_000}, "quantity"),
     ({"price": "-1"}, "price"),
+    ({"price": "-0"}, "price"),
     ({"price": "1.001"}, "price"),
     ({"price": "abc"}, "price"),
     ({"price": "NaN"}, "price"),
@@ -192,6 +194,29 @@ def test_a_body_over_64_kib_is_refused_with_413(client: httpx.Client) -> None:
     response = client.post(f"/cart/{a_member()}", json=an_item(name="x" * (70 * 1024)))
     assert response.status_code == 413
     assert "64" in response.json()["reason"] or "65536" in response.json()["reason"]
+
+
+def test_a_body_over_64_kib_sent_in_chunks_is_refused_with_413(client: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"productId": "' + str(uuid.uuid4()).encode() + b'", "name": "'
+        for _ in range(70):
+            yield b"x" * 1024
+        yield b'"}'
+
+    member = a_member()
+    response = client.post(f"/cart/{member}", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == "PayloadTooLarge"
+    assert events_of(client, member) == []
+
+
+def test_an_idempotency_key_reused_for_another_command_is_a_422(client: httpx.Client) -> None:
+    member, key = a_member(), {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    assert client.post(f"/cart/{member}", json=an_item(), headers=key).status_code == 200
+    reused = client.post(f"/cart/{member}/checkout", headers=key)
+    assert reused.status_code == 422, reused.text
+    assert reused.json()["error"] == "IdempotencyKeyReused"
+    assert [e["type"] for e in events_of(client, member)] == ["ItemAdded"]
 
 
 def test_an_invalid_idempotency_key_is_a_422(client: httpx.Client) -> None:

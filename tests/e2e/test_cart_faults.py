@@ -37,8 +37,9 @@ def test_a_worker_killed_between_append_and_emit_emits_the_same_events_after_res
     key = f"crash-{uuid.uuid4()}"
     member = str(uuid.uuid4())
     crashing = isolated.start_worker(CART_CRASH_AFTER_APPEND=key)
+    item = an_item()
     with isolated.client() as client:
-        response = client.post(f"/cart/{member}", json=an_item(), headers={"Idempotency-Key": key})
+        response = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
         assert response.status_code == 503, response.text  # the worker died before answering
         crashing.popen.wait(60)
         assert crashing.popen.returncode == 70, crashing.tail()
@@ -54,7 +55,7 @@ def test_a_worker_killed_between_append_and_emit_emits_the_same_events_after_res
             time.sleep(0.5)
         assert [(e["event_id"], e["seq_nr"]) for e in emitted] == [(stored[0]["eventId"], 1)]
 
-        retry = client.post(f"/cart/{member}", json=an_item(), headers={"Idempotency-Key": key})
+        retry = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
         assert retry.status_code == 200, retry.text
         assert retry.json()["events"][0]["eventId"] == stored[0]["eventId"]
         assert [e["seqNr"] for e in journal(client, member)] == [1]

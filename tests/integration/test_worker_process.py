@@ -25,17 +25,18 @@ async def group_members(settings: Settings, group: str) -> tuple[str, int]:
 def test_the_worker_starts_under_faust_joins_its_group_and_stops_cleanly(settings: Settings) -> None:
     env = isolated_env("worker-smoke", 19099)
     worker = start_worker(**env, CART_AGENTS="cart_commands")
+    group = Settings(app_id=env["CART_APP_ID"], agents="cart_commands").consumer_group  # a group of its own
     try:
         deadline = time.monotonic() + 120
         state, members = "", 0
         while time.monotonic() < deadline and (state, members) != ("Stable", 1):
             assert worker.alive(), worker.tail()
-            state, members = asyncio.run(group_members(settings, env["CART_APP_ID"]))
+            state, members = asyncio.run(group_members(settings, group))
             time.sleep(0.5)
         assert (state, members) == ("Stable", 1), worker.tail()
 
         assert worker.stop(timeout=60) == 0, worker.tail()  # SIGTERM: a clean stop
-        assert asyncio.run(group_members(settings, env["CART_APP_ID"]))[1] == 0
+        assert asyncio.run(group_members(settings, group))[1] == 0
     finally:
         if worker.alive():
             worker.kill()

@@ -6,10 +6,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
 from uuid import UUID
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.cart import (
@@ -59,24 +60,41 @@ clocks = st.datetimes(
 )
 
 
+T = TypeVar("T")
 Steps = list[tuple[Command, datetime, UUID]]
 Model = dict[UUID, Item]
 
 # Weighted towards adds and adjustments, so carts fill up instead of most commands hitting an empty cart.
 KINDS = ["add"] * 3 + ["adjust"] * 2 + ["adjust to a limit"] * 2 + ["remove", "checkout", "read"]
 
+# Strategies are built once and reused: building them anew for every drawn command dominated the run time.
+kinds = st.sampled_from(KINDS)
+product_ids = st.sampled_from(PRODUCTS)
+cart_ids = st.uuids()
 
+
+@cache
 def items(max_add: int) -> st.SearchStrategy[Item]:
     """Items from the product pool with quantities 1..max_add, the boundary values drawn often."""
     boundaries = [q for q in (1, 2, MAX_QUANTITY - 1, MAX_QUANTITY, MAX_QUANTITY + 1) if q <= max_add]
     return st.builds(
         Item,
-        product_id=st.sampled_from(PRODUCTS),
+        product_id=product_ids,
         vendor_id=st.sampled_from(VENDORS),
         name=st.text(max_size=20),
         price=prices,
         quantity=st.one_of(st.integers(1, max_add), st.sampled_from(boundaries)),
     )
+
+
+@cache
+def integers(low: int, high: int) -> st.SearchStrategy[int]:
+    return st.integers(low, high)
+
+
+def pick(draw: st.DrawFn, options: list[T]) -> T:
+    """One of `options` (not empty), drawn with a cached strategy."""
+    return options[draw(integers(0, len(options) - 1))]
 
 
 def limit_deltas(quantity: int, max_delta: int) -> list[int]:
@@ -89,16 +107,15 @@ def limit_deltas(quantity: int, max_delta: int) -> list[int]:
 
 
 def draw_command(draw: st.DrawFn, model: Model, max_add: int, max_delta: int) -> Command:
-    product_id = draw(st.sampled_from(PRODUCTS))
-    match draw(st.sampled_from(KINDS)):
+    product_id = draw(product_ids)
+    match draw(kinds):
         case "add":
             return AddItem(draw(items(max_add)))
         case "adjust to a limit" if model:
-            item = draw(st.sampled_from(list(model.values())))
-            deltas = limit_deltas(item.quantity, max_delta) or [0]
-            return AdjustQuantity(item.product_id, draw(st.sampled_from(deltas)))
+            item = pick(draw, list(model.values()))
+            return AdjustQuantity(item.product_id, pick(draw, limit_deltas(item.quantity, max_delta) or [0]))
         case "adjust" | "adjust to a limit":
-            return AdjustQuantity(product_id, draw(st.integers(-max_delta, max_delta)))
+            return AdjustQuantity(product_id, draw(integers(-max_delta, max_delta)))
         case "remove":
             return RemoveItem(product_id)
         case "checkout":
@@ -116,9 +133,9 @@ def sequences(draw: st.DrawFn, max_add: int, max_delta: int) -> Steps:
     """
     model: Model = {}
     steps: Steps = []
-    for _ in range(draw(st.integers(0, 60))):
+    for _ in range(draw(integers(0, 60))):
         command = draw_command(draw, model, max_add, max_delta)
-        steps.append((command, draw(clocks), draw(st.uuids())))
+        steps.append((command, draw(clocks), draw(cart_ids)))
         model = model_step(model, command)[1]
     return steps
 
@@ -182,6 +199,10 @@ def model_step(model: Model, command: Command) -> tuple[type[Rejection] | None, 
             return None, model
 
 
+# A sequence's run time grows with its length and with the machine's load, so a per-example deadline would
+# only make these tests flaky without catching anything.
+sequence_settings = settings(deadline=None)
+
 # Adds of 1..50 and adjustments by -60..60.
 everyday = sequences(max_add=50, max_delta=60)
 
@@ -195,12 +216,14 @@ def assert_within_limits(cart: Cart) -> None:
     assert len({item.product_id for item in cart.items}) == len(cart.items)
 
 
+@sequence_settings
 @given(st.one_of(everyday, near_the_limit))
 def test_no_sequence_of_commands_leaves_an_item_with_a_quantity_outside_the_limits(steps: Steps) -> None:
     for step in run(steps):
         assert_within_limits(step.after)
 
 
+@sequence_settings
 @given(st.one_of(everyday, near_the_limit))
 def test_every_command_is_accepted_or_rejected_exactly_as_the_rules_say(steps: Steps) -> None:
     model: Model = {}
@@ -210,6 +233,7 @@ def test_every_command_is_accepted_or_rejected_exactly_as_the_rules_say(steps: S
         assert step.after.items == tuple(model.values())
 
 
+@sequence_settings
 @given(everyday)
 def test_every_checkout_purchases_exactly_the_cart_total_and_empties_the_cart(steps: Steps) -> None:
     for step in run(steps):
@@ -224,6 +248,7 @@ def test_every_checkout_purchases_exactly_the_cart_total_and_empties_the_cart(st
         assert step.after == EMPTY_CART
 
 
+@sequence_settings
 @given(everyday)
 def test_events_carry_the_carts_id_or_the_fresh_one_when_the_cart_has_none(steps: Steps) -> None:
     for step in run(steps):
@@ -233,6 +258,7 @@ def test_events_carry_the_carts_id_or_the_fresh_one_when_the_cart_has_none(steps
             assert step.after.cart_id == expected
 
 
+@sequence_settings
 @given(st.one_of(everyday, near_the_limit))
 def test_reading_the_cart_records_nothing_and_every_rejection_explains_itself(steps: Steps) -> None:
     for step in run(steps):
@@ -244,6 +270,7 @@ def test_reading_the_cart_records_nothing_and_every_rejection_explains_itself(st
             assert str(getattr(step.result, "product_id", "")) in step.result.reason
 
 
+@sequence_settings
 @given(everyday)
 def test_replaying_all_accepted_events_rebuilds_the_final_cart(steps: Steps) -> None:
     history = list(run(steps))
@@ -260,6 +287,7 @@ def through_json(value: dict[str, Any]) -> Any:
     return json.loads(json.dumps(value), parse_float=no_floats)
 
 
+@sequence_settings
 @given(everyday)
 def test_the_codec_round_trips_every_event_and_cart_exactly(steps: Steps) -> None:
     for step in run(steps):

@@ -1,0 +1,159 @@
+"""The command handler's decisions around the stores: retries, conflicts, lost answers, unreachable stores.
+
+The journal here is an in-memory implementation of the journal contract (tests/integration/test_journal.py holds
+the real one to it); these tests are about the handler, not the store."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from app.cart import AddItem, Item, RemoveItem
+from app.cart_state import MemberCart, StoredEvent
+from app.cassandra import StoreUnavailable
+from app.command_codec import command_to_dict
+from app.command_handler import CommandHandler
+from app.journal import ConcurrencyConflict
+
+
+class MemoryJournal:
+    def __init__(self) -> None:
+        self.events: dict[UUID, list[StoredEvent]] = {}
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise StoreUnavailable("down")
+
+    async def append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None:
+        self._check()
+        stored = self.events.setdefault(member_id, [])
+        if len(stored) != expected_version:
+            raise ConcurrencyConflict("taken")
+        stored.extend(events)
+
+    async def load(self, member_id: UUID) -> MemberCart:
+        self._check()
+        return MemberCart(member_id).absorb(self.events.get(member_id, []))
+
+    async def read(
+        self, member_id: UUID, from_seq: int = 1, to_seq: int | None = None, limit: int | None = None,
+        serial: bool = False,
+    ) -> list[StoredEvent]:  # fmt: skip
+        self._check()
+        found = [
+            e for e in self.events.get(member_id, []) if e.seq_nr >= from_seq and (to_seq is None or e.seq_nr <= to_seq)
+        ]
+        return found[:limit] if limit else found
+
+    async def save_snapshot(self, state: MemberCart) -> None:
+        self._check()
+
+
+class MemoryCarts:
+    def __init__(self) -> None:
+        self.carts: dict[UUID, MemberCart] = {}
+
+    def get(self, member_id: UUID) -> MemberCart | None:
+        return self.carts.get(member_id)
+
+    def put(self, state: MemberCart) -> None:
+        self.carts[state.member_id] = state
+
+
+class Emitted:
+    def __init__(self) -> None:
+        self.events: list[StoredEvent] = []
+
+    async def __call__(self, events: Sequence[StoredEvent]) -> list[tuple[int, int]]:
+        self.events.extend(events)
+        return [(0, len(self.events) - len(events) + i) for i in range(len(events))]
+
+
+@pytest.fixture()
+def parts() -> tuple[MemoryJournal, MemoryCarts, Emitted, CommandHandler]:
+    journal, carts, emitted = MemoryJournal(), MemoryCarts(), Emitted()
+    return journal, carts, emitted, CommandHandler(journal, carts, emitted)
+
+
+MEMBER = uuid.uuid4()
+LATER = time.time() + 60
+
+
+def add(name: str = "orange") -> dict[str, Any]:
+    item = Item(
+        uuid.uuid5(uuid.NAMESPACE_DNS, name), uuid.uuid5(uuid.NAMESPACE_DNS, "vendor"), name, Decimal("1.50"), 2
+    )
+    return command_to_dict(AddItem(item))
+
+
+def remove(name: str = "orange") -> dict[str, Any]:
+    return command_to_dict(RemoveItem(uuid.uuid5(uuid.NAMESPACE_DNS, name)))
+
+
+async def test_a_retry_gets_the_first_reply_without_writing_or_emitting_again(parts: Any) -> None:
+    journal, _, emitted, handler = parts
+    first = await handler.handle(MEMBER, "k1", add(), LATER)
+    again = await handler.handle(MEMBER, "k1", add(), LATER)
+    assert first.status == again.status == "accepted"
+    assert again.body["events"] == first.body["events"]
+    assert len(journal.events[MEMBER]) == 1 and len(emitted.events) == 1
+
+
+async def test_a_remembered_rejection_survives_a_reload_after_a_conflict(parts: Any) -> None:
+    journal, _, _, handler = parts
+    member = uuid.uuid4()
+    assert (await handler.handle(member, "bad", remove(), LATER)).status == "rejected"
+    # Another owner appends behind this one's back: the cached cart is now stale.
+    other = CommandHandler(journal, MemoryCarts(), Emitted())
+    assert (await other.handle(member, "other", add(), LATER)).status == "accepted"
+    assert (await handler.handle(member, "next", add("apple"), LATER)).status == "accepted"  # conflict, reload
+    retry = await handler.handle(member, "bad", remove(), LATER)
+    assert retry.status == "rejected"  # not accepted now that orange is in the cart
+    assert retry.body["rejection"]["error"] == "ItemNotInCart"
+
+
+async def test_a_key_used_for_another_command_is_refused(parts: Any) -> None:
+    _, _, _, handler = parts
+    member = uuid.uuid4()
+    assert (await handler.handle(member, "k", add(), LATER)).status == "accepted"
+    reused = await handler.handle(member, "k", remove("apple"), LATER)
+    assert reused.status == "invalid"
+    assert reused.body["error"] == "IdempotencyKeyReused"
+
+
+async def test_a_command_found_in_the_journal_after_its_deadline_is_emitted_with_the_same_event_ids(
+    parts: Any,
+) -> None:
+    journal, _, emitted, _ = parts
+    member = uuid.uuid4()
+    # Appended by an owner that died before emitting: in the journal, on no topic, and in no table.
+    written = CommandHandler(journal, MemoryCarts(), Emitted())
+    await written.handle(member, "k", add(), LATER)
+    fresh = CommandHandler(journal, MemoryCarts(), emitted)
+    reply = await fresh.handle(member, "k", add(), time.time() - 1)  # redelivered after its deadline
+    assert reply.status == "accepted"
+    assert [e.event_id for e in emitted.events] == [e.event_id for e in journal.events[member]]
+
+
+async def test_an_unreachable_journal_before_anything_is_written_is_a_clean_unavailable(parts: Any) -> None:
+    journal, _, _, handler = parts
+    journal.down = True
+    reply = await handler.handle(uuid.uuid4(), "k", add(), LATER)
+    assert reply.status == "unavailable"
+
+
+async def test_an_unreachable_journal_while_answering_again_is_not_swallowed(parts: Any) -> None:
+    journal, carts, _, handler = parts
+    member = uuid.uuid4()
+    await handler.handle(member, "k", add(), LATER)
+    carts.carts[member] = MemberCart(member).absorb(journal.events[member])  # outcome without emitted positions
+    journal.down = True
+    with pytest.raises(StoreUnavailable):  # the agent retries the message; it must not be acknowledged
+        await handler.handle(member, "k", add(), LATER)
