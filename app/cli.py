@@ -110,7 +110,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
 def cmd_status(_args: argparse.Namespace) -> int:
     """Services, the worker group, and per topic and partition how far the consumers have got."""
     from app import services
-    from app.operations import consumer_lag
+    from app.operations import consumer_lag, read_model_freshness
 
     settings = get_settings()
     up = services.status(settings)
@@ -120,12 +120,15 @@ def cmd_status(_args: argparse.Namespace) -> int:
         rows = asyncio.run(consumer_lag(settings))
     except Exception as error:
         return fail(f"cannot read the consumer group: {error}")
-    print(f"\nconsumer group {settings.app_id}: position applied and lag per partition")
+    print(f"\nconsumer group {settings.consumer_group}: position applied and lag per partition")
     print(f"{'topic':<28} {'agents':<36} {'part':>4} {'applied':>9} {'end':>9} {'lag':>7}")
     for r in rows:
         applied = "-" if r.committed is None else str(r.committed)
         print(f"{r.topic:<28} {r.agents:<36} {r.partition:>4} {applied:>9} {r.end:>9} {r.lag:>7}")
     print(f"total lag: {sum(r.lag for r in rows)}")
+    print("\nread-model freshness (newest event applied)")
+    for name, newest in asyncio.run(read_model_freshness(settings)).items():
+        print(f"{name:<20} {newest}")
     return 0
 
 

@@ -75,12 +75,11 @@ class CassandraJournal:
             f"INSERT INTO {ks}.journal (member_id, bucket, seq_nr, event_id, cart_id, command_id, type, "
             "schema_version, occurred_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
         )
-        self._select = prepare(
+        select = (
             f"SELECT * FROM {ks}.journal WHERE member_id = ? AND bucket = ? AND seq_nr >= ? AND seq_nr <= ? LIMIT ?"
         )
-        self._select_serial = prepare(
-            f"SELECT * FROM {ks}.journal WHERE member_id = ? AND bucket = ? AND seq_nr >= ? AND seq_nr <= ? LIMIT ?"
-        )
+        self._select = prepare(select)
+        self._select_serial = prepare(select)
         self._select_serial.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         self._insert_member = prepare(f"INSERT INTO {ks}.members (shard, member_id) VALUES (?, ?)")
         self._select_members = prepare(f"SELECT member_id FROM {ks}.members WHERE shard = ?")

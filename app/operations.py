@@ -62,3 +62,29 @@ async def consumer_lag(settings: Settings) -> list[Lag]:
 async def drained(settings: Settings, topics: list[str]) -> bool:
     """True when every partition of these topics has been consumed to its end."""
     return all(row.lag == 0 for row in await consumer_lag(settings) if row.topic in topics)
+
+
+async def read_model_freshness(settings: Settings) -> dict[str, str]:
+    """Per read model, the time of the newest event it has applied (or why it is unknown)."""
+    from app.cassandra import scan
+    from app.runtime import Runtime
+
+    runtime = Runtime(settings, migrate_first=False)
+    found: dict[str, str] = {}
+    try:
+        session = await runtime.cassandra()
+        rows = await scan(
+            session, f"SELECT projection, last_event_at FROM {settings.cassandra_keyspace}.projection_rows"
+        )
+        for name in ("popular_items", "vendor_billing"):
+            times = [r.last_event_at for r in rows if r.projection == name and r.last_event_at is not None]
+            found[name] = f"{max(times).isoformat()}Z" if times else "no event yet"
+        billing = await runtime.vendor_billing_sql()
+        async with billing.pool.acquire() as conn:
+            newest = await conn.fetchval("SELECT max(last_event_at) FROM vendor_billing_positions")
+        found["vendor_billing_sql"] = newest.isoformat() if newest else "no event yet"
+    except Exception as error:  # an operator's view: say what is unknown and why
+        found.setdefault("error", str(error))
+    finally:
+        await runtime.aclose()
+    return found

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -33,8 +34,15 @@ def client(system: dict[str, Process]) -> Iterator[httpx.Client]:
         yield c
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def _isolated(request: pytest.FixtureRequest, own_stores: bool) -> Iterator[System]:
-    port = 19100 + (abs(hash(request.node.name)) % 800)
+    port = free_port()
     s = System(request.node.name[:20].replace("_", "-").strip("-[]"), port, own_stores)
     try:
         yield s

@@ -235,3 +235,11 @@ class System:
             return
         asyncio.run(delete_topics(self.env))
         asyncio.run(drop_stores(self.env))
+
+
+def post_or_none(client: httpx.Client, path: str, body: dict[str, Any] | None, key: str) -> httpx.Response | None:
+    """A POST as a careful client sends it; None when the connection failed (the API's answer is unknown)."""
+    try:
+        return client.post(path, json=body, headers={"Idempotency-Key": key})
+    except httpx.TransportError:
+        return None

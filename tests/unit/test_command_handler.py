@@ -83,7 +83,11 @@ def parts() -> tuple[MemoryJournal, MemoryCarts, Emitted, CommandHandler]:
 
 
 MEMBER = uuid.uuid4()
-LATER = time.time() + 60
+
+
+def later() -> float:
+    """A deadline that has not passed (computed per call: the suite may run long after collection)."""
+    return time.time() + 60
 
 
 def add(name: str = "orange") -> dict[str, Any]:
@@ -99,8 +103,8 @@ def remove(name: str = "orange") -> dict[str, Any]:
 
 async def test_a_retry_gets_the_first_reply_without_writing_or_emitting_again(parts: Any) -> None:
     journal, _, emitted, handler = parts
-    first = await handler.handle(MEMBER, "k1", add(), LATER)
-    again = await handler.handle(MEMBER, "k1", add(), LATER)
+    first = await handler.handle(MEMBER, "k1", add(), later())
+    again = await handler.handle(MEMBER, "k1", add(), later())
     assert first.status == again.status == "accepted"
     assert again.body["events"] == first.body["events"]
     assert len(journal.events[MEMBER]) == 1 and len(emitted.events) == 1
@@ -109,12 +113,12 @@ async def test_a_retry_gets_the_first_reply_without_writing_or_emitting_again(pa
 async def test_a_remembered_rejection_survives_a_reload_after_a_conflict(parts: Any) -> None:
     journal, _, _, handler = parts
     member = uuid.uuid4()
-    assert (await handler.handle(member, "bad", remove(), LATER)).status == "rejected"
+    assert (await handler.handle(member, "bad", remove(), later())).status == "rejected"
     # Another owner appends behind this one's back: the cached cart is now stale.
     other = CommandHandler(journal, MemoryCarts(), Emitted())
-    assert (await other.handle(member, "other", add(), LATER)).status == "accepted"
-    assert (await handler.handle(member, "next", add("apple"), LATER)).status == "accepted"  # conflict, reload
-    retry = await handler.handle(member, "bad", remove(), LATER)
+    assert (await other.handle(member, "other", add(), later())).status == "accepted"
+    assert (await handler.handle(member, "next", add("apple"), later())).status == "accepted"  # conflict, reload
+    retry = await handler.handle(member, "bad", remove(), later())
     assert retry.status == "rejected"  # not accepted now that orange is in the cart
     assert retry.body["rejection"]["error"] == "ItemNotInCart"
 
@@ -122,8 +126,8 @@ async def test_a_remembered_rejection_survives_a_reload_after_a_conflict(parts: 
 async def test_a_key_used_for_another_command_is_refused(parts: Any) -> None:
     _, _, _, handler = parts
     member = uuid.uuid4()
-    assert (await handler.handle(member, "k", add(), LATER)).status == "accepted"
-    reused = await handler.handle(member, "k", remove("apple"), LATER)
+    assert (await handler.handle(member, "k", add(), later())).status == "accepted"
+    reused = await handler.handle(member, "k", remove("apple"), later())
     assert reused.status == "invalid"
     assert reused.body["error"] == "IdempotencyKeyReused"
 
@@ -135,7 +139,7 @@ async def test_a_command_found_in_the_journal_after_its_deadline_is_emitted_with
     member = uuid.uuid4()
     # Appended by an owner that died before emitting: in the journal, on no topic, and in no table.
     written = CommandHandler(journal, MemoryCarts(), Emitted())
-    await written.handle(member, "k", add(), LATER)
+    await written.handle(member, "k", add(), later())
     fresh = CommandHandler(journal, MemoryCarts(), emitted)
     reply = await fresh.handle(member, "k", add(), time.time() - 1)  # redelivered after its deadline
     assert reply.status == "accepted"
@@ -145,15 +149,15 @@ async def test_a_command_found_in_the_journal_after_its_deadline_is_emitted_with
 async def test_an_unreachable_journal_before_anything_is_written_is_a_clean_unavailable(parts: Any) -> None:
     journal, _, _, handler = parts
     journal.down = True
-    reply = await handler.handle(uuid.uuid4(), "k", add(), LATER)
+    reply = await handler.handle(uuid.uuid4(), "k", add(), later())
     assert reply.status == "unavailable"
 
 
 async def test_an_unreachable_journal_while_answering_again_is_not_swallowed(parts: Any) -> None:
     journal, carts, _, handler = parts
     member = uuid.uuid4()
-    await handler.handle(member, "k", add(), LATER)
+    await handler.handle(member, "k", add(), later())
     carts.carts[member] = MemberCart(member).absorb(journal.events[member])  # outcome without emitted positions
     journal.down = True
     with pytest.raises(StoreUnavailable):  # the agent retries the message; it must not be acknowledged
-        await handler.handle(member, "k", add(), LATER)
+        await handler.handle(member, "k", add(), later())
