@@ -110,7 +110,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
 def cmd_status(_args: argparse.Namespace) -> int:
     """Services, the worker group, and per topic and partition how far the consumers have got."""
     from app import services
-    from app.operations import consumer_lag, read_model_freshness
+    from app.operations import consumer_lag, group_members, read_model_freshness
 
     settings = get_settings()
     up = services.status(settings)
@@ -120,6 +120,14 @@ def cmd_status(_args: argparse.Namespace) -> int:
         rows = asyncio.run(consumer_lag(settings))
     except Exception as error:
         return fail(f"cannot read the consumer group: {error}")
+    try:
+        state, members = asyncio.run(group_members(settings))
+    except Exception as error:
+        return fail(f"cannot describe the worker group: {error}")
+    print(f"\nworker group {settings.consumer_group}: {state}, {len(members)} worker(s)")
+    for member in members:
+        owned = "; ".join(f"{topic} {parts}" for topic, parts in sorted(member.partitions.items()))
+        print(f"  {member.member_id[-12:]} on {member.host.lstrip('/')}: {owned or 'no partitions'}")
     print(f"\nconsumer group {settings.consumer_group}: position applied and lag per partition")
     print(f"{'topic':<28} {'agents':<36} {'part':>4} {'applied':>9} {'end':>9} {'lag':>7}")
     for r in rows:

@@ -59,6 +59,33 @@ async def consumer_lag(settings: Settings) -> list[Lag]:
     ]
 
 
+@dataclass(frozen=True)
+class Member:
+    member_id: str
+    host: str
+    partitions: dict[str, list[int]]  # the consumed topics' partitions this worker owns
+
+
+async def group_members(settings: Settings) -> tuple[str, list[Member]]:
+    """The worker group's state and, per worker, the partitions it owns (its carts and its read-model rows)."""
+    from aiokafka.protocol.group import MemberAssignment
+
+    topics = consumed_topics(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
+    try:
+        await admin.start()
+        described = await admin.describe_consumer_groups([settings.consumer_group])
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    group = described[0].groups[0]
+    members = []
+    for member_id, _client_id, host, _metadata, assignment in group[5]:
+        owned = MemberAssignment.decode(assignment).assignment if assignment else []
+        members.append(Member(member_id, host, {t: sorted(ps) for t, ps in owned if t in topics}))
+    return group[2] or "unknown", members
+
+
 async def drained(settings: Settings, topics: list[str]) -> bool:
     """True when every partition of these topics has been consumed to its end."""
     return all(row.lag == 0 for row in await consumer_lag(settings) if row.topic in topics)

@@ -7,15 +7,29 @@ migrations and connects once for the whole process.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import asyncpg
-from cassandra.cluster import Cluster, Session
+from cassandra import OperationTimedOut
+from cassandra.cluster import Cluster, NoHostAvailable, Session
 
 from app.cassandra import StoreUnavailable, connect_async
 from app.journal import CassandraJournal
 from app.migrations import migrate
 from app.read_models import CassandraReadModels, PostgresVendorBilling
 from app.settings import Settings
+
+T = TypeVar("T")
+
+
+async def prepared(store: Callable[..., T], *args: Any) -> T:
+    """Build a store, whose constructor prepares its statements: a blocking round trip to Cassandra, so it runs in
+    a thread, and a Cassandra that does not answer is StoreUnavailable like any other query."""
+    try:
+        return await asyncio.to_thread(store, *args)
+    except (OperationTimedOut, NoHostAvailable) as error:
+        raise StoreUnavailable(f"Cassandra did not answer: {error}") from error
 
 
 class Runtime:
@@ -45,14 +59,15 @@ class Runtime:
     async def journal(self) -> CassandraJournal:
         if self._journal is None:
             session = await self.cassandra()
-            self._journal = CassandraJournal(
-                session, self.settings.cassandra_keyspace, bucket_size=self.settings.journal_bucket_size
+            self._journal = await prepared(
+                CassandraJournal, session, self.settings.cassandra_keyspace, self.settings.journal_bucket_size
             )
         return self._journal
 
     async def read_models(self) -> CassandraReadModels:
         if self._read_models is None:
-            self._read_models = CassandraReadModels(await self.cassandra(), self.settings.cassandra_keyspace)
+            session = await self.cassandra()
+            self._read_models = await prepared(CassandraReadModels, session, self.settings.cassandra_keyspace)
         return self._read_models
 
     async def vendor_billing_sql(self) -> PostgresVendorBilling:

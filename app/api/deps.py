@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
@@ -15,6 +16,8 @@ from app.read_models import CassandraReadModels, PostgresVendorBilling
 from app.runtime import Runtime
 from app.settings import Settings
 
+T = TypeVar("T")
+
 
 @dataclass
 class Services:
@@ -23,22 +26,20 @@ class Services:
     runtime: Runtime
 
     async def journal(self) -> CassandraJournal:
-        try:
-            return await asyncio.wait_for(self.runtime.journal(), self.settings.command_timeout_s)
-        except (TimeoutError, OSError) as error:
-            raise StoreUnavailable(f"Cassandra is not reachable: {error or 'timed out'}") from error
+        return await self._reach(self.runtime.journal(), "Cassandra")
 
     async def read_models(self) -> CassandraReadModels:
-        try:
-            return await asyncio.wait_for(self.runtime.read_models(), self.settings.command_timeout_s)
-        except (TimeoutError, OSError) as error:
-            raise StoreUnavailable(f"Cassandra is not reachable: {error or 'timed out'}") from error
+        return await self._reach(self.runtime.read_models(), "Cassandra")
 
     async def vendor_billing_sql(self) -> PostgresVendorBilling:
+        return await self._reach(self.runtime.vendor_billing_sql(), "PostgreSQL")
+
+    async def _reach(self, connecting: Awaitable[T], store: str) -> T:
+        """A store's handle (connecting on first use) within the command timeout; StoreUnavailable otherwise."""
         try:
-            return await asyncio.wait_for(self.runtime.vendor_billing_sql(), self.settings.command_timeout_s)
+            return await asyncio.wait_for(connecting, self.settings.command_timeout_s)
         except (TimeoutError, OSError) as error:
-            raise StoreUnavailable(f"PostgreSQL is not reachable: {error or 'timed out'}") from error
+            raise StoreUnavailable(f"{store} is not reachable: {error or 'timed out'}") from error
 
     async def readiness(self) -> dict[str, bool | str]:
         checks: dict[str, bool | str] = {}

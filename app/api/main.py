@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from cassandra import OperationTimedOut
+from cassandra.cluster import NoHostAvailable
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -120,16 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(read_router)
 
     @app.middleware("http")
-    async def limits_and_metrics(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def metrics_of(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            response: Response = JSONResponse(
-                error_body("PayloadTooLarge", f"the body must be at most {MAX_BODY_BYTES} bytes"),
-                status_code=413,
-            )
-        else:
-            response = await call_next(request)
+        response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         REQUESTS.labels(request.method, path, str(response.status_code)).inc()
@@ -157,6 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(error.body, status_code=error.status_code)
 
     @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(OperationTimedOut)
+    @app.exception_handler(NoHostAvailable)
     @app.exception_handler(OSError)
     @app.exception_handler(asyncpg.PostgresConnectionError)
     @app.exception_handler(asyncpg.InterfaceError)

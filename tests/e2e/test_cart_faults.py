@@ -123,9 +123,17 @@ def test_a_cart_comes_back_from_the_journal_when_table_state_and_changelog_are_l
         asyncio.run(_delete_changelog(isolated.env["CART_APP_ID"]))
         isolated.start_worker()  # fresh table store folder and an empty changelog
 
-        after = client.get(f"/cart/{member}").json()
+        after = answered(client, f"/cart/{member}").json()
         assert after == before
         assert client.post(f"/cart/{member}", json=items[1]).json()["error"] == "ItemAlreadyInCart"
+
+
+def answered(client: httpx.Client, path: str) -> httpx.Response:
+    """GET, retrying a 503 as a client would while a new worker is still recovering its partitions."""
+    deadline = time.monotonic() + 60
+    while (response := client.get(path)).status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return response
 
 
 async def _delete_changelog(app_id: str) -> None:

@@ -188,6 +188,8 @@ def test_lag_per_projection_and_partition_is_on_metrics_and_in_cart_status(clien
     assert status.returncode == 0, status.stderr
     assert "lag" in status.stdout and events in status.stdout
     assert "read-model freshness" in status.stdout and "error" not in status.stdout
+    assert "worker group cart-test: Stable, 1 worker(s)" in status.stdout
+    assert f"{events} [0, 1, 2, 3]" in status.stdout  # the one worker owns every partition
 
 
 def shop(system: System, members: int, purchases: int, done: list[str] | None = None) -> list[str]:

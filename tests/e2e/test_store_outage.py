@@ -1,0 +1,83 @@
+"""A store that stops answering: the API says 503 with a reason, nothing is half-applied, and a retry with the same
+Idempotency-Key succeeds once the store is back. The real Cassandra and Kafka processes are paused (SIGSTOP), as a
+hung machine or a long GC pause would do, and resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from app.settings import get_settings
+from tests.e2e.system import System, post_or_none
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def paused(service: str) -> Iterator[None]:
+    pid = int((get_settings().state_dir / service / f"{service}.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def an_item() -> dict[str, object]:
+    return {
+        "productId": str(uuid.uuid4()),
+        "vendorId": str(uuid.uuid4()),
+        "name": "pear",
+        "price": "0.99",
+        "quantity": 1,
+    }
+
+
+def until_accepted(client: httpx.Client, member: str, item: dict[str, object], key: str) -> httpx.Response:
+    deadline = time.monotonic() + 120
+    while True:
+        response = post_or_none(client, f"/cart/{member}", item, key)
+        if (response is not None and response.status_code == 200) or time.monotonic() > deadline:
+            assert response is not None, "no answer"
+            return response
+        time.sleep(1)
+
+
+def test_while_cassandra_does_not_answer_commands_get_503_and_nothing_is_half_applied(
+    isolated: System,
+) -> None:
+    isolated.start_worker()
+    member, item, key = str(uuid.uuid4()), an_item(), f"k-{uuid.uuid4()}"
+    with isolated.client() as client, paused("cassandra"):
+        refused = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
+        history = client.get(f"/cart/{member}/events")
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["reason"]
+    assert history.status_code == 503, history.text
+
+    with isolated.client() as client:
+        accepted = until_accepted(client, member, item, key)
+        assert accepted.json()["version"] == 1
+        events = client.get(f"/cart/{member}/events").json()["events"]
+        assert [e["seqNr"] for e in events] == [1]  # once, whatever happened while Cassandra was away
+
+
+def test_while_kafka_does_not_answer_commands_get_503(isolated: System) -> None:
+    isolated.start_worker()
+    member, item, key = str(uuid.uuid4()), an_item(), f"k-{uuid.uuid4()}"
+    with isolated.client() as client:
+        with paused("kafka"):
+            # The client's own timeout (30 s) is far above the API's command timeout (4 s): a hang fails here.
+            refused = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "ServiceUnavailable"
+        accepted = until_accepted(client, member, item, key)
+        assert [e["seqNr"] for e in client.get(f"/cart/{member}/events").json()["events"]] == [1]
+        assert accepted.json()["items"][0]["productId"] == item["productId"]
