@@ -4,12 +4,14 @@ hung machine or a long GC pause would do, and resumed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,9 +22,26 @@ from tests.e2e.system import System, post_or_none
 pytestmark = pytest.mark.slow
 
 
+def pid_listening_on(port: int) -> int:
+    """The process that listens on a local TCP port (whichever checkout started it), found through /proc."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).removeprefix("socket:[").removesuffix("]") in inodes:
+                return int(fd.parts[2])
+    raise AssertionError(f"nothing listens on port {port}")
+
+
 @contextmanager
 def paused(service: str) -> Iterator[None]:
-    pid = int((get_settings().state_dir / service / f"{service}.pid").read_text())
+    settings = get_settings()
+    port = settings.cassandra_port if service == "cassandra" else settings.kafka_host_port[1]
+    pid = pid_listening_on(port)
     os.kill(pid, signal.SIGSTOP)
     try:
         yield
