@@ -214,7 +214,8 @@ class CommandHandler:
         cached = self.carts.get(member_id)
         state = await self.journal.load(member_id)
         if cached is not None:
-            state = state.keep_rejections_of(cached)
+            # An up-to-date cached cart also knows which events were emitted; otherwise keep its rejections.
+            state = cached if cached.version == state.version else state.keep_rejections_of(cached)
         self.carts.put(state)
         outcome = state.outcome_of(command_id)
         if outcome is not None and outcome.rejection is None:
