@@ -128,10 +128,11 @@ def test_an_event_delivered_twice_on_cart_events_is_counted_once(client: httpx.C
             "purchased_at": event["payload"]["purchasedAt"],
         },
     }  # fmt: skip
-    position = asyncio.run(produce(get_settings().topic_events, member, replayed))
+    partition, offset = asyncio.run(produce(get_settings().topic_events, member, replayed))
     # A later purchase by the same member on the same partition shows when the replay has been processed.
     later = buy(client, member, an_item(vendor, product, "1.00", 1))
-    assert later["events"][0]["position"]["offset"] > position
+    assert later["events"][0]["position"]["partition"] == partition
+    assert later["events"][0]["position"]["offset"] > offset
 
     for source in ("cassandra", "postgres"):
         params = {**after(later["events"][0]), "source": source}
@@ -141,12 +142,12 @@ def test_an_event_delivered_twice_on_cart_events_is_counted_once(client: httpx.C
     assert sum(d["quantity"] for d in days["days"]) == 6
 
 
-async def produce(topic: str, key: str, value: dict[str, Any]) -> int:
+async def produce(topic: str, key: str, value: dict[str, Any]) -> tuple[int, int]:
     producer = AIOKafkaProducer(bootstrap_servers=get_settings().kafka_bootstrap, acks="all")
     await producer.start()
     try:
         metadata = await producer.send_and_wait(topic, json.dumps(value).encode(), key=key.encode())
-        return int(metadata.offset)
+        return int(metadata.partition), int(metadata.offset)
     finally:
         await producer.stop()
 
