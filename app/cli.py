@@ -73,7 +73,10 @@ def api_command() -> list[str]:
     ]
 
 
-def cmd_worker(_args: argparse.Namespace) -> int:
+def cmd_worker(args: argparse.Namespace) -> int:
+    # Topics and changelogs first: a Faust worker that creates a changelog itself can miss it in the metadata.
+    if code := cmd_migrate(args):
+        return code
     command = worker_command()
     os.execv(command[0], command)
 
@@ -83,9 +86,11 @@ def cmd_api(_args: argparse.Namespace) -> int:
     os.execv(command[0], command)
 
 
-def cmd_run(_args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     """Start the worker and the API as two processes; Ctrl-C stops both (the services keep running)."""
     s = get_settings()
+    if code := cmd_migrate(args):
+        return code
     processes = [subprocess.Popen(worker_command()), subprocess.Popen(api_command())]
     print(f"cart worker and API starting; the API is at http://{s.api_host}:{s.api_port} (docs at /docs)")
     print("Ctrl-C stops them; `make services-down` stops Kafka, Cassandra and PostgreSQL.", flush=True)
