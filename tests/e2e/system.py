@@ -243,3 +243,18 @@ def post_or_none(client: httpx.Client, path: str, body: dict[str, Any] | None, k
         return client.post(path, json=body, headers={"Idempotency-Key": key})
     except httpx.TransportError:
         return None
+
+
+def post_until_accepted(
+    client: httpx.Client, path: str, body: dict[str, Any] | None, key: str, attempts: int = 120
+) -> httpx.Response | str:
+    """POST as a client should while the system recovers: a 503 or a lost connection is retried with the same
+    Idempotency-Key. The 200 response, or a line saying why it never came."""
+    for _ in range(attempts):
+        response = post_or_none(client, path, body, key)
+        if response is not None and response.status_code == 200:
+            return response
+        if response is not None and response.status_code != 503:
+            return f"{key}: {response.status_code} {response.text}"
+        time.sleep(0.5)
+    return f"{key}: never accepted"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app.settings import get_settings
-from tests.e2e.system import System, post_or_none, read_topic
+from tests.e2e.system import System, post_until_accepted, read_topic
 
 pytestmark = pytest.mark.slow
 
@@ -71,22 +71,12 @@ def test_commands_sent_while_the_worker_is_killed_and_replaced_are_applied_exact
         with isolated.client() as client:
             for i in range(12):
                 key, item = f"{member}-{i}", an_item(f"item-{i}")
-                for _attempt in range(60):  # a client retries a 503 with the same key, as it should
-                    response = post_or_none(client, f"/cart/{member}", item, key)
-                    if response is None:  # no answer at all: retry with the same key, like a 503
-                        time.sleep(0.5)
-                        continue
-                    if response.status_code == 200:
-                        sent[member].append(item["productId"])
-                        time.sleep(0.2)  # keep the stream going while the worker is killed and replaced
-                        break
-                    if response.status_code != 503:
-                        failures.append(f"{member} {i}: {response.status_code} {response.text}")
-                        return
-                    time.sleep(0.5)
-                else:
-                    failures.append(f"{member} {i}: never accepted")
+                outcome = post_until_accepted(client, f"/cart/{member}", item, key, attempts=60)
+                if isinstance(outcome, str):
+                    failures.append(outcome)
                     return
+                sent[member].append(item["productId"])
+                time.sleep(0.2)  # keep the stream going while the worker is killed and replaced
 
     threads = [threading.Thread(target=client_loop, args=(m,)) for m in members]
     for t in threads:
@@ -116,7 +106,8 @@ def test_a_cart_comes_back_from_the_journal_when_table_state_and_changelog_are_l
         items = [an_item(f"item-{i}") for i in range(3)]
         for item in items:
             assert client.post(f"/cart/{member}", json=item).status_code == 200
-        client.patch(f"/cart/{member}/productId/{items[0]['productId']}", json={"delta": 4})
+        adjusted = client.patch(f"/cart/{member}/productId/{items[0]['productId']}", json={"delta": 4})
+        assert adjusted.status_code == 200, adjusted.text
         before = client.get(f"/cart/{member}").json()
 
         worker.stop()

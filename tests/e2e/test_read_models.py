@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from app.settings import get_settings
-from tests.e2e.system import System, cart_cli, post_or_none, read_topic
+from tests.e2e.system import System, cart_cli, post_until_accepted, read_topic
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "item_purchased.v1.json").read_text())
 
@@ -209,22 +209,12 @@ def shop(system: System, members: int, purchases: int, done: list[str] | None = 
                     (f"{member}-add-{n}", f"/cart/{member}", item),
                     (f"{member}-buy-{n}", f"/cart/{member}/checkout", None),
                 ):
-                    for _ in range(120):
-                        response = post_or_none(client, path, body, key)
-                        if response is None:  # no answer at all: retry with the same key, like a 503
-                            time.sleep(0.5)
-                            continue
-                        if response.status_code == 200:
-                            if "buy" in key:
-                                done.append(key)
-                            break
-                        if response.status_code != 503:
-                            errors.append(f"{response.status_code} {response.text}")
-                            return
-                        time.sleep(0.5)
-                    else:
-                        errors.append(f"{key} never accepted")
+                    outcome = post_until_accepted(client, path, body, key)
+                    if isinstance(outcome, str):
+                        errors.append(outcome)
                         return
+                    if "buy" in key:
+                        done.append(key)
 
     threads = [threading.Thread(target=member_loop, args=(i,)) for i in range(members)]
     for t in threads:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from app.settings import get_settings
-from tests.e2e.system import System, post_or_none
+from tests.e2e.system import System, post_until_accepted
 
 pytestmark = pytest.mark.slow
 
@@ -60,13 +59,9 @@ def an_item() -> dict[str, object]:
 
 
 def until_accepted(client: httpx.Client, member: str, item: dict[str, object], key: str) -> httpx.Response:
-    deadline = time.monotonic() + 120
-    while True:
-        response = post_or_none(client, f"/cart/{member}", item, key)
-        if (response is not None and response.status_code == 200) or time.monotonic() > deadline:
-            assert response is not None, "no answer"
-            return response
-        time.sleep(1)
+    outcome = post_until_accepted(client, f"/cart/{member}", item, key)
+    assert not isinstance(outcome, str), outcome
+    return outcome
 
 
 def test_while_cassandra_does_not_answer_commands_get_503_and_nothing_is_half_applied(
