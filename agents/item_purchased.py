@@ -1,20 +1,22 @@
 """Agent `item_purchased`: publishes every `ItemPurchased` to the public topic `item-purchased`, at least once.
 
 The message is the versioned JSON document of `schemas/item_purchased.v1.json`, keyed by member id; `eventId`
-identifies it, so a consumer drops the duplicates that at-least-once delivery can bring.
+identifies it, so a consumer drops the duplicates that at-least-once delivery can bring. Each partition of
+`cart-events` is published in offset order with no gap, whatever Faust delivers (app/in_order.py).
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import faust
 
 from app.cart import ItemPurchased
 from app.cart_state import StoredEvent
-from app.faust_app import app, cart_events_topic, decoded, item_purchased_topic, process_reliably
+from app.faust_app import app, cart_events_topic, deliver, guarded, item_purchased_topic, stored_event
+from app.in_order import TablePositions
 from schemas.records import CartEventRecord
+from tables.projections import item_purchased_positions
 
 SCHEMA_VERSION = 1
 
@@ -37,14 +39,19 @@ def item_purchased_document(stored: StoredEvent) -> dict[str, Any] | None:
     }
 
 
+async def publish(partition: int, offset: int, stored: StoredEvent | None) -> None:
+    document = item_purchased_document(stored) if stored is not None else None
+    if document is not None:
+        await (await item_purchased_topic.send(key=document["memberId"], value=document))
+    # Durable with the table's next changelog flush; a crash before that publishes again (at least once).
+    positions.record(partition, offset)
+
+
+positions = TablePositions(item_purchased_positions)
+guard = guarded("item_purchased", cart_events_topic, positions, stored_event, publish)
+
+
 @app.agent(cart_events_topic, concurrency=1)
 async def item_purchased(stream: faust.StreamT[CartEventRecord]) -> None:
-    async for record in stream:
-        stored = decoded("cart event", partial(StoredEvent.from_dict, record.asdict()))
-        document = item_purchased_document(stored) if stored is not None else None
-        if document is not None:
-            await process_reliably(f"publish {document['eventId']}", partial(publish, document))
-
-
-async def publish(document: dict[str, Any]) -> None:
-    await (await item_purchased_topic.send(key=document["memberId"], value=document))
+    async for event in stream.events():
+        await deliver(guard, stored_event, event)

@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from agents.row_owner import Write, own_rows
+from agents.row_owner import Write, own_rows, row_owner
 from app.faust_app import app, popular_items_updates_topic
 from app.runtime import process_runtime
 from tables.projections import popular_items_rows
@@ -20,6 +20,9 @@ async def write_popular_item() -> Write:
     return (await process_runtime().read_models()).write_popular_item
 
 
+guard = row_owner("popular_items", popular_items_updates_topic, popular_items_rows, write_popular_item)
+
+
 @app.agent(popular_items_updates_topic, concurrency=1)
 async def popular_items(stream: faust.StreamT[dict[str, Any]]) -> None:
-    await own_rows(stream, popular_items_rows, write_popular_item)
+    await own_rows(stream, guard)

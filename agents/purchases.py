@@ -3,12 +3,11 @@
 Duplicates (the same member_id and seq_nr again, which at-least-once emission can bring) are dropped with the
 `absorbed_events` table; events that never arrived (the member's seq_nr skips ahead) are read from the journal.
 Updates are sent, keyed by the read-model row, to the topics the row owners read (a repartition, so each row has
-one owner), and delivered before the event counts as absorbed.
+one owner), and delivered before the event counts as absorbed. Each partition is processed in offset order with
+no gap, whatever Faust delivers (app/in_order.py); the row owners' marks rely on it.
 """
 
 from __future__ import annotations
-
-from functools import partial
 
 import faust
 
@@ -16,38 +15,39 @@ from app.cart_state import StoredEvent
 from app.faust_app import (
     app,
     cart_events_topic,
-    decoded,
+    deliver,
     flush_changelogs,
+    guarded,
     popular_items_updates_topic,
-    process_reliably,
+    stored_event,
     vendor_billing_updates_topic,
 )
+from app.in_order import TablePositions
 from app.projections import popular_items_update, vendor_billing_update
 from app.runtime import process_runtime
 from schemas.records import CartEventRecord
 from tables.projections import absorbed_events
 
 ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_update, vendor_billing_updates_topic)]
+positions = TablePositions(absorbed_events)
 
 
-@app.agent(cart_events_topic, concurrency=1)
-async def purchases(stream: faust.StreamT[CartEventRecord]) -> None:
-    async for event in stream.events():
-        position = (event.message.partition, event.message.offset)
-        stored = decoded(f"event at {position}", partial(StoredEvent.from_dict, event.value.asdict()))
-        if stored is not None:
-            await process_reliably(f"event at {position}", partial(absorb, stored, *position))
+async def absorb(partition: int, offset: int, stored: StoredEvent | None) -> None:
+    if stored is not None:
+        await absorb_event(stored, partition, offset)
+    positions.record(partition, offset)
+    await flush_changelogs()
 
 
-async def absorb(stored: StoredEvent, partition: int, offset: int) -> None:
+async def absorb_event(stored: StoredEvent, partition: int, offset: int) -> None:
     member = str(stored.member_id)
     absorbed = absorbed_events.get(member) or 0
     if stored.seq_nr <= absorbed:
         return  # seen before: a duplicate emission
     events = [stored]
     if stored.seq_nr > absorbed + 1:
-        # Earlier events of this member never reached us (a late emission, or a message the consumer skipped):
-        # the journal has them. A replay reads the same range, so their indexes are the same every time.
+        # Earlier events of this member never reached us (a late emission, or an emission lost in a crash): the
+        # journal has them. A replay reads the same range, so their indexes are the same every time.
         journal = await process_runtime().journal()
         events = await journal.read(stored.member_id, absorbed + 1, stored.seq_nr)
     for index, event in enumerate(events):
@@ -56,4 +56,12 @@ async def absorb(stored: StoredEvent, partition: int, offset: int) -> None:
             if update is not None:
                 await (await topic.send(key=update.key, value=update.to_dict()))
     absorbed_events[member] = stored.seq_nr
-    await flush_changelogs()
+
+
+guard = guarded("purchases", cart_events_topic, positions, stored_event, absorb)
+
+
+@app.agent(cart_events_topic, concurrency=1)
+async def purchases(stream: faust.StreamT[CartEventRecord]) -> None:
+    async for event in stream.events():
+        await deliver(guard, stored_event, event)

@@ -1,34 +1,41 @@
 """What the owners of Cassandra read-model rows (`popular_items`, `vendor_billing`) share: one loop.
 
-For each update: apply it to the row kept in the agent's table (a replay changes nothing), make the table durable,
-then write the row's absolute value with `write`. A replayed update repeats the write, which is harmless.
+For each update: apply it to the row kept in the agent's table (an update already in the row's marks changes
+nothing), make the table durable, then write the row's absolute value with `write`, then record the offset. A
+crash before the offset is recorded repeats the write, which is harmless. Each partition is processed in offset
+order with no gap, whatever Faust delivers (app/in_order.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import faust
 
-from app.faust_app import decoded, flush_changelogs, process_reliably
+from app.faust_app import deliver, flush_changelogs, guarded
+from app.in_order import InOrder, TablePositions
 from app.projections import RowState, RowUpdate
 
 Write = Callable[[tuple[str, ...], RowState], Awaitable[None]]
 
 
-async def own_rows(stream: faust.StreamT[dict[str, Any]], rows: Any, write: Callable[[], Awaitable[Write]]) -> None:
-    async for value in stream:
-        update = decoded("row update", partial(RowUpdate.from_dict, value))
+def row_owner(agent: str, topic: faust.TopicT, rows: Any, write: Callable[[], Awaitable[Write]]) -> InOrder[RowUpdate]:
+    positions = TablePositions(rows)
+
+    async def absorb(partition: int, offset: int, update: RowUpdate | None) -> None:
         if update is not None:
-            await process_reliably(f"update of {update.key}", partial(absorb, rows, update, write))
+            state = RowState.from_dict(rows.get(update.key))
+            new_state = state.apply(update)
+            if new_state is not state:
+                rows[update.key] = new_state.to_dict()
+                await flush_changelogs()
+            await (await write())(update.row, new_state)
+        positions.record(partition, offset)
+
+    return guarded(agent, topic, positions, RowUpdate.from_dict, absorb)
 
 
-async def absorb(rows: Any, update: RowUpdate, write: Callable[[], Awaitable[Write]]) -> None:
-    state = RowState.from_dict(rows.get(update.key))
-    new_state = state.apply(update)
-    if new_state is not state:
-        rows[update.key] = new_state.to_dict()
-        await flush_changelogs()
-    await (await write())(update.row, new_state)
+async def own_rows(stream: faust.StreamT[dict[str, Any]], guard: InOrder[RowUpdate]) -> None:
+    async for event in stream.events():
+        await deliver(guard, RowUpdate.from_dict, event)

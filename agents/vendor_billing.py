@@ -10,7 +10,7 @@ from typing import Any
 
 import faust
 
-from agents.row_owner import Write, own_rows
+from agents.row_owner import Write, own_rows, row_owner
 from app.faust_app import app, vendor_billing_updates_topic
 from app.runtime import process_runtime
 from tables.projections import vendor_balance_rows
@@ -20,6 +20,9 @@ async def write_vendor_balance() -> Write:
     return (await process_runtime().read_models()).write_vendor_balance
 
 
+guard = row_owner("vendor_billing", vendor_billing_updates_topic, vendor_balance_rows, write_vendor_balance)
+
+
 @app.agent(vendor_billing_updates_topic, concurrency=1)
 async def vendor_billing(stream: faust.StreamT[dict[str, Any]]) -> None:
-    await own_rows(stream, vendor_balance_rows, write_vendor_balance)
+    await own_rows(stream, guard)

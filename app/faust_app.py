@@ -6,17 +6,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
 import faust
 from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
 
+from app.cart_state import StoredEvent
 from app.cassandra import StoreUnavailable
+from app.in_order import InOrder, Positions, stalled
+from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 
@@ -135,6 +141,59 @@ cart_replies_topic = app.topic(
 )
 
 
+def json_value(raw: bytes | None) -> Any:
+    """A message value read directly from Kafka, as Faust's json serializer (or a Record, once `asdict`) gives it."""
+    if raw is None:
+        raise ValueError("a message without a value")
+    value = json.loads(raw)
+    if isinstance(value, dict):
+        value.pop("__faust", None)  # a Record's type tag
+    return value
+
+
+def stored_event(value: CartEventRecord | dict[str, Any]) -> StoredEvent:
+    """A cart-events message's value (a Record from Faust, a dict from `json_value`) as the journal's event."""
+    return StoredEvent.from_dict(value.asdict() if isinstance(value, faust.Record) else value)
+
+
+guards: list[InOrder[Any]] = []
+
+
+def guarded(
+    agent: str,
+    topic: faust.TopicT,
+    positions: Positions,
+    decode: Callable[[Any], T],
+    process: Callable[[int, int, T | None], Awaitable[None]],
+) -> InOrder[T]:
+    """The in-order guard of an agent over `topic` (app/in_order.py), watched by `resume_stalled_partitions`.
+    `decode` turns a message's value (as Faust delivers it, or as `json_value` reads it) into what `process` takes,
+    raising KeyError, TypeError or ValueError when it is malformed."""
+
+    def decode_raw(raw: bytes | None) -> T | None:
+        return decoded(f"{agent} input", lambda: decode(json_value(raw)))
+
+    guard = InOrder(
+        agent,
+        topic.get_topic_name(),
+        positions,
+        decode_raw,
+        process,
+        kafka=lambda: process_runtime().kafka_log(),
+        drop_first_delivery_every=settings.drop_first_delivery_every,
+    )
+    guards.append(guard)
+    return guard
+
+
+async def deliver(guard: InOrder[T], decode: Callable[[Any], T], event: faust.EventT[Any]) -> None:
+    """One message as Faust delivered it, through the agent's guard, never counted as processed unless it was."""
+    message = event.message
+    where = f"{message.topic}[{message.partition}]@{message.offset}"
+    value = decoded(f"message at {where}", partial(decode, event.value))
+    await process_reliably(where, partial(guard.deliver, message.partition, message.offset, value))
+
+
 async def flush_changelogs() -> None:
     """Wait until every message produced so far (table changelogs included) is acknowledged by Kafka.
 
@@ -145,3 +204,18 @@ async def flush_changelogs() -> None:
     while producer.buffer.size:
         await producer.buffer.flush()
     await producer.flush()
+
+
+@app.timer(settings.stall_check_s)  # type: ignore[untyped-decorator]
+async def resume_stalled_partitions() -> None:
+    """Seek back any partition Faust has committed past messages a guarded agent never processed (app/in_order.py):
+    Faust then delivers them again, and the agent's guard processes them in order."""
+    if not guards or app.rebalancing or not app.flow_control.is_active():
+        return
+    try:
+        committed = await process_runtime().kafka_log().committed(settings.consumer_group)
+        assigned = [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
+        for (topic, partition), offset in (await stalled(guards, assigned, committed)).items():
+            await app.consumer.seek(TP(topic, partition), offset)
+    except TRANSIENT as error:
+        log.warning("checking for stalled partitions: %s", error)

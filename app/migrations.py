@@ -73,10 +73,16 @@ POSTGRES_DDL = [
         last_event_at TIMESTAMPTZ NOT NULL,
         PRIMARY KEY (partition, source_partition)
     )""",
+    # Per partition of vendor-billing-updates, the last offset applied (same transaction): the agent processes
+    # each partition in offset order with no gap (app/in_order.py); -1 until the first.
+    """CREATE TABLE IF NOT EXISTS vendor_billing_offsets (
+        partition INTEGER PRIMARY KEY,
+        last_offset BIGINT NOT NULL
+    )""",
 ]
 
 
-FAUST_TABLES = ["carts", "absorbed_events", "popular_items_rows", "vendor_balance_rows"]
+FAUST_TABLES = ["carts", "absorbed_events", "popular_items_rows", "vendor_balance_rows", "item_purchased_positions"]
 
 
 async def migrate_kafka(settings: Settings) -> None:

@@ -3,11 +3,14 @@ the query side is here.
 
 Contracts:
 - Cassandra (`CassandraReadModels.write_*`): the row's owner writes the row's absolute value, not an increment,
-  with `USING TIMESTAMP <version>` (the number of updates the value includes), in one logged batch with its
-  tracking row. Writing the same state twice is a no-op, and a stale owner's older state cannot overwrite a newer
-  one. A failed write raises; the agent has not acknowledged the message then, so it is redelivered.
-- PostgreSQL (`PostgresVendorBilling.apply`): the balance change and the consumed position commit in one
-  transaction, and a position already applied changes nothing: exactly once in effect on its own.
+  with `USING TIMESTAMP <version>` (the number of updates the value includes), then its tracking row (marks).
+  Writing the same state twice is a no-op, and a stale owner's older state cannot overwrite a newer one. The
+  tracking row is written after the value, not in a batch with it (a batch is atomic but not isolated), so marks
+  that include a position mean the value already does: readers read the marks first, then the rows. A failed
+  write raises; the agent has not acknowledged the message then, so it is redelivered.
+- PostgreSQL (`PostgresVendorBilling.apply`): the balance change and the consumed positions (the offset of the
+  vendor-billing-updates message, the update's cart-events position) commit in one transaction, and a position
+  already applied changes nothing: exactly once in effect on its own.
 """
 
 from __future__ import annotations
@@ -104,18 +107,16 @@ class CassandraReadModels:
             [
                 (self._write_quantity, (vendor, product, year, month, day, quantity, state.name, ts)),
                 (self._write_day, (year, month, day, vendor, product, quantity, state.name, ts)),
-                *([self._tracking(POPULAR_ITEMS, "/".join(row), state)] if track else []),
             ]
         )
+        if track:
+            await self._write([self._tracking(POPULAR_ITEMS, "/".join(row), state)])
 
     async def write_vendor_balance(self, row: tuple[str, ...], state: RowState, track: bool = True) -> None:
         vendor, year, month = UUID(row[0]), int(row[1]), int(row[2])
-        await self._write(
-            [
-                (self._write_balance, (vendor, year, month, state.total, state.version)),
-                *([self._tracking(VENDOR_BILLING, "/".join(row), state)] if track else []),
-            ]
-        )
+        await self._write([(self._write_balance, (vendor, year, month, state.total, state.version))])
+        if track:
+            await self._write([self._tracking(VENDOR_BILLING, "/".join(row), state)])
 
     async def freshness(self, projection: str, keys: list[str]) -> Freshness:
         found = []
@@ -143,46 +144,71 @@ class CassandraReadModels:
 
 
 class PostgresVendorBilling:
-    """Vendor billing in PostgreSQL: `vendor_billing` rows and `vendor_billing_positions`, one transaction each."""
+    """Vendor billing in PostgreSQL: `vendor_billing` rows, `vendor_billing_offsets` and
+    `vendor_billing_positions`, one transaction per consumed message."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
-    async def apply(self, update: RowUpdate, partition: int) -> bool:
-        """Apply one update consumed from `partition` of vendor-billing-updates; False if it was applied before."""
-        vendor, year, month = UUID(update.row[0]), int(update.row[1]), int(update.row[2])
+    async def last_offset(self, partition: int) -> int | None:
+        """The last offset of `partition` of vendor-billing-updates applied here (None: none yet)."""
+        async with self.pool.acquire() as conn:
+            offset = await conn.fetchval(
+                "SELECT last_offset FROM vendor_billing_offsets WHERE partition = $1", partition
+            )
+        return None if offset is None or offset < 0 else int(offset)
+
+    async def apply(self, update: RowUpdate | None, partition: int, offset: int) -> bool:
+        """Apply the update at `offset` of `partition` of vendor-billing-updates (None: a malformed message, which
+        only moves the offset); False if that offset, or the update's source position, was applied before."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO vendor_billing_positions (partition, source_partition, source_position, last_event_at) "
-                "VALUES ($1, $2, -1, $3) ON CONFLICT DO NOTHING",
+                "INSERT INTO vendor_billing_offsets (partition, last_offset) VALUES ($1, -1) ON CONFLICT DO NOTHING",
                 partition,
-                update.source_partition,
-                update.occurred_at,
             )
-            applied = await conn.fetchval(
-                "SELECT source_position FROM vendor_billing_positions "
-                "WHERE partition = $1 AND source_partition = $2 FOR UPDATE",
-                partition,
-                update.source_partition,
+            last = await conn.fetchval(
+                "SELECT last_offset FROM vendor_billing_offsets WHERE partition = $1 FOR UPDATE", partition
             )
-            if update.source_position <= applied:
-                return False
+            if offset <= last:
+                return False  # another owner of the partition (or this one, before a crash) got there first
             await conn.execute(
-                "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (vendor_id, year, month) DO UPDATE SET balance = vendor_billing.balance + $4",
-                vendor,
-                year,
-                month,
-                update.delta,
+                "UPDATE vendor_billing_offsets SET last_offset = $2 WHERE partition = $1", partition, offset
             )
-            await conn.execute(
-                "UPDATE vendor_billing_positions SET source_position = $3, last_event_at = GREATEST(last_event_at, $4) "
-                "WHERE partition = $1 AND source_partition = $2",
-                partition,
-                update.source_partition,
-                update.source_position,
-                update.occurred_at,
-            )
+            return update is not None and await self._apply(conn, update, partition)
+
+    async def _apply(self, conn: Any, update: RowUpdate, partition: int) -> bool:
+        vendor, year, month = UUID(update.row[0]), int(update.row[1]), int(update.row[2])
+        await conn.execute(
+            "INSERT INTO vendor_billing_positions (partition, source_partition, source_position, last_event_at) "
+            "VALUES ($1, $2, -1, $3) ON CONFLICT DO NOTHING",
+            partition,
+            update.source_partition,
+            update.occurred_at,
+        )
+        applied = await conn.fetchval(
+            "SELECT source_position FROM vendor_billing_positions "
+            "WHERE partition = $1 AND source_partition = $2 FOR UPDATE",
+            partition,
+            update.source_partition,
+        )
+        if update.source_position <= applied:
+            return False  # the same update sent twice by `purchases` (a crash between its send and its commit)
+        await conn.execute(
+            "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (vendor_id, year, month) DO UPDATE SET balance = vendor_billing.balance + $4",
+            vendor,
+            year,
+            month,
+            update.delta,
+        )
+        await conn.execute(
+            "UPDATE vendor_billing_positions SET source_position = $3, last_event_at = GREATEST(last_event_at, $4) "
+            "WHERE partition = $1 AND source_partition = $2",
+            partition,
+            update.source_partition,
+            update.source_position,
+            update.occurred_at,
+        )
         return True
 
     async def balances(self, vendor: UUID, year: int) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from cassandra import OperationTimedOut
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 
 from app.cassandra import StoreUnavailable, connect_async
+from app.in_order import KafkaLog
 from app.journal import CassandraJournal
 from app.migrations import migrate
 from app.read_models import CassandraReadModels, PostgresVendorBilling
@@ -42,6 +43,7 @@ class Runtime:
         self._journal: CassandraJournal | None = None
         self._read_models: CassandraReadModels | None = None
         self._pg_pool: asyncpg.Pool | None = None
+        self._kafka_log: KafkaLog | None = None
         self._migrated = False
 
     async def cassandra(self) -> Session:
@@ -82,7 +84,14 @@ class Runtime:
                     raise StoreUnavailable(f"PostgreSQL is not reachable: {error}") from error
             return PostgresVendorBilling(self._pg_pool)
 
+    def kafka_log(self) -> KafkaLog:
+        if self._kafka_log is None:
+            self._kafka_log = KafkaLog(self.settings.kafka_bootstrap)
+        return self._kafka_log
+
     async def aclose(self) -> None:
+        if self._kafka_log is not None:
+            await self._kafka_log.close()
         if self._pg_pool is not None:
             await self._pg_pool.close()
         if self._cluster is not None:

@@ -61,8 +61,15 @@ class Settings(BaseSettings):
     snapshot_every: int = Field(default=100, ge=1)
     journal_bucket_size: int = Field(default=10_000, ge=1000)
 
+    # How often a worker checks that Faust has not committed past messages its agents never processed
+    # (app.in_order.stalled).
+    stall_check_s: float = Field(default=5.0, gt=0)
+
     # Fault injection for the crash tests: the worker exits right after appending this command id's events.
     crash_after_append: str = ""
+    # Fault injection: the query-side agents drop the first delivery of every n-th offset, as Faust does when it
+    # skips a message (0: never).
+    drop_first_delivery_every: int = Field(default=0, ge=0)
 
     # Local state: the services' data and logs, the workers' table stores.
     state_dir: Path = PROJECT_ROOT / ".state"

@@ -3,6 +3,9 @@
 - `absorbed_events`: member id -> the highest seq_nr the `purchases` agent has absorbed (drops duplicates).
 - `popular_items_rows`: "vendor/product/year/month/day" -> `app.projections.RowState` (quantity and marks).
 - `vendor_balance_rows`: "vendor/year/month" -> `RowState` (balance and marks).
+- `item_purchased_positions`: only the positions of `item_purchased` (app.in_order.TablePositions).
+
+Each also holds its agent's last processed offset per partition, under `@offset/<partition>`.
 """
 
 from __future__ import annotations
@@ -12,3 +15,6 @@ from app.faust_app import app, settings
 absorbed_events = app.Table("absorbed_events", partitions=settings.partitions, key_type=str, default=None)
 popular_items_rows = app.Table("popular_items_rows", partitions=settings.partitions, key_type=str, default=None)
 vendor_balance_rows = app.Table("vendor_balance_rows", partitions=settings.partitions, key_type=str, default=None)
+item_purchased_positions = app.Table(
+    "item_purchased_positions", partitions=settings.partitions, key_type=str, default=None
+)

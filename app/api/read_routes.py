@@ -47,7 +47,11 @@ def parse_after(after: str | None) -> tuple[int, int] | None:
 async def read_until(
     read: Callable[[], Awaitable[tuple[list[dict[str, Any]], Freshness]]], after: str | None, wait_ms: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Read; if `after` is given and not yet included, read again until it is or `wait_ms` has passed."""
+    """Read; if `after` is given and not yet included, read again until it is or `wait_ms` has passed.
+
+    `read` reads the rows (to know their keys), then their freshness, then the rows again, and returns the second
+    rows: a write that lands between the first two reads is in the freshness, so it must be in the rows returned
+    with it (values are only ever replaced by newer ones, and marks are written after the values)."""
     position = parse_after(after)
     deadline = time.monotonic() + wait_ms / 1000
     while True:
@@ -90,7 +94,8 @@ async def popular_items(
     async def read() -> tuple[list[dict[str, Any]], Freshness]:
         days = await models.quantities_by_day(vendorId, productId, year, month)
         keys = [f"{vendorId}/{productId}/{year}/{month}/{d['day']}" for d in days]
-        return days, await models.freshness(POPULAR_ITEMS, keys)
+        freshness = await models.freshness(POPULAR_ITEMS, keys)
+        return await models.quantities_by_day(vendorId, productId, year, month), freshness
 
     days, projection = await read_until(read, after, waitMs)
     if not days:
@@ -114,7 +119,8 @@ async def vendor_billing(
         models = await services.read_models()
         months = await models.balances(vendorId, year)
         keys = [f"{vendorId}/{year}/{m['month']}" for m in months]
-        return months, await models.freshness(VENDOR_BILLING, keys)
+        freshness = await models.freshness(VENDOR_BILLING, keys)
+        return await models.balances(vendorId, year), freshness
 
     async def read_postgres() -> tuple[list[dict[str, Any]], Freshness]:
         billing = await services.vendor_billing_sql()
@@ -124,7 +130,8 @@ async def vendor_billing(
             _partitioner(f"{vendorId}/{year}/{m['month']}".encode(), list(range(partitions)), list(range(partitions)))
             for m in months
         }
-        return months, merge([await billing.freshness(q) for q in sorted(owners)])
+        freshness = merge([await billing.freshness(q) for q in sorted(owners)])
+        return await billing.balances(vendorId, year), freshness
 
     months, projection = await read_until(read_postgres if source == "postgres" else read_cassandra, after, waitMs)
     if not months:

@@ -75,8 +75,12 @@ def test_a_checkout_lands_in_every_read_model_and_a_client_can_read_its_own_writ
         assert billing.json()["projection"]["caughtUp"] is True
         assert billing.json()["months"] == [{"month": month, "balance": "30.85"}]  # 3 x 10.05 + 7 x 0.10
 
-    top = client.get("/popular-items/top", params={"date": bought["purchasedAt"][:10], "limit": 100}).json()
-    assert {"vendorId": vendor, "productId": product, "name": "orange", "quantity": 3} in top["items"]
+    top = client.get("/popular-items/top", params={"date": bought["purchasedAt"][:10], "limit": 100}).json()["items"]
+    quantities = [item["quantity"] for item in top]
+    assert quantities == sorted(quantities, reverse=True)
+    # In the top 100 of the day, unless 100 other items bought that day (earlier runs on this machine) outrank it.
+    ours = {"vendorId": vendor, "productId": product, "name": "orange", "quantity": 3}
+    assert ours in top or (len(top) == 100 and quantities[-1] >= 3)
 
 
 def test_every_item_purchased_reaches_the_public_topic_as_schema_valid_json(client: httpx.Client) -> None:
@@ -136,8 +140,8 @@ def test_an_event_delivered_twice_on_cart_events_is_counted_once(client: httpx.C
 
     for source in ("cassandra", "postgres"):
         params = {**after(later["events"][0]), "source": source}
-        months = client.get(f"/vendor-billing/{vendor}/{year}", params=params).json()["months"]
-        assert months == [{"month": month, "balance": "6.00"}], source
+        billing = client.get(f"/vendor-billing/{vendor}/{year}", params=params).json()
+        assert billing["months"] == [{"month": month, "balance": "6.00"}], f"{source}: {json.dumps(billing)}"
     days = client.get(f"/popular-items/{vendor}/{product}/{year}/{month}", params=after(later["events"][0])).json()
     assert sum(d["quantity"] for d in days["days"]) == 6
 
@@ -269,6 +273,44 @@ def test_read_models_equal_the_journal_after_workers_are_killed_mid_stream(isola
 
 
 @pytest.mark.slow
+def test_messages_faust_skips_and_acknowledges_are_still_processed_in_order(isolated_stores: System) -> None:
+    """Around rebalances Faust can skip a message and acknowledge it anyway (app/in_order.py). This worker drops
+    the first delivery of every second offset on every query-side input, as Faust does: each agent must read the
+    gap from Kafka when the next message comes, and the timer must seek back when no next message comes."""
+    system = isolated_stores
+    worker = system.start_worker(CART_DROP_FIRST_DELIVERY_EVERY="2", CART_STALL_CHECK_S="1")
+    assert shop(system, members=3, purchases=3) == []
+
+    result = wait_until_verified(system)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3/3 members" in result.stderr
+    published = wait_for(lambda: len({m["eventId"] for m in read_topic(system.env["CART_TOPIC_ITEM_PURCHASED"])}) >= 9)
+    assert published, "every purchase reaches item-purchased"
+    log = worker.log.read_text()
+    assert "fault injection" in log and "were never delivered to this agent; reading them from Kafka" in log
+
+
+@pytest.mark.slow
+def test_a_partitions_last_message_skipped_and_committed_is_processed_after_a_seek_back(
+    isolated_stores: System,
+) -> None:
+    """Every first delivery is dropped (and acknowledged, so committed): no later message ever reveals the gap, so
+    only the timer that compares the group's committed offsets with the agents' positions can recover them."""
+    system = isolated_stores
+    worker = system.start_worker(CART_DROP_FIRST_DELIVERY_EVERY="1", CART_STALL_CHECK_S="1")
+    vendor = str(uuid.uuid4())
+    with system.client() as client:
+        bought = buy(client, str(uuid.uuid4()), an_item(vendor, price="4.20", quantity=2))
+        year, month = int(bought["purchasedAt"][:4]), int(bought["purchasedAt"][5:7])
+        path = f"/vendor-billing/{vendor}/{year}"
+        for source in ("cassandra", "postgres"):
+            months = wait_for(lambda s=source: client.get(path, params={"source": s}).json().get("months"))
+            assert months == [{"month": month, "balance": "8.40"}], source
+    assert wait_until_verified(system).returncode == 0
+    assert "seeking back" in worker.log.read_text()
+
+
+@pytest.mark.slow
 def test_a_damaged_read_model_is_reported_by_verify_and_repaired_by_rebuild(isolated_stores: System) -> None:
     system = isolated_stores
     worker = system.start_worker()
@@ -322,11 +364,11 @@ def test_purchases_that_never_reached_cart_events_are_recovered_from_the_journal
     year, month = int(bought["purchasedAt"][:4]), int(bought["purchasedAt"][5:7])
 
     billing = client.get(f"/vendor-billing/{vendor}/{year}", params=after(bought["events"][0])).json()
-    assert billing["months"] == [{"month": month, "balance": "15.00"}]  # 2 x 7.00 recovered + 1 x 1.00
+    assert billing["months"] == [{"month": month, "balance": "15.00"}], billing  # 2 x 7.00 recovered + 1 x 1.00
     cassandra = client.get(
         f"/vendor-billing/{vendor}/{year}", params={**after(bought["events"][0]), "source": "cassandra"}
     )
-    assert cassandra.json()["months"] == [{"month": month, "balance": "15.00"}]
+    assert cassandra.json()["months"] == [{"month": month, "balance": "15.00"}], cassandra.text
     days = client.get(f"/popular-items/{vendor}/{product}/{year}/{month}", params=after(bought["events"][0])).json()
     assert sum(d["quantity"] for d in days["days"]) == 2
 
