@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services-up services-down services-status stop migrate run worker api shell test test-unit \
+.PHONY: help venv services-up services-down services-status stop migrate run worker api shell bench test test-unit \
         test-integration test-e2e lint typecheck clean
 
 help: ## List the targets
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@echo "Creating the Python environment in $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
-	@$(BIN)/pip install -q -e '.[dev]'
+	@$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $(STAMP)
 
 venv: $(STAMP) ## Create the Python environment (.venv) with the pinned packages
@@ -41,6 +41,9 @@ run: migrate ## Run the system: services, the cart worker and the HTTP API (Ctrl
 
 shell: venv ## The interactive cart shell, against the running API
 	@$(BIN)/cart shell
+
+bench: venv ## Load the running system (`make run` elsewhere) and measure it; plot in .state/bench.png
+	@$(BIN)/cart bench --plot .state/bench.png
 
 test: migrate ## Run the whole test suite against the real services
 	@$(BIN)/python -m pytest

@@ -1,7 +1,8 @@
 """`cart`: one command-line entry point for people and operators.
 
 `cart run` (worker and API together), `cart worker`, `cart api`, `cart migrate`,
-`cart services up|down|status`, `cart shell [--api URL]` (the interactive cart shell).
+`cart services up|down|status`, `cart shell [--api URL]` (the interactive cart shell), `cart bench` (load and
+measure a running system).
 Every sub-command has `--help` and exits non-zero on failure, with one clear line instead of a traceback.
 """
 
@@ -198,6 +199,32 @@ def run_store_command(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return fail(f"{type(error).__name__}: {error} (are the services up? `make services-up`)")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.bench import bench, plot, report
+
+    s = get_settings()
+    api = args.api or f"http://{s.api_host}:{s.api_port}"
+    if min(args.members, args.rounds, args.concurrency) < 1:
+        return fail("--members, --rounds and --concurrency must be at least 1")
+    print(f"bench: {args.members} members x {args.rounds} purchases, {args.concurrency} at a time, against {api}")
+    try:
+        run = asyncio.run(bench(api, args.members, args.rounds, args.concurrency))
+    except Exception as error:  # an API that is not there is one line, not a traceback
+        return fail(f"{type(error).__name__}: {error} (is the system running? `make run`)")
+    label = args.label or f"{args.members} members x {args.rounds}, concurrency {args.concurrency}"
+    print(report(run, label))
+    if args.plot:
+        if plot(run, label, Path(args.plot)):
+            print(f"plot: {args.plot}")
+        else:
+            print("no plot: matplotlib is not installed (`make venv`, or pip install -e '.[bench]')", file=sys.stderr)
+    for line in run.errors[:5]:
+        print(f"  error: {line}", file=sys.stderr)
+    return 1 if run.errors else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cart", description="The event-sourced shopping cart.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -227,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_argument(
         "--api", metavar="URL", help="the HTTP API's base URL (default: http://CART_API_HOST:CART_API_PORT)"
     )
+    bench = add("bench", cmd_bench, "load the running system through its HTTP API; latency, throughput, a plot")
+    bench.add_argument("--api", metavar="URL", help="the HTTP API's base URL (default: from the settings)")
+    bench.add_argument("--members", type=int, default=200, help="members, one client each (default 200)")
+    bench.add_argument("--rounds", type=int, default=3, help="add-and-checkout rounds per member (default 3)")
+    bench.add_argument("--concurrency", type=int, default=16, help="members shopping at once (default 16)")
+    bench.add_argument("--plot", metavar="PNG", help="write the plot here")
+    bench.add_argument("--label", help="the run's title in the report and the plot")
     return parser
 
 

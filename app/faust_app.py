@@ -93,8 +93,16 @@ async def _seek_to_committed_or_beginning(self: Any) -> Mapping[Any, int]:
 AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_beginning  # type: ignore[method-assign]
 
 
+class CartApp(faust.App):
+    async def on_first_start(self) -> None:
+        """Before the worker joins its consumer group (children, the consumer among them, start after this): the
+        stores, so that a worker the group counts as ready answers its first command without connecting first."""
+        await super().on_first_start()
+        await process_runtime().warm_up(timeout_s=30)
+
+
 def create_app(settings: Settings) -> faust.App:
-    return faust.App(
+    return CartApp(
         settings.consumer_group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         store="rocksdb://",
@@ -210,7 +218,7 @@ async def flush_changelogs() -> None:
 async def resume_stalled_partitions() -> None:
     """Seek back any partition Faust has committed past messages a guarded agent never processed (app/in_order.py):
     Faust then delivers them again, and the agent's guard processes them in order."""
-    if not guards or app.rebalancing or not app.flow_control.is_active():
+    if not guards or app.rebalancing or app.in_recovery or not app.flow_control.is_active():
         return
     try:
         committed = await process_runtime().kafka_log().committed(settings.consumer_group)

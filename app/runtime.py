@@ -7,6 +7,7 @@ migrations and connects once for the whole process.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from app.read_models import CassandraReadModels, PostgresVendorBilling
 from app.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 async def prepared(store: Callable[..., T], *args: Any) -> T:
@@ -83,6 +85,20 @@ class Runtime:
                 except (OSError, asyncpg.PostgresError, TimeoutError) as error:
                     raise StoreUnavailable(f"PostgreSQL is not reachable: {error}") from error
             return PostgresVendorBilling(self._pg_pool)
+
+    async def warm_up(self, timeout_s: float) -> None:
+        """Migrate and connect every store now, each within `timeout_s`, so that the first message does not pay for
+        it (a worker's first command took longer than the API's wait on a loaded machine). A store that does not
+        answer is logged and left to the agents, which retry it when they need it."""
+        for name, connect in (
+            ("Cassandra", self.journal),
+            ("Cassandra read models", self.read_models),
+            ("PostgreSQL", self.vendor_billing_sql),
+        ):
+            try:
+                await asyncio.wait_for(connect(), timeout_s)
+            except Exception as error:  # never fatal here: the agents connect (and retry) on first use
+                log.warning("warm-up: %s not ready (%s); the agents will retry", name, error or type(error).__name__)
 
     def kafka_log(self) -> KafkaLog:
         if self._kafka_log is None:

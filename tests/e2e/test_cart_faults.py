@@ -81,7 +81,9 @@ def test_commands_sent_while_the_worker_is_killed_and_replaced_are_applied_exact
     threads = [threading.Thread(target=client_loop, args=(m,)) for m in members]
     for t in threads:
         t.start()
-    time.sleep(1)
+    deadline = time.monotonic() + 60
+    while not any(sent.values()) and time.monotonic() < deadline:  # until commands flow (slow on a loaded machine)
+        time.sleep(0.05)
     first.kill()  # SIGKILL mid-stream: no flush, no commit
     assert any(0 < len(done) < 12 for done in sent.values()), "the kill should land in the middle of the stream"
     isolated.start_worker()

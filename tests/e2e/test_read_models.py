@@ -243,11 +243,6 @@ def wait_until_verified(system: System, timeout: float = 120) -> subprocess.Comp
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known, open in issue #4: under CPU load about 1 run in 5 still misses a purchase after two SIGKILLs; "
-    "cause not found yet (post-mortem steps in the issue note). Runs every time; an xpass is the usual outcome.",
-)
 def test_read_models_equal_the_journal_after_workers_are_killed_mid_stream(isolated_stores: System) -> None:
     system = isolated_stores
     first = system.start_worker()
