@@ -86,8 +86,25 @@ def api_url() -> str:
 
 
 def wait_ready(processes: list[Process], timeout: float = 180) -> None:
-    """Until /ready says Kafka, Cassandra and a Stable worker group; fail with the logs if a process died."""
+    """Until /ready says Kafka, Cassandra and a Stable worker group, and the workers have restored their tables;
+    fail with the logs if a process died."""
     wait_ready_at(api_url(), processes, timeout)
+    for p in processes:
+        if p.name.startswith("worker"):
+            wait_worker_ready(p, timeout)
+
+
+def wait_worker_ready(worker: Process, timeout: float = 180) -> None:
+    """Until the worker says Ready: its group is formed (what /ready sees) and its tables are restored, so it is
+    consuming. Between the two, commands wait in Kafka (seconds on a loaded machine): long enough for the short
+    command timeout of the isolated systems to answer 503 to a test's first command."""
+    deadline = time.monotonic() + timeout
+    while "[^Worker]: Ready" not in worker.log.read_text(errors="replace"):
+        if not worker.alive():
+            raise AssertionError(f"{worker.name} exited with {worker.popen.returncode}:\n{worker.tail()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{worker.name} did not get ready:\n{worker.tail()}")
+        time.sleep(0.2)
 
 
 def isolated_env(tag: str, api_port: int, own_stores: bool = False) -> dict[str, str]:
@@ -221,6 +238,7 @@ class System:
         worker = start_worker(**self.env, **env)
         self.workers.append(worker)
         wait_ready_at(self.url, [self.api, worker])
+        wait_worker_ready(worker)
         return worker
 
     def client(self) -> httpx.Client:
