@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -97,6 +98,7 @@ class CartApp(faust.App):
     async def on_first_start(self) -> None:
         """Before the worker joins its consumer group (children, the consumer among them, start after this): the
         stores, so that a worker the group counts as ready answers its first command without connecting first."""
+        Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
         await super().on_first_start()
         await process_runtime().warm_up(timeout_s=30)
 

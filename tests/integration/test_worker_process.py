@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -22,9 +23,10 @@ async def group_members(settings: Settings, group: str) -> tuple[str, int]:
     return state, len(members)
 
 
-def test_the_worker_starts_under_faust_joins_its_group_and_stops_cleanly(settings: Settings) -> None:
+def test_the_worker_starts_under_faust_joins_its_group_and_stops_cleanly(settings: Settings, tmp_path: Path) -> None:
     env = isolated_env("worker-smoke", 19099)
-    worker = start_worker(**env, CART_AGENTS="cart_commands")
+    state_dir = tmp_path / "a" / "state" / "folder" / "that" / "does" / "not" / "exist" / "yet"
+    worker = start_worker(**env, CART_AGENTS="cart_commands", CART_STATE_DIR=str(state_dir))
     group = Settings(app_id=env["CART_APP_ID"], agents="cart_commands").consumer_group  # a group of its own
     try:
         deadline = time.monotonic() + 120
@@ -34,6 +36,7 @@ def test_the_worker_starts_under_faust_joins_its_group_and_stops_cleanly(setting
             state, members = asyncio.run(group_members(settings, group))
             time.sleep(0.5)
         assert (state, members) == ("Stable", 1), worker.tail()
+        assert (state_dir / "worker").is_dir()  # Faust itself creates only the last level
 
         assert worker.stop(timeout=60) == 0, worker.tail()  # SIGTERM: a clean stop
         assert asyncio.run(group_members(settings, group))[1] == 0
