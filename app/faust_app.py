@@ -223,9 +223,12 @@ async def resume_stalled_partitions() -> None:
     if not guards or app.rebalancing or app.in_recovery or not app.flow_control.is_active():
         return
     try:
-        committed = await process_runtime().kafka_log().committed(settings.consumer_group)
-        assigned = [(tp.topic, tp.partition) for tp in app.consumer.assignment()]
-        for (topic, partition), offset in (await stalled(guards, assigned, committed)).items():
+        kafka = process_runtime().kafka_log()
+        topics = {guard.topic for guard in guards}
+        assigned = [(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics]
+        committed = await kafka.committed(settings.consumer_group)
+        ends = await kafka.ends(assigned)
+        for (topic, partition), offset in (await stalled(guards, assigned, committed, ends)).items():
             await app.consumer.seek(TP(topic, partition), offset)
     except TRANSIENT as error:
         log.warning("checking for stalled partitions: %s", error)

@@ -88,6 +88,15 @@ class KafkaLog:
             tp = TopicPartition(topic, partition)
             return int((await (await self._started()).beginning_offsets([tp]))[tp])
 
+    async def ends(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The end offsets (the offset the next message will get) of these partitions."""
+        if not partitions:
+            return {}
+        async with self._lock:
+            tps = [TopicPartition(t, p) for t, p in partitions]
+            found = await (await self._started()).end_offsets(tps)
+            return {(tp.topic, tp.partition): int(offset) for tp, offset in found.items()}
+
     async def read(self, topic: str, partition: int, start: int, end: int) -> AsyncGenerator[tuple[int, bytes | None]]:
         """The messages at offsets [start, end) as (offset, value), in order. Raises TimeoutError (transient) when
         Kafka stops returning them."""
@@ -168,21 +177,27 @@ class InOrder(Generic[T]):
 
 
 async def stalled(
-    guards: list[InOrder[Any]], assigned: list[tuple[str, int]], committed: Mapping[tuple[str, int], int]
+    guards: list[InOrder[Any]],
+    assigned: list[tuple[str, int]],
+    committed: Mapping[tuple[str, int], int],
+    ends: Mapping[tuple[str, int], int],
 ) -> dict[tuple[str, int], int]:
     """The assigned partitions whose committed offset is beyond what a guarded agent has processed, with the offset
-    to seek back to (the lowest any agent on the partition expects next)."""
+    to seek back to (the lowest any agent on the partition expects next). A committed offset beyond the partition's
+    end is from an earlier topic of the same name (deleted and created again): only the end counts then, or the
+    partition would be sought back forever, since Faust never commits below what is committed."""
     found: dict[tuple[str, int], int] = {}
     for guard in guards:
         for topic, partition in assigned:
             if topic != guard.topic or (topic, partition) not in committed:
                 continue
+            done = min(committed[(topic, partition)], ends.get((topic, partition), committed[(topic, partition)]))
             last = await guard.positions.last(partition)
             expected = last + 1 if last is not None else await guard.kafka().beginning(topic, partition)
-            if committed[(topic, partition)] > expected:
+            if done > expected:
                 log.warning(
                     "%s: %s[%d] is committed up to %d but processed only up to %d; seeking back",
-                    guard.agent, topic, partition, committed[(topic, partition)], expected - 1,
+                    guard.agent, topic, partition, done, expected - 1,
                 )  # fmt: skip
                 found[(topic, partition)] = min(expected, found.get((topic, partition), expected))
     return found

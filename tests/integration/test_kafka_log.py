@@ -41,6 +41,7 @@ async def test_reads_exactly_the_offsets_asked_for_in_order(settings: Settings, 
         assert await log.beginning(topic, 1) == 0
         assert [(o, v) async for o, v in log.read(topic, 1, 3, 7)] == [(3, b"m3"), (4, b"m4"), (5, b"m5"), (6, b"m6")]
         assert [o async for o, _ in log.read(topic, 1, 8, 10)] == [8, 9]  # again, elsewhere: each read seeks
+        assert await log.ends([(topic, 0), (topic, 1)]) == {(topic, 0): 0, (topic, 1): 10}
     finally:
         await log.close()
 

@@ -113,8 +113,19 @@ async def test_a_partition_committed_beyond_what_an_agent_processed_is_stalled(
     agent = Agent(MemoryLog(["a"] * 10))
     if last is not None:
         agent.offsets[0] = last
-    found = await stalled([agent.guard], [(TOPIC, 0), ("other", 0)], {(TOPIC, 0): committed, ("other", 0): 99})
+    committed_offsets = {(TOPIC, 0): committed, ("other", 0): 99}
+    found = await stalled([agent.guard], [(TOPIC, 0), ("other", 0)], committed_offsets, {(TOPIC, 0): 10})
     assert found == ({} if seek is None else {(TOPIC, 0): seek})
+
+
+async def test_a_committed_offset_beyond_the_end_of_the_partition_counts_as_the_end() -> None:
+    """The group committed 500 on a topic since deleted and created again with 10 messages: Faust will not commit
+    below 500, so only the end (10) can tell whether the agent is behind."""
+    agent = Agent(MemoryLog(["a"] * 10))
+    agent.offsets[0] = 9
+    assert await stalled([agent.guard], [(TOPIC, 0)], {(TOPIC, 0): 500}, {(TOPIC, 0): 10}) == {}
+    agent.offsets[0] = 6
+    assert await stalled([agent.guard], [(TOPIC, 0)], {(TOPIC, 0): 500}, {(TOPIC, 0): 10}) == {(TOPIC, 0): 7}
 
 
 async def test_two_agents_on_one_partition_seek_back_to_the_one_furthest_behind() -> None:
@@ -122,4 +133,4 @@ async def test_two_agents_on_one_partition_seek_back_to_the_one_furthest_behind(
     ahead, behind = Agent(log), Agent(log)
     ahead.offsets[0], behind.offsets[0] = 6, 2
     guards: list[InOrder[Any]] = [ahead.guard, behind.guard]
-    assert await stalled(guards, [(TOPIC, 0)], {(TOPIC, 0): 9}) == {(TOPIC, 0): 3}
+    assert await stalled(guards, [(TOPIC, 0)], {(TOPIC, 0): 9}, {(TOPIC, 0): 10}) == {(TOPIC, 0): 3}
