@@ -43,7 +43,10 @@ async def absorb_event(stored: StoredEvent, partition: int, offset: int) -> None
     member = str(stored.member_id)
     absorbed = absorbed_events.get(member) or 0
     if stored.seq_nr <= absorbed:
-        return  # seen before: a duplicate emission
+        # Seen before: a duplicate emission. Written again all the same: after a crash mid-flush the local store
+        # can be ahead of the changelog, from which the next owner of the partition restores.
+        absorbed_events[member] = absorbed
+        return
     events = [stored]
     if stored.seq_nr > absorbed + 1:
         # Earlier events of this member never reached us (a late emission, or an emission lost in a crash): the

@@ -1,8 +1,9 @@
 """What the owners of Cassandra read-model rows (`popular_items`, `vendor_billing`) share: one loop.
 
 For each update: apply it to the row kept in the agent's table (an update already in the row's marks changes
-nothing), make the table durable, then write the row's absolute value with `write`, then record the offset. A
-crash before the offset is recorded repeats the write, which is harmless. Each partition is processed in offset
+nothing), make the table durable, then write the row's absolute value with `write`, then record the offset
+(durable with the next flush). A crash before that repeats the update, which the marks absorb, and the write,
+which is harmless. Each partition is processed in offset
 order with no gap, whatever Faust delivers (app/in_order.py).
 """
 
@@ -25,11 +26,11 @@ def row_owner(agent: str, topic: faust.TopicT, rows: Any, write: Callable[[], Aw
 
     async def absorb(partition: int, offset: int, update: RowUpdate | None) -> None:
         if update is not None:
-            state = RowState.from_dict(rows.get(update.key))
-            new_state = state.apply(update)
-            if new_state is not state:
-                rows[update.key] = new_state.to_dict()
-                await flush_changelogs()
+            new_state = RowState.from_dict(rows.get(update.key)).apply(update)
+            # Written even when the update was in the row already (a replay): the local store can be ahead of the
+            # changelog after a crash mid-flush, and the next owner of the partition restores from the changelog.
+            rows[update.key] = new_state.to_dict()
+            await flush_changelogs()
             await (await write())(update.row, new_state)
         positions.record(partition, offset)
 

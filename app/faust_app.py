@@ -228,7 +228,11 @@ async def resume_stalled_partitions() -> None:
         assigned = [(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics]
         committed = await kafka.committed(settings.consumer_group)
         ends = await kafka.ends(assigned)
-        for (topic, partition), offset in (await stalled(guards, assigned, committed, ends)).items():
-            await app.consumer.seek(TP(topic, partition), offset)
+        behind = await stalled(guards, assigned, committed, ends)
+        if behind and not (app.rebalancing or app.in_recovery):  # the awaits above took time
+            # In Faust's consumer thread, which owns the aiokafka consumer (and with Faust's read offsets reset).
+            await app.consumer.seek_wait(
+                {TP(topic, partition): offset for (topic, partition), offset in behind.items()}
+            )
     except TRANSIENT as error:
         log.warning("checking for stalled partitions: %s", error)

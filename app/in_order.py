@@ -1,4 +1,4 @@
-"""Every message of a partition processed once and in offset order, whatever Faust delivers.
+"""Every message of a partition processed in offset order and never skipped, whatever Faust delivers.
 
 Faust-streaming does not guarantee that around rebalances: it acknowledges messages a stream skips (fetched in an
 older consumer generation, or while flow control was suspended), counts jumps in fetched offsets as processed,
@@ -6,7 +6,7 @@ and has delivered a prefetched message ahead of the committed position (faust-st
 Any of these commits past a message no agent processed. The projections' bookkeeping (marks per source partition,
 positions in PostgreSQL) is only sound if each partition is processed in order with no gaps, so the query-side
 agents do not trust the delivery order; each keeps the last offset it has processed per partition, durable with
-its effects (`Positions`), and runs every delivered message through `in_order`:
+its effects (`Positions`), and runs every delivered message through `InOrder.deliver`:
 
 - a message at or below that offset was processed before: it is ignored;
 - a message beyond the next expected offset means some were never processed: they are read from Kafka directly
@@ -16,6 +16,10 @@ That catches a skip as soon as a later message of the partition arrives. A skip 
 (nothing arrives after it) is caught by `stalled`, which a worker timer runs: the group's committed offset beyond
 an agent's next expected offset means Faust committed past something the agent never processed, and seeking the
 partition back makes Faust deliver it again.
+
+A message is processed again only after a crash before its offset was durable; each agent's own bookkeeping
+absorbs that (seq_nr per member, marks per row, the offset in PostgreSQL's transaction), except `item_purchased`,
+which is at least once by contract (consumers drop duplicates by `eventId`).
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ class TablePositions:
     Faust keeps a table's keys per partition (the partition of the message being processed), so the key is read
     and written while processing a message of that partition, and its changelog entry goes to that partition: it
     moves with the partition to whichever worker owns it next, and is restored with the rest of the table.
-    `record` is made durable by the agent's next changelog flush; until then a crash only repeats work the
-    agent's own bookkeeping already drops."""
+    `record` is made durable by the agent's next changelog flush; a crash before that makes the agent process the
+    message again (see the module's docstring for what absorbs that)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -78,7 +82,10 @@ class KafkaLog:
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            # `earliest`: a read that starts below the log's start (retention) begins at the start, not at the end.
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            )
             await consumer.start()
             self._consumer = consumer
         return self._consumer

@@ -7,7 +7,7 @@ Contracts:
   Writing the same state twice is a no-op, and a stale owner's older state cannot overwrite a newer one. The
   tracking row is written after the value, not in a batch with it (a batch is atomic but not isolated), so marks
   that include a position mean the value already does: readers read the marks first, then the rows. A failed
-  write raises; the agent has not acknowledged the message then, so it is redelivered.
+  write raises; the agent retries it (`process_reliably`) before it acknowledges the message.
 - PostgreSQL (`PostgresVendorBilling.apply`): the balance change and the consumed positions (the offset of the
   vendor-billing-updates message, the update's cart-events position) commit in one transaction, and a position
   already applied changes nothing: exactly once in effect on its own.

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.structs import OffsetAndMetadata
 
 from app.in_order import KafkaLog
@@ -53,6 +53,22 @@ async def test_reading_past_the_end_of_the_partition_times_out_instead_of_hangin
     try:
         with pytest.raises(TimeoutError):
             _ = [o async for o, _ in log.read(topic, 1, 8, 12)]  # 10 and 11 do not exist (yet)
+    finally:
+        await log.close()
+
+
+async def test_a_read_that_starts_below_the_log_start_begins_at_the_start(settings: Settings, topic: str) -> None:
+    """Retention (here: records deleted) moved partition 1's start to 6 while an agent's position was lower."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(6)})
+    finally:
+        await admin.close()
+    log = KafkaLog(settings.kafka_bootstrap)
+    try:
+        assert await log.beginning(topic, 1) == 6
+        assert [o async for o, _ in log.read(topic, 1, 2, 9)] == [6, 7, 8]  # not nothing (a reset to the end)
     finally:
         await log.close()
 
