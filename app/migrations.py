@@ -74,7 +74,7 @@ POSTGRES_DDL = [
         PRIMARY KEY (partition, source_partition)
     )""",
     # Per partition of vendor-billing-updates, the last offset applied (same transaction): the agent processes
-    # each partition in offset order with no gap (app/in_order.py); -1 until the first.
+    # each partition in offset order with no gap (app/in_order.py).
     """CREATE TABLE IF NOT EXISTS vendor_billing_offsets (
         partition INTEGER PRIMARY KEY,
         last_offset BIGINT NOT NULL

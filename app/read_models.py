@@ -156,59 +156,47 @@ class PostgresVendorBilling:
             offset = await conn.fetchval(
                 "SELECT last_offset FROM vendor_billing_offsets WHERE partition = $1", partition
             )
-        return None if offset is None or offset < 0 else int(offset)
+        return None if offset is None else int(offset)
 
     async def apply(self, update: RowUpdate | None, partition: int, offset: int) -> bool:
         """Apply the update at `offset` of `partition` of vendor-billing-updates (None: a malformed message, which
-        only moves the offset); False if that offset, or the update's source position, was applied before."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO vendor_billing_offsets (partition, last_offset) VALUES ($1, -1) ON CONFLICT DO NOTHING",
-                partition,
-            )
-            last = await conn.fetchval(
-                "SELECT last_offset FROM vendor_billing_offsets WHERE partition = $1 FOR UPDATE", partition
-            )
-            if offset <= last:
-                return False  # another owner of the partition (or this one, before a crash) got there first
-            await conn.execute(
-                "UPDATE vendor_billing_offsets SET last_offset = $2 WHERE partition = $1", partition, offset
-            )
-            return update is not None and await self._apply(conn, update, partition)
+        only moves the offset); False if that offset, or the update's source position, was applied before.
 
-    async def _apply(self, conn: Any, update: RowUpdate, partition: int) -> bool:
-        vendor, year, month = UUID(update.row[0]), int(update.row[1]), int(update.row[2])
-        await conn.execute(
-            "INSERT INTO vendor_billing_positions (partition, source_partition, source_position, last_event_at) "
-            "VALUES ($1, $2, -1, $3) ON CONFLICT DO NOTHING",
-            partition,
-            update.source_partition,
-            update.occurred_at,
-        )
-        applied = await conn.fetchval(
-            "SELECT source_position FROM vendor_billing_positions "
-            "WHERE partition = $1 AND source_partition = $2 FOR UPDATE",
-            partition,
-            update.source_partition,
-        )
-        if update.source_position <= applied:
-            return False  # the same update sent twice by `purchases` (a crash between its send and its commit)
-        await conn.execute(
-            "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (vendor_id, year, month) DO UPDATE SET balance = vendor_billing.balance + $4",
-            vendor,
-            year,
-            month,
-            update.delta,
-        )
-        await conn.execute(
-            "UPDATE vendor_billing_positions SET source_position = $3, last_event_at = GREATEST(last_event_at, $4) "
-            "WHERE partition = $1 AND source_partition = $2",
-            partition,
-            update.source_partition,
-            update.source_position,
-            update.occurred_at,
-        )
+        Each position is moved forward by an upsert that changes nothing (and returns no row) when it is already
+        there or beyond; the upsert locks the row, so two owners of the partition take turns and one of them wins."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            moved = await conn.fetchval(
+                "INSERT INTO vendor_billing_offsets AS o (partition, last_offset) VALUES ($1, $2) "
+                "ON CONFLICT (partition) DO UPDATE SET last_offset = EXCLUDED.last_offset "
+                "WHERE o.last_offset < EXCLUDED.last_offset RETURNING true",
+                partition,
+                offset,
+            )
+            if not moved:
+                return False  # another owner of the partition (or this one, before a crash) got there first
+            if update is None:
+                return True
+            new_source_position = await conn.fetchval(
+                "INSERT INTO vendor_billing_positions AS p (partition, source_partition, source_position, "
+                "last_event_at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (partition, source_partition) DO UPDATE SET source_position = EXCLUDED.source_position, "
+                "last_event_at = GREATEST(p.last_event_at, EXCLUDED.last_event_at) "
+                "WHERE p.source_position < EXCLUDED.source_position RETURNING true",
+                partition,
+                update.source_partition,
+                update.source_position,
+                update.occurred_at,
+            )
+            if not new_source_position:
+                return False  # the same update sent twice by `purchases` (a crash between its send and its commit)
+            await conn.execute(
+                "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (vendor_id, year, month) DO UPDATE SET balance = vendor_billing.balance + $4",
+                UUID(update.row[0]),
+                int(update.row[1]),
+                int(update.row[2]),
+                update.delta,
+            )
         return True
 
     async def balances(self, vendor: UUID, year: int) -> list[dict[str, Any]]:

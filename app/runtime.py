@@ -88,8 +88,7 @@ class Runtime:
 
     async def warm_up(self, timeout_s: float) -> None:
         """Migrate and connect every store now, each within `timeout_s`, so that the first message does not pay for
-        it (a worker's first command took longer than the API's wait on a loaded machine). A store that does not
-        answer is logged and left to the agents, which retry it when they need it."""
+        it. A store that does not answer is logged and left to the agents, which retry it when they need it."""
         for name, connect in (
             ("Cassandra", self.journal),
             ("Cassandra read models", self.read_models),

@@ -86,12 +86,7 @@ def api_url() -> str:
 
 
 def wait_ready(processes: list[Process], timeout: float = 180) -> None:
-    """Until /ready says Kafka, Cassandra and a Stable worker group, and the workers have restored their tables;
-    fail with the logs if a process died."""
     wait_ready_at(api_url(), processes, timeout)
-    for p in processes:
-        if p.name.startswith("worker"):
-            wait_worker_ready(p, timeout)
 
 
 def wait_worker_ready(worker: Process, timeout: float = 180) -> None:
@@ -129,6 +124,8 @@ def isolated_env(tag: str, api_port: int, own_stores: bool = False) -> dict[str,
 
 
 def wait_ready_at(url: str, processes: list[Process], timeout: float = 180) -> None:
+    """Until /ready says Kafka, Cassandra and a Stable worker group, and the workers have restored their tables;
+    fail with the logs if a process died."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -138,6 +135,9 @@ def wait_ready_at(url: str, processes: list[Process], timeout: float = 180) -> N
         try:
             response = httpx.get(f"{url}/ready", timeout=10)
             if response.status_code == 200:
+                for p in processes:
+                    if p.name.startswith("worker"):
+                        wait_worker_ready(p, max(deadline - time.monotonic(), 1))
                 return
             last = response.text
         except httpx.HTTPError as error:
@@ -238,7 +238,6 @@ class System:
         worker = start_worker(**self.env, **env)
         self.workers.append(worker)
         wait_ready_at(self.url, [self.api, worker])
-        wait_worker_ready(worker)
         return worker
 
     def client(self) -> httpx.Client:

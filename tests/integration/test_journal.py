@@ -162,6 +162,15 @@ class JournalContract:
         assert isinstance(read.event, ItemPurchased)
         assert read.event.purchased_at == purchased_at  # a time inside the payload is not truncated
 
+    async def test_a_serial_read_sees_what_a_plain_read_sees(self, journal: Any) -> None:
+        """The read that settles whether an append landed (after a time-out) is at LOCAL_SERIAL."""
+        writer = Writer(journal)
+        await writer.shop()
+
+        assert await journal.read(writer.member_id, 3, 5, serial=True) == writer.written[2:5]
+        assert await journal.read(writer.member_id, 10, 10, serial=True) == []
+        assert await journal.read(uuid4(), serial=True) == []
+
     async def test_a_member_without_events_reads_nothing_and_loads_an_empty_cart(self, journal: Any) -> None:
         member_id = uuid4()
 

@@ -220,6 +220,19 @@ def test_events_after_a_rejection_start_a_new_outcome() -> None:
     assert state.recent == (Outcome("c1", 1, 1), Outcome("bad", 2, 1, {"error": "X"}), Outcome("c2", 2, 2))
 
 
+def test_a_cart_reloaded_from_the_journal_keeps_the_rejections_a_cached_cart_remembered() -> None:
+    """The journal has no trace of a rejected command; its retry must get the same answer after a reload."""
+    cached = MemberCart(MEMBER_ID).absorb([stored(1, "c1")]).remember_rejection("bad", {"error": "X"}, "fp")
+    reloaded = MemberCart(MEMBER_ID).absorb([stored(1, "c1"), stored(2, "c2")])  # c2: another owner's write
+
+    kept = reloaded.keep_rejections_of(cached)
+
+    assert kept.outcome_of("bad") == Outcome("bad", 2, 1, {"error": "X"}, fingerprint="fp")
+    assert kept.outcome_of("c2") == Outcome("c2", 2, 2)
+    assert kept.version == 2 and kept.cart == reloaded.cart
+    assert reloaded.keep_rejections_of(reloaded) is reloaded  # nothing to keep: the same state
+
+
 # --- handle: accepted ---------------------------------------------------------------------------------------
 
 

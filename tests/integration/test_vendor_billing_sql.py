@@ -1,0 +1,52 @@
+"""`PostgresVendorBilling.apply` against the real PostgreSQL: exactly once in effect on its own, whatever is
+delivered again (the same message, or the same update sent twice by `purchases` at another offset)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from app.projections import RowUpdate
+from app.read_models import PostgresVendorBilling
+from app.settings import Settings
+
+
+@pytest.fixture()
+async def billing(settings: Settings) -> AsyncIterator[PostgresVendorBilling]:
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2)
+    try:
+        yield PostgresVendorBilling(pool)
+    finally:
+        await pool.close()
+
+
+def an_update(vendor: uuid.UUID, source_offset: int, amount: str = "2.50") -> RowUpdate:
+    now = datetime.now(UTC)
+    return RowUpdate(
+        (str(vendor), str(now.year), str(now.month)), Decimal(amount), "orange", uuid.uuid4(), 1, 3, source_offset, now
+    )
+
+
+async def test_each_offset_and_each_update_counts_once(billing: PostgresVendorBilling) -> None:
+    partition = random.randrange(10_000, 2**31 - 1)  # a partition no worker uses
+    vendor = uuid.uuid4()
+    year = datetime.now(UTC).year
+    assert await billing.last_offset(partition) is None
+
+    assert await billing.apply(an_update(vendor, 100), partition, 0) is True
+    assert await billing.apply(an_update(vendor, 100), partition, 0) is False  # the same message again
+    assert await billing.apply(an_update(vendor, 100), partition, 1) is False  # the same update, resent
+    assert await billing.apply(None, partition, 2) is True  # a malformed message only moves the offset
+    assert await billing.apply(an_update(vendor, 101, "1.25"), partition, 3) is True
+    assert await billing.apply(an_update(vendor, 102, "9.00"), partition, 2) is False  # behind the offset
+
+    assert await billing.last_offset(partition) == 3
+    assert [b["balance"] for b in await billing.balances(vendor, year)] == [Decimal("3.75")]
+    freshness = await billing.freshness(partition)
+    assert freshness.marks == {3: an_update(vendor, 101).source_position}
