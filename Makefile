@@ -23,15 +23,15 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create the Python environment (.venv) with the pinned packages
 
 services-up: venv ## Install (first time) and start Kafka, Cassandra and PostgreSQL on loopback; idempotent
-	@$(BIN)/python -m app.services up
+	@$(BIN)/python -m app.tools.services up
 
 services-down: venv ## Stop the services (their data stays in .state/)
-	@$(BIN)/python -m app.services down
+	@$(BIN)/python -m app.tools.services down
 
 stop: services-down ## Same as services-down
 
 services-status: venv ## Say what runs where
-	@$(BIN)/python -m app.services status
+	@$(BIN)/python -m app.tools.services status
 
 migrate: services-up ## Create topics, keyspace and tables (idempotent)
 	@$(BIN)/cart migrate

@@ -1,7 +1,7 @@
 """Agent `cart_commands`: owns the partitions of `cart-commands`, and so those members' carts.
 
 One command at a time per partition (concurrency 1: more could commit past an unprocessed command), in order;
-`app.command_handler` does the work, this loop only wires it to the topic, the table and the replies.
+`app.command_side.handler` does the work, this loop only wires it to the topic, the table and the replies.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from uuid import UUID
 
 import faust
 
-from app.cart_state import MemberCart, StoredEvent
-from app.command_handler import CommandHandler, Reply
-from app.faust_app import (
+from app.cart.member_cart import MemberCart, StoredEvent
+from app.command_side.handler import CommandHandler, Reply
+from app.runtime import process_runtime
+from app.streams.faust_app import (
     app,
     cart_commands_topic,
     cart_events_topic,
@@ -23,7 +24,6 @@ from app.faust_app import (
     process_reliably,
     settings,
 )
-from app.runtime import process_runtime
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 from tables.carts import carts
 

@@ -2,7 +2,7 @@
 
 The message is the versioned JSON document of `schemas/item_purchased.v1.json`, keyed by member id; `eventId`
 identifies it, so a consumer drops the duplicates that at-least-once delivery can bring. Each partition of
-`cart-events` is published in offset order with no gap, whatever Faust delivers (app/in_order.py).
+`cart-events` is published in offset order with no gap, whatever Faust delivers (app/streams/in_order.py).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 
 import faust
 
-from app.cart import ItemPurchased
-from app.cart_state import StoredEvent
-from app.faust_app import app, cart_events_topic, deliver, guarded, item_purchased_topic, stored_event
-from app.in_order import TablePositions
+from app.cart.member_cart import StoredEvent
+from app.cart.rules import ItemPurchased
+from app.streams.faust_app import app, cart_events_topic, deliver, guarded, item_purchased_topic, stored_event
+from app.streams.in_order import TablePositions
 from schemas.records import CartEventRecord
-from tables.projections import item_purchased_positions
+from tables.hydrators import item_purchased_positions
 
 SCHEMA_VERSION = 1
 

@@ -4,15 +4,17 @@ Duplicates (the same member_id and seq_nr again, which at-least-once emission ca
 `absorbed_events` table; events that never arrived (the member's seq_nr skips ahead) are read from the journal.
 Updates are sent, keyed by the read-model row, to the topics the row owners read (a repartition, so each row has
 one owner), and delivered before the event counts as absorbed. Each partition is processed in offset order with
-no gap, whatever Faust delivers (app/in_order.py); the row owners' marks rely on it.
+no gap, whatever Faust delivers (app/streams/in_order.py); the row owners' marks rely on it.
 """
 
 from __future__ import annotations
 
 import faust
 
-from app.cart_state import StoredEvent
-from app.faust_app import (
+from app.cart.member_cart import StoredEvent
+from app.query_side.projections import popular_items_update, vendor_billing_update
+from app.runtime import process_runtime
+from app.streams.faust_app import (
     app,
     cart_events_topic,
     deliver,
@@ -22,11 +24,9 @@ from app.faust_app import (
     stored_event,
     vendor_billing_updates_topic,
 )
-from app.in_order import TablePositions
-from app.projections import popular_items_update, vendor_billing_update
-from app.runtime import process_runtime
+from app.streams.in_order import TablePositions
 from schemas.records import CartEventRecord
-from tables.projections import absorbed_events
+from tables.hydrators import absorbed_events
 
 ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_update, vendor_billing_updates_topic)]
 positions = TablePositions(absorbed_events)

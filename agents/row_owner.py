@@ -4,7 +4,7 @@ For each update: apply it to the row kept in the agent's table (an update alread
 nothing), make the table durable, then write the row's absolute value with `write`, then record the offset
 (durable with the next flush). A crash before that repeats the update, which the marks absorb, and the write,
 which is harmless. Each partition is processed in offset
-order with no gap, whatever Faust delivers (app/in_order.py).
+order with no gap, whatever Faust delivers (app/streams/in_order.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import faust
 
-from app.faust_app import deliver, flush_changelogs, guarded
-from app.in_order import InOrder, TablePositions
-from app.projections import RowState, RowUpdate
+from app.query_side.projections import RowState, RowUpdate
+from app.streams.faust_app import deliver, flush_changelogs, guarded
+from app.streams.in_order import InOrder, TablePositions
 
 Write = Callable[[tuple[str, ...], RowState], Awaitable[None]]
 

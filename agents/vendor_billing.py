@@ -11,9 +11,9 @@ from typing import Any
 import faust
 
 from agents.row_owner import Write, own_rows, row_owner
-from app.faust_app import app, vendor_billing_updates_topic
 from app.runtime import process_runtime
-from tables.projections import vendor_balance_rows
+from app.streams.faust_app import app, vendor_billing_updates_topic
+from tables.hydrators import vendor_balance_rows
 
 
 async def write_vendor_balance() -> Write:

@@ -1,8 +1,9 @@
 """Agent `vendor_billing_sql`: vendor billing in PostgreSQL (the original's vendor-billing-jdbc).
 
 PostgreSQL has transactions, so the balance change and the consumed positions commit together
-(app.read_models.PostgresVendorBilling) and no table is needed. Each partition is processed in offset order with
-no gap, whatever Faust delivers (app/in_order.py); the last offset applied is read back from PostgreSQL.
+(app.query_side.read_models.PostgresVendorBilling) and no table is needed. Each partition is processed in offset
+order with no gap, whatever Faust delivers (app/streams/in_order.py); the last offset applied is read back from
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any
 
 import faust
 
-from app.faust_app import app, deliver, guarded, vendor_billing_updates_topic
-from app.projections import RowUpdate
+from app.query_side.projections import RowUpdate
 from app.runtime import process_runtime
+from app.streams.faust_app import app, deliver, guarded, vendor_billing_updates_topic
 
 
 class SqlPositions:

@@ -15,12 +15,12 @@ import asyncpg
 from cassandra import OperationTimedOut
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 
-from app.cassandra import StoreUnavailable, connect_async
-from app.in_order import KafkaLog
-from app.journal import CassandraJournal
-from app.migrations import migrate
-from app.read_models import CassandraReadModels, PostgresVendorBilling
+from app.command_side.journal import CassandraJournal
+from app.query_side.read_models import CassandraReadModels, PostgresVendorBilling
 from app.settings import Settings
+from app.stores.cassandra import StoreUnavailable, connect_async
+from app.stores.migrations import migrate
+from app.streams.in_order import KafkaLog
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     journal_bucket_size: int = Field(default=10_000, ge=1000)
 
     # How often a worker checks that Faust has not committed past messages its agents never processed
-    # (app.in_order.stalled).
+    # (app.streams.in_order.stalled).
     stall_check_s: float = Field(default=5.0, gt=0)
 
     # Fault injection for the crash tests: the worker exits right after appending this command id's events.

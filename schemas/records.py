@@ -20,7 +20,7 @@ class CommandEnvelope(faust.Record, serializer="json"):
 
     command_id: str
     member_id: str
-    command: dict[str, Any]  # {"type": "AddItem", ...}: see app.command_codec
+    command: dict[str, Any]  # {"type": "AddItem", ...}: see app.cart.command_codec
     correlation_id: str
     reply_partition: int
     deadline: float  # epoch seconds: after this the API has stopped waiting, so the worker skips the command

@@ -1,4 +1,4 @@
-"""Table `carts`: member id -> the member's cart (`app.cart_state.MemberCart` as a dict).
+"""Table `carts`: member id -> the member's cart (`app.cart.member_cart.MemberCart` as a dict).
 
 RocksDB-backed (on disk, so a million members are not a million carts in RAM) with a Kafka changelog,
 co-partitioned with `cart-commands`: the worker that owns partition p owns those members' carts. It is a cache
@@ -8,7 +8,7 @@ conditional append, after which the agent reloads from the journal.
 
 from __future__ import annotations
 
-from app.faust_app import app, settings
+from app.streams.faust_app import app, settings
 
 carts = app.Table(
     "carts",

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Body, Header, Query
 
 from app.api.deps import ServicesDep
 from app.api.models import AddItemBody, AdjustQuantityBody
-from app.cart import AddItem as AddItemCommand
-from app.cart import AdjustQuantity, Checkout, Command, GetCart, RemoveItem
+from app.cart.rules import AddItem as AddItemCommand
+from app.cart.rules import AdjustQuantity, Checkout, Command, GetCart, RemoveItem
 
 router = APIRouter(prefix="/cart", tags=["cart"])
 

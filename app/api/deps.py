@@ -9,12 +9,12 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from app.cassandra import StoreUnavailable, execute
-from app.command_bus import CommandBus
-from app.journal import CassandraJournal
-from app.read_models import CassandraReadModels, PostgresVendorBilling
+from app.command_side.command_bus import CommandBus
+from app.command_side.journal import CassandraJournal
+from app.query_side.read_models import CassandraReadModels, PostgresVendorBilling
 from app.runtime import Runtime
 from app.settings import Settings
+from app.stores.cassandra import StoreUnavailable, execute
 
 T = TypeVar("T")
 

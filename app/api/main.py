@@ -28,12 +28,12 @@ from app.api.cart_routes import CommandRefused
 from app.api.cart_routes import router as cart_router
 from app.api.deps import Services
 from app.api.read_routes import router as read_router
-from app.cassandra import StoreUnavailable
-from app.command_bus import CartServiceUnavailable, CommandBus
-from app.migrations import migrate
-from app.operations import consumer_lag
+from app.command_side.command_bus import CartServiceUnavailable, CommandBus
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
+from app.stores.cassandra import StoreUnavailable
+from app.stores.migrations import migrate
+from app.streams.lag import consumer_lag
 
 log = logging.getLogger(__name__)
 

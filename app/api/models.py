@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from app.cart import MAX_QUANTITY, Item
+from app.cart.rules import MAX_QUANTITY, Item
 
 MAX_NAME_LENGTH = 200
 MAX_PRICE = Decimal("1000000000")  # a billion per unit: far above any real price, far below NUMERIC(21,2)

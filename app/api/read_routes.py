@@ -21,8 +21,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ServicesDep
-from app.projections import POPULAR_ITEMS, VENDOR_BILLING
-from app.read_models import Freshness, merge
+from app.query_side.projections import POPULAR_ITEMS, VENDOR_BILLING
+from app.query_side.read_models import Freshness, merge
 
 router = APIRouter(tags=["read models"])
 

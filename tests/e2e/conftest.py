@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from app.migrations import migrate
-from app.services import Postgres
 from app.settings import get_settings
+from app.stores.migrations import migrate
+from app.tools.services import Postgres
 from tests.e2e.system import Process, System, api_url, start_api, start_worker, wait_ready
 
 

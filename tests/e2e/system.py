@@ -193,7 +193,7 @@ async def drop_stores(env: dict[str, str]) -> None:
     """Drop an isolated system's keyspace and database."""
     import asyncpg
 
-    from app.cassandra import connect_async, execute
+    from app.stores.cassandra import connect_async, execute
 
     if "CART_CASSANDRA_KEYSPACE" not in env:
         return
@@ -212,7 +212,7 @@ async def drop_stores(env: dict[str, str]) -> None:
 def cart_cli(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the `cart` command as an operator would, with an isolated system's settings."""
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "app.tools.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -226,8 +226,8 @@ class System:
     def __init__(self, tag: str, port: int, own_stores: bool = False) -> None:
         self.env = isolated_env(tag, port, own_stores)
         if own_stores:
-            from app.services import Postgres
             from app.settings import Settings
+            from app.tools.services import Postgres
 
             asyncio.run(Postgres(Settings(postgres_database=self.env["CART_POSTGRES_DATABASE"]))._create_database())
         self.url = f"http://{get_settings().api_host}:{port}"

@@ -269,7 +269,7 @@ def test_read_models_equal_the_journal_after_workers_are_killed_mid_stream(isola
 
 @pytest.mark.slow
 def test_messages_faust_skips_and_acknowledges_are_still_processed_in_order(isolated_stores: System) -> None:
-    """Around rebalances Faust can skip a message and acknowledge it anyway (app/in_order.py). This worker drops
+    """Around rebalances Faust can skip a message and acknowledge it anyway (app/streams/in_order.py). This worker drops
     the first delivery of every second offset on every query-side input, as Faust does: each agent must read the
     gap from Kafka when the next message comes (asserted from the log), and the timer must seek back when a
     partition's last message was the one dropped (not certain to happen here: the next test forces it)."""
@@ -333,7 +333,7 @@ async def damage(keyspace: str, database: str) -> None:
     """Lose popular items altogether and corrupt every PostgreSQL balance."""
     import asyncpg
 
-    from app.cassandra import connect_async, execute
+    from app.stores.cassandra import connect_async, execute
 
     cluster, session = await connect_async(get_settings(), keyspace)
     try:
@@ -373,10 +373,10 @@ async def append_unemitted_checkout(member: str, added_event: dict[str, Any]) ->
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from app.cart import Item, ItemPurchased
-    from app.cart_state import StoredEvent
-    from app.cassandra import connect_async
-    from app.journal import CassandraJournal
+    from app.cart.member_cart import StoredEvent
+    from app.cart.rules import Item, ItemPurchased
+    from app.command_side.journal import CassandraJournal
+    from app.stores.cassandra import connect_async
 
     settings = get_settings()
     payload = added_event["payload"]["item"]

@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import httpx
 
-from app.names import name_uuid
 from app.settings import PROJECT_ROOT
+from app.tools.names import name_uuid
 from tests.e2e.system import Process
 
 
@@ -28,7 +28,7 @@ class Run:
 
 def shell(*lines: str, api: str | None = None) -> Run:
     """Run `cart shell` (inheriting the test settings from os.environ) with `lines` on stdin."""
-    command = [sys.executable, "-m", "app.cli", "shell", *(["--api", api] if api else [])]
+    command = [sys.executable, "-m", "app.tools.cli", "shell", *(["--api", api] if api else [])]
     done = subprocess.run(
         command, input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=180, cwd=PROJECT_ROOT
     )

@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.services import Postgres
 from app.settings import Settings, get_settings
+from app.tools.services import Postgres
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session", autouse=True)
 async def migrated(settings: Settings) -> AsyncIterator[None]:
     """The real services must already run (`make test` starts them); the test schema is created here."""
-    from app.migrations import migrate
+    from app.stores.migrations import migrate
 
     await Postgres(settings)._create_database()
     await migrate(settings)

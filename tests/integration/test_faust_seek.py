@@ -1,5 +1,5 @@
-"""The seek Faust does after a rebalance, as patched in app/faust_app.py, against the real Kafka: a partition with
-no committed offset goes back to its beginning (aiokafka alone would leave it where the fetcher already was, and
+"""The seek Faust does after a rebalance, as patched in app/streams/faust_app.py, against the real Kafka: a partition
+with no committed offset goes back to its beginning (aiokafka alone would leave it where the fetcher already was, and
 the messages fetched before the rebalance would never be processed)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 
-from app.faust_app import _seek_to_committed_or_beginning
 from app.settings import Settings
+from app.streams.faust_app import _seek_to_committed_or_beginning
 
 
 async def test_after_a_rebalance_a_partition_never_committed_is_read_again_from_its_beginning(

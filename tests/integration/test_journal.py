@@ -19,7 +19,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from app.cart import (
+from app.cart.member_cart import Accepted, MemberCart, StoredEvent, handle
+from app.cart.rules import (
     AddItem,
     AdjustQuantity,
     Checkout,
@@ -30,10 +31,9 @@ from app.cart import (
     RemoveItem,
     replay,
 )
-from app.cart_state import Accepted, MemberCart, StoredEvent, handle
-from app.cassandra import connect_async, execute
-from app.journal import CassandraJournal, ConcurrencyConflict
+from app.command_side.journal import CassandraJournal, ConcurrencyConflict
 from app.settings import Settings
+from app.stores.cassandra import connect_async, execute
 
 T0 = datetime(2024, 5, 17, 12, 30, 15, 123000, tzinfo=UTC)
 """A start time at millisecond precision, the precision the journal keeps."""

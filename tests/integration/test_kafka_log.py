@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.structs import OffsetAndMetadata
 
-from app.in_order import KafkaLog
 from app.settings import Settings
+from app.streams.in_order import KafkaLog
 
 
 @pytest.fixture()

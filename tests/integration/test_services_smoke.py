@@ -9,8 +9,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.cassandra import connect_async, execute
 from app.settings import Settings
+from app.stores.cassandra import connect_async, execute
 
 
 async def test_a_message_produced_to_kafka_is_consumed_back(settings: Settings) -> None:

@@ -12,8 +12,8 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from app.projections import RowUpdate
-from app.read_models import PostgresVendorBilling
+from app.query_side.projections import RowUpdate
+from app.query_side.read_models import PostgresVendorBilling
 from app.settings import Settings
 
 

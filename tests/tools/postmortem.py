@@ -43,7 +43,7 @@ async def messages(topic: str) -> list[tuple[int, int, int, Any]]:
 
 
 async def main() -> None:
-    from app.rebuild import READ_MODELS, verify
+    from app.query_side.rebuild import READ_MODELS, verify
     from app.runtime import Runtime
     from app.settings import get_settings
 

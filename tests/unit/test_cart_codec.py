@@ -8,18 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from app.cart import (
-    EMPTY_CART,
-    Cart,
-    Event,
-    Item,
-    ItemAdded,
-    ItemPurchased,
-    ItemQuantityDecreased,
-    ItemQuantityIncreased,
-    ItemRemoved,
-)
-from app.cart_codec import (
+from app.cart.codec import (
     CodecError,
     UnknownEventType,
     cart_from_dict,
@@ -29,6 +18,17 @@ from app.cart_codec import (
     event_type_name,
     item_from_dict,
     item_to_dict,
+)
+from app.cart.rules import (
+    EMPTY_CART,
+    Cart,
+    Event,
+    Item,
+    ItemAdded,
+    ItemPurchased,
+    ItemQuantityDecreased,
+    ItemQuantityIncreased,
+    ItemRemoved,
 )
 
 CART_ID = UUID("6f1c1f1e-8a0c-4c53-9a55-3f4f1b0b2c01")

@@ -13,7 +13,14 @@ from uuid import UUID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.cart import (
+from app.cart.codec import (
+    cart_from_dict,
+    cart_to_dict,
+    event_from_payload,
+    event_to_payload,
+    event_type_name,
+)
+from app.cart.rules import (
     EMPTY_CART,
     MAX_ITEMS,
     MAX_QUANTITY,
@@ -38,13 +45,6 @@ from app.cart import (
     RemoveItem,
     decide,
     replay,
-)
-from app.cart_codec import (
-    cart_from_dict,
-    cart_to_dict,
-    event_from_payload,
-    event_to_payload,
-    event_type_name,
 )
 
 # A small pool, so that sequences often hit the same product twice (duplicates, removals, adjustments).

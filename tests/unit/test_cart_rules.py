@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from app.cart import (
+from app.cart.rules import (
     EMPTY_CART,
     MAX_ITEMS,
     MAX_QUANTITY,

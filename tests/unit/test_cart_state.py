@@ -11,7 +11,20 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from app.cart import (
+from app.cart.member_cart import (
+    RECENT_COMMANDS,
+    SCHEMA_VERSION,
+    Accepted,
+    AlreadyHandled,
+    Decision,
+    MemberCart,
+    Outcome,
+    Rejected,
+    StoredEvent,
+    Unchanged,
+    handle,
+)
+from app.cart.rules import (
     EMPTY_CART,
     AddItem,
     AdjustQuantity,
@@ -28,19 +41,6 @@ from app.cart import (
     ItemRemoved,
     RemoveItem,
     replay,
-)
-from app.cart_state import (
-    RECENT_COMMANDS,
-    SCHEMA_VERSION,
-    Accepted,
-    AlreadyHandled,
-    Decision,
-    MemberCart,
-    Outcome,
-    Rejected,
-    StoredEvent,
-    Unchanged,
-    handle,
 )
 
 MEMBER_ID = UUID("5e1a0c3b-7d2f-4b8e-9a61-0c2d4e6f8a10")

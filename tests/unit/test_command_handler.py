@@ -14,12 +14,12 @@ from uuid import UUID
 
 import pytest
 
-from app.cart import AddItem, Item, RemoveItem
-from app.cart_state import MemberCart, StoredEvent
-from app.cassandra import StoreUnavailable
-from app.command_codec import command_to_dict
-from app.command_handler import CommandHandler
-from app.journal import ConcurrencyConflict
+from app.cart.command_codec import command_to_dict
+from app.cart.member_cart import MemberCart, StoredEvent
+from app.cart.rules import AddItem, Item, RemoveItem
+from app.command_side.handler import CommandHandler
+from app.command_side.journal import ConcurrencyConflict
+from app.stores.cassandra import StoreUnavailable
 
 
 class MemoryJournal:

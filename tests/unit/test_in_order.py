@@ -1,5 +1,5 @@
-"""The in-order guard's decisions (app/in_order.py), over a log held in memory. Against real Kafka, the log reader
-is tested in tests/integration/test_kafka_log.py and the whole guard, with Faust skipping messages, in
+"""The in-order guard's decisions (app/streams/in_order.py), over a log held in memory. Against real Kafka, the log
+reader is tested in tests/integration/test_kafka_log.py and the whole guard, with Faust skipping messages, in
 tests/e2e/test_read_models.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.in_order import InOrder, stalled
+from app.streams.in_order import InOrder, stalled
 
 TOPIC = "t"
 

@@ -12,7 +12,7 @@ from uuid import UUID
 
 import pytest
 
-from app.names import DEFAULT_PRICE, DEFAULT_QUANTITY, member_id, name_uuid, product_id, vendor_id
+from app.tools.names import DEFAULT_PRICE, DEFAULT_QUANTITY, member_id, name_uuid, product_id, vendor_id
 
 FROM_JAVA = {
     "calvin": "e6e66b89-81c1-330d-9650-da159e79539a",

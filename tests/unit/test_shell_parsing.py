@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.names import name_uuid
-from app.shell import (
+from app.tools.names import name_uuid
+from app.tools.shell import (
     ADJUST_NEEDS_NUMBER,
     CHOOSE_MEMBER,
     Add,

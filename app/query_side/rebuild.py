@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.cassandra import execute, scan
-from app.journal import CassandraJournal
-from app.projections import POPULAR_ITEMS, PROJECTIONS, VENDOR_BILLING, RowState
+from app.command_side.journal import CassandraJournal
+from app.query_side.projections import POPULAR_ITEMS, PROJECTIONS, VENDOR_BILLING, RowState
 from app.runtime import Runtime
+from app.stores.cassandra import execute, scan
 
 VENDOR_BILLING_SQL = "vendor_billing_sql"
 READ_MODELS = {

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from app.cart import AddItem, AdjustQuantity, Checkout, Command, GetCart, RemoveItem
-from app.cart_codec import CodecError, item_from_dict, item_to_dict
+from app.cart.codec import CodecError, item_from_dict, item_to_dict
+from app.cart.rules import AddItem, AdjustQuantity, Checkout, Command, GetCart, RemoveItem
 
 
 def command_to_dict(command: Command) -> dict[str, Any]:

@@ -3,7 +3,7 @@
     change-member NAME | current-member | add ITEM [PRICE] [QUANTITY] | remove ITEM | adjust ITEM [N]
     list | checkout | help | exit
 
-Member and product ids come from names exactly as the original derived them (`app.names`), so `change-member
+Member and product ids come from names exactly as the original derived them (`app.tools.names`), so `change-member
 calvin` shops in the same cart the original's `change-member calvin` did. Every command that changes the cart
 sends a fresh Idempotency-Key. Every failure is one line on stderr, never a traceback.
 
@@ -30,8 +30,8 @@ from uuid import UUID
 import httpx
 
 from app.api.models import MAX_NAME_LENGTH, MAX_PRICE
-from app.cart import MAX_QUANTITY
-from app.names import DEFAULT_PRICE, DEFAULT_QUANTITY, member_id, product_id, vendor_id
+from app.cart.rules import MAX_QUANTITY
+from app.tools.names import DEFAULT_PRICE, DEFAULT_QUANTITY, member_id, product_id, vendor_id
 
 CENT = Decimal("0.01")
 TIMEOUT_S = 30.0  # above the API's own command timeout (10 s), so the API's 503 arrives before ours

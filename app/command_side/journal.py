@@ -33,9 +33,9 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from app.cart_codec import event_from_payload, event_to_payload
-from app.cart_state import MemberCart, StoredEvent
-from app.cassandra import execute
+from app.cart.codec import event_from_payload, event_to_payload
+from app.cart.member_cart import MemberCart, StoredEvent
+from app.stores.cassandra import execute
 
 MEMBER_SHARDS = 64
 

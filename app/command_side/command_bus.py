@@ -22,8 +22,8 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from app.cart import Command
-from app.command_codec import command_to_dict
+from app.cart.command_codec import command_to_dict
+from app.cart.rules import Command
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

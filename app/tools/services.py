@@ -6,7 +6,7 @@ All state lives under ``Settings.state_dir`` (default ``.state/``). Every operat
 that already answers is left alone. ``up`` waits until each service really answers a request (a Kafka metadata
 request, a CQL query, a SQL query) and, when one does not, fails with the tail of its log.
 
-Run as ``python -m app.services up|down|status`` (or ``cart services ...``).
+Run as ``python -m app.tools.services up|down|status`` (or ``cart services ...``).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ class Kafka:
                 "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                 f"log.dirs={self.home / 'data'}",
                 "num.partitions=1",
-                # Topics are created on purpose (app.migrations, Faust): a typo must fail, not make a topic.
+                # Topics are created on purpose (app.stores.migrations, Faust): a typo must fail, not make a topic.
                 "auto.create.topics.enable=false",
                 "offsets.topic.replication.factor=1",
                 # One broker: Kafka transactions (Faust's exactly_once) need the transaction log at RF 1.
@@ -591,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         elif action == "status":
             return 0 if status(settings) else 1
         else:
-            say("usage: python -m app.services up|down|status")
+            say("usage: python -m app.tools.services up|down|status")
             return 2
     except ServiceError as error:
         say(f"error: {error}")

@@ -29,8 +29,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from app.cart_codec import CodecError, cart_to_dict
-from app.cart_state import (
+from app.cart.codec import CodecError, cart_to_dict
+from app.cart.command_codec import command_from_dict
+from app.cart.member_cart import (
     Accepted,
     AlreadyHandled,
     KeyReused,
@@ -41,9 +42,8 @@ from app.cart_state import (
     Unchanged,
     handle,
 )
-from app.cassandra import StoreUnavailable
-from app.command_codec import command_from_dict
-from app.journal import ConcurrencyConflict, Journal
+from app.command_side.journal import ConcurrencyConflict, Journal
+from app.stores.cassandra import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

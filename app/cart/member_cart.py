@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 from uuid import UUID
 
-from app.cart import (
+from app.cart.codec import cart_from_dict, cart_to_dict, event_from_payload, event_to_payload, event_type_name
+from app.cart.rules import (
     EMPTY_CART,
     Cart,
     Checkout,
@@ -26,7 +27,6 @@ from app.cart import (
     decide,
     evolve,
 )
-from app.cart_codec import cart_from_dict, cart_to_dict, event_from_payload, event_to_payload, event_type_name
 
 SCHEMA_VERSION = 1
 RECENT_COMMANDS = 64

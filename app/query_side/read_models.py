@@ -25,8 +25,8 @@ from uuid import UUID
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from app.cassandra import execute
-from app.projections import POPULAR_ITEMS, POSITION_SCALE, VENDOR_BILLING, RowState, RowUpdate
+from app.query_side.projections import POPULAR_ITEMS, POSITION_SCALE, VENDOR_BILLING, RowState, RowUpdate
+from app.stores.cassandra import execute
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,8 @@ async def drained(settings: Settings, topics: list[str]) -> bool:
 
 async def read_model_freshness(settings: Settings) -> dict[str, str]:
     """Per read model, the time of the newest event it has applied (or why it is unknown)."""
-    from app.cassandra import scan
     from app.runtime import Runtime
+    from app.stores.cassandra import scan
 
     runtime = Runtime(settings, migrate_first=False)
     found: dict[str, str] = {}

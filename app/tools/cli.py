@@ -30,13 +30,13 @@ def fail(message: str, code: int = 1) -> int:
 
 
 def cmd_services(args: argparse.Namespace) -> int:
-    from app import services
+    from app.tools import services
 
     return services.main([args.action])
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
-    from app.migrations import migrate
+    from app.stores.migrations import migrate
 
     try:
         asyncio.run(migrate(get_settings()))
@@ -47,7 +47,7 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from app.shell import run_shell
+    from app.tools.shell import run_shell
 
     return run_shell(args.api)
 
@@ -115,8 +115,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(_args: argparse.Namespace) -> int:
     """Services, the worker group, and per topic and partition how far the consumers have got."""
-    from app import services
-    from app.operations import consumer_lag, group_members, read_model_freshness
+    from app.streams.lag import consumer_lag, group_members, read_model_freshness
+    from app.tools import services
 
     settings = get_settings()
     up = services.status(settings)
@@ -148,7 +148,7 @@ def cmd_status(_args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Recompute every total from the journal and report each difference; exit 0 when there is none."""
-    from app.rebuild import READ_MODELS, progress_bar, verify
+    from app.query_side.rebuild import READ_MODELS, progress_bar, verify
     from app.runtime import Runtime
 
     async def run() -> int:
@@ -168,9 +168,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """Drop a read model's rows and rebuild them from the journal."""
-    from app.operations import drained
-    from app.rebuild import READ_MODELS, progress_bar, rebuild
+    from app.query_side.rebuild import READ_MODELS, progress_bar, rebuild
     from app.runtime import Runtime
+    from app.streams.lag import drained
 
     settings = get_settings()
 
@@ -202,7 +202,7 @@ def run_store_command(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from app.bench import bench, plot, report
+    from app.tools.bench import bench, plot, report
 
     s = get_settings()
     api = args.api or f"http://{s.api_host}:{s.api_port}"

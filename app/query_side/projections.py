@@ -22,8 +22,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from app.cart import ItemPurchased
-from app.cart_state import StoredEvent
+from app.cart.member_cart import StoredEvent
+from app.cart.rules import ItemPurchased
 
 POPULAR_ITEMS = "popular_items"
 POSITION_SCALE = 1_000_000  # source_position = offset * POSITION_SCALE + index (index < POSITION_SCALE)

@@ -20,11 +20,11 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from app.cart_state import StoredEvent
-from app.cassandra import StoreUnavailable
-from app.in_order import InOrder, Positions, stalled
+from app.cart.member_cart import StoredEvent
 from app.runtime import process_runtime
 from app.settings import Settings, get_settings
+from app.stores.cassandra import StoreUnavailable
+from app.streams.in_order import InOrder, Positions, stalled
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def guarded(
     decode: Callable[[Any], T],
     process: Callable[[int, int, T | None], Awaitable[None]],
 ) -> InOrder[T]:
-    """The in-order guard of an agent over `topic` (app/in_order.py), watched by `resume_stalled_partitions`.
+    """The in-order guard of an agent over `topic` (app/streams/in_order.py), watched by `resume_stalled_partitions`.
     `decode` turns a message's value (as Faust delivers it, or as `json_value` reads it) into what `process` takes,
     raising KeyError, TypeError or ValueError when it is malformed."""
 
@@ -218,8 +218,8 @@ async def flush_changelogs() -> None:
 
 @app.timer(settings.stall_check_s)  # type: ignore[untyped-decorator]
 async def resume_stalled_partitions() -> None:
-    """Seek back any partition Faust has committed past messages a guarded agent never processed (app/in_order.py):
-    Faust then delivers them again, and the agent's guard processes them in order."""
+    """Seek back any partition Faust has committed past messages a guarded agent never processed
+    (app/streams/in_order.py): Faust then delivers them again, and the agent's guard processes them in order."""
     if not guards or app.rebalancing or app.in_recovery or not app.flow_control.is_active():
         return
     try:

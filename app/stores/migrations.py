@@ -19,7 +19,7 @@ def cassandra_ddl(settings: Settings) -> list[str]:
         f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = "
         f"{{'class': 'SimpleStrategy', 'replication_factor': {settings.cassandra_replication_factor}}}",
         # The journal: the truth. One partition per member and bucket (bucket = first seq_nr of a command's
-        # batch // bucket size) bounds partition size; see app/journal.py for why a batch never splits.
+        # batch // bucket size) bounds partition size; see app/command_side/journal.py for why a batch never splits.
         f"""CREATE TABLE IF NOT EXISTS {ks}.journal (
             member_id uuid, bucket bigint, seq_nr bigint,
             event_id uuid, cart_id uuid, command_id text, type text, schema_version int,
@@ -65,7 +65,7 @@ POSTGRES_DDL = [
     )""",
     # The consumed positions, committed in the same transaction as the balances: per partition of
     # vendor-billing-updates and per cart-events partition, the highest source position applied
-    # (cart-events offset * 1e6 + index, see app.projections.RowUpdate.source_position).
+    # (cart-events offset * 1e6 + index, see app.query_side.projections.RowUpdate.source_position).
     """CREATE TABLE IF NOT EXISTS vendor_billing_positions (
         partition INTEGER NOT NULL,
         source_partition INTEGER NOT NULL,
@@ -74,7 +74,7 @@ POSTGRES_DDL = [
         PRIMARY KEY (partition, source_partition)
     )""",
     # Per partition of vendor-billing-updates, the last offset applied (same transaction): the agent processes
-    # each partition in offset order with no gap (app/in_order.py).
+    # each partition in offset order with no gap (app/streams/in_order.py).
     """CREATE TABLE IF NOT EXISTS vendor_billing_offsets (
         partition INTEGER PRIMARY KEY,
         last_offset BIGINT NOT NULL
@@ -119,7 +119,7 @@ async def migrate_kafka(settings: Settings) -> None:
 
 
 async def migrate_cassandra(settings: Settings) -> None:
-    from app.cassandra import connect_async, execute
+    from app.stores.cassandra import connect_async, execute
 
     cluster, session = await connect_async(settings)
     try:

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TypeAlias, assert_never
 from uuid import UUID
 
-from app.cart import (
+from app.cart.rules import (
     Cart,
     Event,
     Item,

@@ -1,0 +1,1 @@
+"""Connections to the stores and their migrations (topics, keyspace and tables, PostgreSQL tables)."""
