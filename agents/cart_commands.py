@@ -12,8 +12,10 @@ from uuid import UUID
 
 import faust
 
-from app.cart.member_cart import MemberCart, StoredEvent
-from app.command_side.handler import CommandHandler, Reply
+from app.cart.codec import member_cart_from_dict, member_cart_to_dict
+from app.cart.member_cart import MemberCart
+from app.cart.stored_event import StoredEvent
+from app.command_side.handler import CommandHandler
 from app.runtime import process_runtime
 from app.streams.faust_app import (
     app,
@@ -24,21 +26,21 @@ from app.streams.faust_app import (
     process_reliably,
     settings,
 )
-from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
+from schemas.records import CartEventRecord, CommandEnvelope
 from tables.carts import carts
 
 
 class TableCartStore:
     def get(self, member_id: UUID) -> MemberCart | None:
         value = carts.get(str(member_id))
-        return MemberCart.from_dict(value) if value else None
+        return member_cart_from_dict(value) if value else None
 
     def put(self, state: MemberCart) -> None:
-        carts[str(state.member_id)] = state.to_dict()
+        carts[str(state.member_id)] = member_cart_to_dict(state)
 
 
 async def emit(events: Sequence[StoredEvent]) -> list[tuple[int, int]]:
-    pending = [await cart_events_topic.send(key=str(e.member_id), value=CartEventRecord(**e.to_dict())) for e in events]
+    pending = [await cart_events_topic.send(key=str(e.member_id), value=CartEventRecord.of_event(e)) for e in events]
     # Delivered (acks=all) before the command is answered; the positions let a client read its own writes.
     positions = []
     for delivery in pending:
@@ -70,17 +72,12 @@ async def cart_commands(envelopes: faust.StreamT[CommandEnvelope]) -> None:
 
 
 async def answer(envelope: CommandEnvelope) -> None:
-    try:
-        member_id = UUID(envelope.member_id)
-    except (ValueError, TypeError):  # only a client that bypassed the API can send this; it changes nothing
-        reply = Reply("invalid", {"error": "InvalidCommand", "reason": f"member id {envelope.member_id!r}"})
-    else:
-        reply = await (await handler()).handle(member_id, envelope.command_id, envelope.command, envelope.deadline)
+    reply = await (await handler()).handle(envelope)
     # The table is a cache of the journal, but keeping it durable before the answer (and the commit) means a
     # restarted owner rarely has to find out from the journal that it is behind.
     await flush_changelogs()
     await cart_replies_topic.send(
         key=envelope.correlation_id,
-        value=CommandReply(correlation_id=envelope.correlation_id, status=reply.status, body=reply.body),
+        value=reply,
         partition=envelope.reply_partition,
     )

@@ -11,9 +11,9 @@ from typing import Any
 
 import faust
 
-from app.cart.member_cart import StoredEvent
 from app.cart.rules import ItemPurchased
-from app.streams.faust_app import app, cart_events_topic, deliver, guarded, item_purchased_topic, stored_event
+from app.cart.stored_event import StoredEvent
+from app.streams.faust_app import app, cart_events_topic, guarded, item_purchased_topic, stored_event, through_guard
 from app.streams.in_order import TablePositions
 from schemas.records import CartEventRecord
 from tables.hydrators import item_purchased_positions
@@ -54,4 +54,4 @@ guard = guarded("item_purchased", cart_events_topic, positions, stored_event, pu
 @app.agent(cart_events_topic, concurrency=1)
 async def item_purchased(stream: faust.StreamT[CartEventRecord]) -> None:
     async for event in stream.events():
-        await deliver(guard, stored_event, event)
+        await through_guard(guard, stored_event, event)

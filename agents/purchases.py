@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import faust
 
-from app.cart.member_cart import StoredEvent
+from app.cart.stored_event import StoredEvent
 from app.query_side.projections import popular_items_update, vendor_billing_update
 from app.runtime import process_runtime
 from app.streams.faust_app import (
     app,
     cart_events_topic,
-    deliver,
     flush_changelogs,
     guarded,
     popular_items_updates_topic,
     stored_event,
+    through_guard,
     vendor_billing_updates_topic,
 )
 from app.streams.in_order import TablePositions
@@ -32,14 +32,14 @@ ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_u
 positions = TablePositions(absorbed_events)
 
 
-async def absorb(partition: int, offset: int, stored: StoredEvent | None) -> None:
+async def forward_purchases(partition: int, offset: int, stored: StoredEvent | None) -> None:
     if stored is not None:
-        await absorb_event(stored, partition, offset)
+        await forward_event(stored, partition, offset)
     positions.record(partition, offset)
     await flush_changelogs()
 
 
-async def absorb_event(stored: StoredEvent, partition: int, offset: int) -> None:
+async def forward_event(stored: StoredEvent, partition: int, offset: int) -> None:
     member = str(stored.member_id)
     absorbed = absorbed_events.get(member) or 0
     if stored.seq_nr <= absorbed:
@@ -61,10 +61,10 @@ async def absorb_event(stored: StoredEvent, partition: int, offset: int) -> None
     absorbed_events[member] = stored.seq_nr
 
 
-guard = guarded("purchases", cart_events_topic, positions, stored_event, absorb)
+guard = guarded("purchases", cart_events_topic, positions, stored_event, forward_purchases)
 
 
 @app.agent(cart_events_topic, concurrency=1)
 async def purchases(stream: faust.StreamT[CartEventRecord]) -> None:
     async for event in stream.events():
-        await deliver(guard, stored_event, event)
+        await through_guard(guard, stored_event, event)

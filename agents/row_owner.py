@@ -15,7 +15,7 @@ from typing import Any
 import faust
 
 from app.query_side.projections import RowState, RowUpdate
-from app.streams.faust_app import deliver, flush_changelogs, guarded
+from app.streams.faust_app import flush_changelogs, guarded, through_guard
 from app.streams.in_order import InOrder, TablePositions
 
 Write = Callable[[tuple[str, ...], RowState], Awaitable[None]]
@@ -24,7 +24,7 @@ Write = Callable[[tuple[str, ...], RowState], Awaitable[None]]
 def row_owner(agent: str, topic: faust.TopicT, rows: Any, write: Callable[[], Awaitable[Write]]) -> InOrder[RowUpdate]:
     positions = TablePositions(rows)
 
-    async def absorb(partition: int, offset: int, update: RowUpdate | None) -> None:
+    async def apply_update(partition: int, offset: int, update: RowUpdate | None) -> None:
         if update is not None:
             new_state = RowState.from_dict(rows.get(update.key)).apply(update)
             # Written even when the update was in the row already (a replay): the local store can be ahead of the
@@ -34,9 +34,9 @@ def row_owner(agent: str, topic: faust.TopicT, rows: Any, write: Callable[[], Aw
             await (await write())(update.row, new_state)
         positions.record(partition, offset)
 
-    return guarded(agent, topic, positions, RowUpdate.from_dict, absorb)
+    return guarded(agent, topic, positions, RowUpdate.from_dict, apply_update)
 
 
 async def own_rows(stream: faust.StreamT[dict[str, Any]], guard: InOrder[RowUpdate]) -> None:
     async for event in stream.events():
-        await deliver(guard, RowUpdate.from_dict, event)
+        await through_guard(guard, RowUpdate.from_dict, event)

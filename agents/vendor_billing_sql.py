@@ -14,7 +14,7 @@ import faust
 
 from app.query_side.projections import RowUpdate
 from app.runtime import process_runtime
-from app.streams.faust_app import app, deliver, guarded, vendor_billing_updates_topic
+from app.streams.faust_app import app, guarded, through_guard, vendor_billing_updates_topic
 
 
 class SqlPositions:
@@ -32,4 +32,4 @@ guard = guarded("vendor_billing_sql", vendor_billing_updates_topic, SqlPositions
 @app.agent(vendor_billing_updates_topic, concurrency=1)
 async def vendor_billing_sql(stream: faust.StreamT[dict[str, Any]]) -> None:
     async for event in stream.events():
-        await deliver(guard, RowUpdate.from_dict, event)
+        await through_guard(guard, RowUpdate.from_dict, event)

@@ -1,18 +1,23 @@
-"""The records that travel on the internal topics, declared once.
+"""The records that travel on the internal topics, declared once and used on both sides of each topic.
 
 - `cart-commands` carries `CommandEnvelope`s, keyed by member id (so a member's commands stay in order on one
-  partition, owned by one worker).
+  partition, owned by one worker). The API writes them, the `cart_commands` agent reads them.
 - `cart-replies` carries `CommandReply`s back to the API instance that asked (to the partition it listens on).
 - `cart-events` carries `CartEventRecord`s, keyed by member id; (member_id, seq_nr) identifies an event, so a
   consumer drops the duplicates that at-least-once delivery can bring.
-The API writes these as plain JSON with aiokafka; Faust reads them into these records.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 import faust
+
+from app.cart.codec import event_from_payload, event_to_payload
+from app.cart.stored_event import SCHEMA_VERSION, StoredEvent
 
 
 class CommandEnvelope(faust.Record, serializer="json"):
@@ -26,12 +31,28 @@ class CommandEnvelope(faust.Record, serializer="json"):
     deadline: float  # epoch seconds: after this the API has stopped waiting, so the worker skips the command
 
 
+class ReplyStatus(StrEnum):
+    """What became of a command; the API turns each into one HTTP status."""
+
+    ACCEPTED = "accepted"  # its events are in the journal (now, or by an earlier delivery of the same command)
+    UNCHANGED = "unchanged"  # a query, or a command that changes nothing
+    REJECTED = "rejected"  # a cart rule refused it; nothing was written
+    INVALID = "invalid"  # malformed, or an Idempotency-Key used for another command; nothing was written
+    EXPIRED = "expired"  # it arrived after its deadline and was not applied (nobody waits for this answer)
+    UNAVAILABLE = "unavailable"  # a store did not answer; nothing was applied
+
+
 class CommandReply(faust.Record, serializer="json"):
-    """The owner's answer: status is accepted, rejected, unchanged, invalid, expired or unavailable."""
+    """The owner's answer to one command. `body` holds the cart and events (accepted, unchanged), the rejection
+    (rejected) or `error` and `reason` (the rest)."""
 
     correlation_id: str
-    status: str
+    status: str  # a ReplyStatus
     body: dict[str, Any]
+
+    @property
+    def outcome(self) -> ReplyStatus:
+        return ReplyStatus(self.status)
 
 
 class CartEventRecord(faust.Record, serializer="json"):
@@ -43,6 +64,38 @@ class CartEventRecord(faust.Record, serializer="json"):
     seq_nr: int
     command_id: str
     type: str
-    schema_version: int
     occurred_at: str
     payload: dict[str, Any]
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def of_event(cls, stored: StoredEvent) -> CartEventRecord:
+        return cls(
+            event_id=str(stored.event_id),
+            member_id=str(stored.member_id),
+            cart_id=str(stored.cart_id),
+            seq_nr=stored.seq_nr,
+            command_id=stored.command_id,
+            type=stored.type,
+            schema_version=stored.schema_version,
+            occurred_at=stored.occurred_at.astimezone(UTC).isoformat(),
+            payload=event_to_payload(stored.event),
+        )
+
+    def to_event(self) -> StoredEvent:
+        """Raises KeyError, TypeError or ValueError (CodecError) on a malformed record."""
+        return StoredEvent(
+            event_id=UUID(self.event_id),
+            member_id=UUID(self.member_id),
+            cart_id=UUID(self.cart_id),
+            seq_nr=int(self.seq_nr),
+            command_id=str(self.command_id),
+            occurred_at=datetime.fromisoformat(self.occurred_at).astimezone(UTC),
+            event=event_from_payload(self.type, self.payload),
+            schema_version=int(self.schema_version),
+        )
+
+
+def event_dict(stored: StoredEvent) -> dict[str, Any]:
+    """An event as a plain dict, in the shape of its record (for reply bodies and the history route)."""
+    return CartEventRecord.of_event(stored).asdict()

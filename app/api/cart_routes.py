@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query
 
-from app.api.deps import ServicesDep
+from app.api.deps import BackendsDep
 from app.api.models import AddItemBody, AdjustQuantityBody
 from app.cart.rules import AddItem as AddItemCommand
 from app.cart.rules import AdjustQuantity, Checkout, Command, GetCart, RemoveItem
+from schemas.records import ReplyStatus, event_dict
 
 router = APIRouter(prefix="/cart", tags=["cart"])
 
@@ -42,6 +42,7 @@ def camel(value: Any) -> Any:
 
 
 def cart_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The cart after the command, with the command's events (camelCase)."""
     return {**camel(body["cart"]), "events": camel(body.get("events", []))}
 
 
@@ -65,46 +66,46 @@ def invalid_key() -> CommandRefused:
     )
 
 
-async def ask(services: ServicesDep, member_id: UUID, key: str | None, command: Command) -> dict[str, Any]:
-    """The owner's reply body (camelCase) on success; CommandRefused (409, 422, 503) otherwise."""
+async def ask(backends: BackendsDep, member_id: UUID, key: str | None, command: Command) -> dict[str, Any]:
+    """The owner's reply body on success (as the worker sent it); CommandRefused (409, 422, 503) otherwise."""
     if key is not None and not IDEMPOTENCY_KEY.match(key):
         raise invalid_key()
     # The key is scoped to the member: the same key from two members names two commands.
-    result = await services.bus.ask(member_id, key or str(uuid.uuid4()), command)
-    match result.status:
-        case "accepted" | "unchanged":
-            return cart_body(result.body)
-        case "rejected":
+    result = await backends.bus.ask(member_id, key or str(uuid.uuid4()), command)
+    match result.outcome:
+        case ReplyStatus.ACCEPTED | ReplyStatus.UNCHANGED:
+            return result.body
+        case ReplyStatus.REJECTED:
             raise CommandRefused(409, camel(result.body["rejection"]))
-        case "invalid":
+        case ReplyStatus.INVALID:
             raise CommandRefused(422, result.body)
-        case _:
+        case ReplyStatus.EXPIRED | ReplyStatus.UNAVAILABLE:
             reason = result.body.get("reason", result.status)
             raise CommandRefused(503, {"error": "ServiceUnavailable", "reason": reason})
 
 
 @router.post("/{memberId}", summary="Add an item to the member's cart")
 async def add_item(
-    memberId: UUID, item: Annotated[AddItemBody, Body()], services: ServicesDep, key: IdempotencyKey = None
+    memberId: UUID, item: Annotated[AddItemBody, Body()], backends: BackendsDep, key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Add an item that is not yet in the cart; 409 ItemAlreadyInCart if it is."""
-    return await ask(services, memberId, key, AddItemCommand(item.to_item()))
+    return cart_body(await ask(backends, memberId, key, AddItemCommand(item.to_item())))
 
 
 @router.put("/{memberId}", summary="Add an item to the member's cart (as the original's code did)")
 async def put_item(
-    memberId: UUID, item: Annotated[AddItemBody, Body()], services: ServicesDep, key: IdempotencyKey = None
+    memberId: UUID, item: Annotated[AddItemBody, Body()], backends: BackendsDep, key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Same as POST."""
-    return await ask(services, memberId, key, AddItemCommand(item.to_item()))
+    return cart_body(await ask(backends, memberId, key, AddItemCommand(item.to_item())))
 
 
 @router.delete("/{memberId}/productId/{productId}", summary="Remove an item")
 async def remove_item(
-    memberId: UUID, productId: UUID, services: ServicesDep, key: IdempotencyKey = None
+    memberId: UUID, productId: UUID, backends: BackendsDep, key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Remove the product from the cart; 409 ItemNotInCart if it is not there."""
-    return await ask(services, memberId, key, RemoveItem(productId))
+    return cart_body(await ask(backends, memberId, key, RemoveItem(productId)))
 
 
 @router.patch("/{memberId}/productId/{productId}", summary="Adjust an item's quantity")
@@ -112,33 +113,32 @@ async def adjust_quantity(
     memberId: UUID,
     productId: UUID,
     body: Annotated[AdjustQuantityBody, Body()],
-    services: ServicesDep,
+    backends: BackendsDep,
     key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Change the quantity by `delta` (negative decreases); 409 NegativeQuantity if it would drop to 0 or below."""
-    return await ask(services, memberId, key, AdjustQuantity(productId, body.delta))
+    return cart_body(await ask(backends, memberId, key, AdjustQuantity(productId, body.delta)))
 
 
 @router.get("/{memberId}", summary="The member's cart")
-async def get_cart(memberId: UUID, services: ServicesDep) -> dict[str, Any]:
+async def get_cart(memberId: UUID, backends: BackendsDep) -> dict[str, Any]:
     """`{memberId, cartId, version, items, total}`, served by the cart's owner after every accepted command."""
-    body = await ask(services, memberId, None, GetCart())
-    body.pop("events")
-    return body
+    cart: dict[str, Any] = camel((await ask(backends, memberId, None, GetCart()))["cart"])
+    return cart
 
 
 @router.post("/{memberId}/checkout", summary="Buy everything in the cart")
-async def checkout(memberId: UUID, services: ServicesDep, key: IdempotencyKey = None) -> dict[str, Any]:
+async def checkout(memberId: UUID, backends: BackendsDep, key: IdempotencyKey = None) -> dict[str, Any]:
     """Purchase every item: the items purchased, their total, the time and the cartId. Empties the cart."""
-    body = await ask(services, memberId, key, Checkout())
+    reply = await ask(backends, memberId, key, Checkout())
+    body = cart_body(reply)
     purchased = [e for e in body["events"] if e["type"] == "ItemPurchased"]
-    items = [e["payload"]["item"] for e in purchased]
     return {
         "memberId": str(memberId),
         "cartId": purchased[0]["cartId"],
         "purchasedAt": purchased[0]["payload"]["purchasedAt"],
-        "items": items,
-        "total": str(sum((Decimal(i["price"]) * i["quantity"] for i in items), Decimal(0))),
+        "items": [e["payload"]["item"] for e in purchased],
+        "total": reply["purchase_total"],
         "version": body["version"],
         "events": body["events"],
     }
@@ -147,16 +147,16 @@ async def checkout(memberId: UUID, services: ServicesDep, key: IdempotencyKey = 
 @router.get("/{memberId}/events", summary="The member's history, from the journal")
 async def history(
     memberId: UUID,
-    services: ServicesDep,
+    backends: BackendsDep,
     from_seq_nr: Annotated[int, Query(alias="fromSeqNr", ge=1, le=2**62)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Events oldest first, `limit` at a time; `nextSeqNr` is where the next page starts (null at the end)."""
-    journal = await services.journal()
+    journal = await backends.journal()
     events = await journal.read(memberId, from_seq=from_seq_nr, limit=limit + 1)
     page = events[:limit]
     return {
         "memberId": str(memberId),
-        "events": [camel(e.to_dict()) for e in page],
+        "events": [camel(event_dict(e)) for e in page],
         "nextSeqNr": page[-1].seq_nr + 1 if len(events) > limit else None,
     }

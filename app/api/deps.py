@@ -1,4 +1,4 @@
-"""What the routes depend on, created once per process by the app's lifespan (the API's wiring)."""
+"""What the routes depend on (`Backends`: Kafka and the stores), created once per process by the app's lifespan."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ T = TypeVar("T")
 
 
 @dataclass
-class Services:
+class Backends:
+    """The API's handles on Kafka (the command bus) and the stores (through the runtime)."""
+
     settings: Settings
     bus: CommandBus
     runtime: Runtime
@@ -53,9 +55,9 @@ class Services:
         return checks
 
 
-def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+def get_backends(request: Request) -> Backends:
+    backends: Backends = request.app.state.backends
+    return backends
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+BackendsDep = Annotated[Backends, Depends(get_backends)]

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.cart_routes import CommandRefused
 from app.api.cart_routes import router as cart_router
-from app.api.deps import Services
+from app.api.deps import Backends
 from app.api.read_routes import router as read_router
 from app.command_side.command_bus import CartServiceUnavailable, CommandBus
 from app.runtime import Runtime
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bus = CommandBus(settings)
         await bus.start()
         runtime = Runtime(settings, migrate_first=False)
-        app.state.services = Services(settings, bus, runtime)
+        app.state.backends = Backends(settings, bus, runtime)
         try:
             yield
         finally:
@@ -168,7 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/ready", tags=["operations"])
     async def ready(request: Request) -> JSONResponse:
         """Kafka and Cassandra answer and a cart worker owns the command partitions."""
-        checks = await request.app.state.services.readiness()
+        checks = await request.app.state.backends.readiness()
         ok = all(v is True for v in checks.values())
         return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 

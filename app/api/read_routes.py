@@ -16,13 +16,13 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from aiokafka.partitioner import DefaultPartitioner
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ServicesDep
-from app.query_side.projections import POPULAR_ITEMS, VENDOR_BILLING
+from app.api.deps import BackendsDep
+from app.query_side.projections import POPULAR_ITEMS, VENDOR_BILLING, popular_items_row, row_key, vendor_billing_row
 from app.query_side.read_models import Freshness, merge
+from app.streams.partitioning import partition_of
 
 router = APIRouter(tags=["read models"])
 
@@ -33,8 +33,6 @@ After = Annotated[
     Query(pattern=r"^\d{1,6}:\d{1,19}$", description="partition:offset of an event the answer must include"),
 ]
 WaitMs = Annotated[int, Query(ge=0, le=10_000, description="how long to wait for `after` (bounded)")]
-
-_partitioner = DefaultPartitioner()
 
 
 def parse_after(after: str | None) -> tuple[int, int] | None:
@@ -68,12 +66,12 @@ def not_found(what: str) -> JSONResponse:
 
 @router.get("/popular-items/top", summary="The most bought items of a day, across vendors")
 async def top_items(
-    services: ServicesDep,
+    backends: BackendsDep,
     day: Annotated[date, Query(alias="date", description="the UTC day, YYYY-MM-DD")],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Items ranked by quantity bought that day."""
-    models = await services.read_models()
+    models = await backends.read_models()
     items = await models.most_popular(day.year, day.month, day.day, limit)
     return {"date": day.isoformat(), "items": items}
 
@@ -84,16 +82,16 @@ async def popular_items(
     productId: UUID,
     year: Year,
     month: Month,
-    services: ServicesDep,
+    backends: BackendsDep,
     after: After = None,
     waitMs: WaitMs = 0,
 ) -> Any:
     """The quantity of a vendor's product bought on each day of a month (UTC), from item_quantity_by_day."""
-    models = await services.read_models()
+    models = await backends.read_models()
 
     async def read() -> tuple[list[dict[str, Any]], Freshness]:
         days = await models.quantities_by_day(vendorId, productId, year, month)
-        keys = [f"{vendorId}/{productId}/{year}/{month}/{d['day']}" for d in days]
+        keys = [row_key(popular_items_row(vendorId, productId, year, month, d["day"])) for d in days]
         freshness = await models.freshness(POPULAR_ITEMS, keys)
         return await models.quantities_by_day(vendorId, productId, year, month), freshness
 
@@ -108,7 +106,7 @@ async def popular_items(
 async def vendor_billing(
     vendorId: UUID,
     year: Year,
-    services: ServicesDep,
+    backends: BackendsDep,
     source: Annotated[Literal["postgres", "cassandra"], Query()] = "postgres",
     after: After = None,
     waitMs: WaitMs = 0,
@@ -116,20 +114,18 @@ async def vendor_billing(
     """Money owed to the vendor per month, from PostgreSQL `vendor_billing` or Cassandra `balance_by_vendor`."""
 
     async def read_cassandra() -> tuple[list[dict[str, Any]], Freshness]:
-        models = await services.read_models()
+        models = await backends.read_models()
         months = await models.balances(vendorId, year)
-        keys = [f"{vendorId}/{year}/{m['month']}" for m in months]
+        keys = [row_key(vendor_billing_row(vendorId, year, m["month"])) for m in months]
         freshness = await models.freshness(VENDOR_BILLING, keys)
         return await models.balances(vendorId, year), freshness
 
     async def read_postgres() -> tuple[list[dict[str, Any]], Freshness]:
-        billing = await services.vendor_billing_sql()
+        billing = await backends.vendor_billing_sql()
         months = await billing.balances(vendorId, year)
-        partitions = services.settings.partitions
-        owners = {
-            _partitioner(f"{vendorId}/{year}/{m['month']}".encode(), list(range(partitions)), list(range(partitions)))
-            for m in months
-        }
+        partitions = backends.settings.partitions
+        # The partition of vendor-billing-updates whose consumer owns each row.
+        owners = {partition_of(row_key(vendor_billing_row(vendorId, year, m["month"])), partitions) for m in months}
         freshness = merge([await billing.freshness(q) for q in sorted(owners)])
         return await billing.balances(vendorId, year), freshness
 

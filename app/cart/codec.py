@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TypeAlias, assert_never
+from typing import Any, TypeAlias, assert_never
 from uuid import UUID
 
+from app.cart.member_cart import MemberCart, Outcome
 from app.cart.rules import (
     Cart,
     Event,
@@ -40,6 +41,46 @@ class UnknownEventType(CodecError):
 def event_type_name(event: Event) -> str:
     """The name an event is stored under: its class name, e.g. "ItemAdded"."""
     return type(event).__name__
+
+
+# --- What an owner keeps per member (the `carts` table, snapshots). --------------------------------------
+
+
+def member_cart_to_dict(state: MemberCart) -> dict[str, Any]:
+    return {
+        "member_id": str(state.member_id),
+        "version": state.version,
+        "cart": cart_to_dict(state.cart),
+        "recent": [_outcome_to_dict(o) for o in state.recent],
+    }
+
+
+def member_cart_from_dict(d: Mapping[str, Any]) -> MemberCart:
+    """Raises KeyError, ValueError or CodecError on a dict `member_cart_to_dict` did not write."""
+    return MemberCart(
+        member_id=UUID(d["member_id"]),
+        version=int(d["version"]),
+        cart=cart_from_dict(d["cart"]),
+        recent=tuple(_outcome_from_dict(o) for o in d.get("recent", ())),
+    )
+
+
+def _outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "command_id": outcome.command_id,
+        "first_seq": outcome.first_seq,
+        "last_seq": outcome.last_seq,
+        "rejection": dict(outcome.rejection) if outcome.rejection is not None else None,
+        "positions": [list(p) for p in outcome.positions],
+        "fingerprint": outcome.fingerprint,
+    }
+
+
+def _outcome_from_dict(d: Mapping[str, Any]) -> Outcome:
+    positions = tuple((int(p), int(o)) for p, o in d.get("positions", ()))
+    return Outcome(
+        d["command_id"], int(d["first_seq"]), int(d["last_seq"]), d.get("rejection"), positions, d.get("fingerprint")
+    )
 
 
 # --- Encoding. ------------------------------------------------------------------------------------------

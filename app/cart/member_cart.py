@@ -1,21 +1,19 @@
-"""What the command side keeps per member, and how one command is handled against it. Pure: no I/O.
+"""What the command side keeps per member, and how one command is decided against it. Pure: no I/O.
 
-`StoredEvent` is an event with its envelope (identity, position, causation), as the journal stores it and as it
-travels on `cart-events`. `MemberCart` is the member's cart as of a journal position (`version` = the last
+`MemberCart` is the member's cart as of a journal position (`version` = the last
 `seq_nr`) plus the outcomes of the member's recent commands, so that a command seen again (a client retry with
 the same Idempotency-Key, or Kafka redelivering after a crash) gets its first answer instead of a second effect.
-`handle` decides what one command does; the agent only performs the I/O it asks for.
+`decide_command` decides what one command does; the agent only performs the I/O it asks for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeAlias
 from uuid import UUID
 
-from app.cart.codec import cart_from_dict, cart_to_dict, event_from_payload, event_to_payload, event_type_name
 from app.cart.rules import (
     EMPTY_CART,
     Cart,
@@ -27,54 +25,10 @@ from app.cart.rules import (
     decide,
     evolve,
 )
+from app.cart.stored_event import StoredEvent
 
-SCHEMA_VERSION = 1
 RECENT_COMMANDS = 64
 """How many command outcomes a member's cart remembers for idempotency (a retry of an older command id is new)."""
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event with its envelope; (member_id, seq_nr) is its stable identity everywhere downstream."""
-
-    event_id: UUID
-    member_id: UUID
-    cart_id: UUID
-    seq_nr: int
-    command_id: str
-    occurred_at: datetime
-    event: Event
-    schema_version: int = SCHEMA_VERSION
-
-    @property
-    def type(self) -> str:
-        return event_type_name(self.event)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": str(self.event_id),
-            "member_id": str(self.member_id),
-            "cart_id": str(self.cart_id),
-            "seq_nr": self.seq_nr,
-            "command_id": self.command_id,
-            "type": self.type,
-            "schema_version": self.schema_version,
-            "occurred_at": self.occurred_at.astimezone(UTC).isoformat(),
-            "payload": event_to_payload(self.event),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> StoredEvent:
-        return cls(
-            event_id=UUID(d["event_id"]),
-            member_id=UUID(d["member_id"]),
-            cart_id=UUID(d["cart_id"]),
-            seq_nr=int(d["seq_nr"]),
-            command_id=str(d["command_id"]),
-            occurred_at=datetime.fromisoformat(d["occurred_at"]).astimezone(UTC),
-            event=event_from_payload(d["type"], d["payload"]),
-            schema_version=int(d.get("schema_version", SCHEMA_VERSION)),
-        )
 
 
 @dataclass(frozen=True)
@@ -89,28 +43,6 @@ class Outcome:
     positions: tuple[tuple[int, int], ...] = ()
     fingerprint: str | None = None  # of the command; None when rebuilt from the journal (which does not keep it)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "command_id": self.command_id,
-            "first_seq": self.first_seq,
-            "last_seq": self.last_seq,
-            "rejection": dict(self.rejection) if self.rejection is not None else None,
-            "positions": [list(p) for p in self.positions],
-            "fingerprint": self.fingerprint,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Outcome:
-        positions = tuple((int(p), int(o)) for p, o in d.get("positions", ()))
-        return cls(
-            d["command_id"],
-            int(d["first_seq"]),
-            int(d["last_seq"]),
-            d.get("rejection"),
-            positions,
-            d.get("fingerprint"),
-        )
-
 
 @dataclass(frozen=True)
 class MemberCart:
@@ -124,7 +56,7 @@ class MemberCart:
     def outcome_of(self, command_id: str) -> Outcome | None:
         return next((o for o in reversed(self.recent) if o.command_id == command_id), None)
 
-    def absorb(self, events: Sequence[StoredEvent]) -> MemberCart:
+    def with_events(self, events: Sequence[StoredEvent]) -> MemberCart:
         """Apply journal events (in seq_nr order, starting right after `version`) and remember their commands."""
         state = self
         for stored in events:
@@ -167,23 +99,6 @@ class MemberCart:
         known = {o.command_id for o in self.recent}
         kept = tuple(o for o in cached.recent if o.rejection is not None and o.command_id not in known)
         return replace(self, recent=(*kept, *self.recent)[-RECENT_COMMANDS:]) if kept else self
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "member_id": str(self.member_id),
-            "version": self.version,
-            "cart": cart_to_dict(self.cart),
-            "recent": [o.to_dict() for o in self.recent],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> MemberCart:
-        return cls(
-            member_id=UUID(d["member_id"]),
-            version=int(d["version"]),
-            cart=cart_from_dict(d["cart"]),
-            recent=tuple(Outcome.from_dict(o) for o in d.get("recent", ())),
-        )
 
 
 def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
@@ -228,10 +143,10 @@ class Unchanged:
     """A query, or a command that changes nothing (adjust by 0): answer with the cart as it is."""
 
 
-Decision: TypeAlias = Accepted | Rejected | AlreadyHandled | KeyReused | Unchanged
+CommandDecision: TypeAlias = Accepted | Rejected | AlreadyHandled | KeyReused | Unchanged
 
 
-def handle(
+def decide_command(
     state: MemberCart,
     command_id: str,
     command: Command,
@@ -240,7 +155,7 @@ def handle(
     new_cart_id: UUID,
     new_event_id: Callable[[], UUID],
     fingerprint: str | None = None,
-) -> Decision:
+) -> CommandDecision:
     """Decide one command; ids and time are given by the caller, so this stays deterministic under test."""
     if not isinstance(command, GetCart):
         previous = state.outcome_of(command_id)

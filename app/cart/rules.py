@@ -235,7 +235,7 @@ class Cart:
     @property
     def total(self) -> Decimal:
         """Sum of all subtotals; Decimal("0") for an empty cart."""
-        return sum((item.subtotal for item in self.items), Decimal(0))
+        return total_of(self.items)
 
     @property
     def is_empty(self) -> bool:
@@ -244,6 +244,16 @@ class Cart:
 
 
 EMPTY_CART = Cart()
+
+
+def total_of(items: Iterable[Item]) -> Decimal:
+    """Sum of the items' subtotals, exact; Decimal("0") for none."""
+    return sum((item.subtotal for item in items), Decimal(0))
+
+
+def purchase_total(events: Iterable[Event]) -> Decimal:
+    """What the purchases among `events` cost together (a checkout's total)."""
+    return total_of(e.item for e in events if isinstance(e, ItemPurchased))
 
 
 # --- Deciding. ------------------------------------------------------------------------------------------

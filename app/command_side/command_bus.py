@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 import uuid
-from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -25,6 +22,7 @@ from aiokafka.errors import KafkaError
 from app.cart.command_codec import command_to_dict
 from app.cart.rules import Command
 from app.settings import Settings
+from schemas.records import CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +34,11 @@ class CartServiceUnavailable(RuntimeError):
     """Kafka refused the command, or no worker answered in time."""
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    status: str
-    body: dict[str, Any]
-
-
 class CommandBus:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.reply_partition = random.randrange(settings.reply_partitions)
-        self._pending: dict[str, asyncio.Future[CommandResult]] = {}
+        self._pending: dict[str, asyncio.Future[CommandReply]] = {}
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -99,12 +91,13 @@ class CommandBus:
 
     def _resolve(self, raw: bytes | None) -> None:
         try:
-            reply = json.loads(raw or b"null")
-            waiter = self._pending.get(reply["correlation_id"])
-        except (ValueError, TypeError, KeyError):
+            reply = CommandReply.loads(raw or b"null")
+            reply.outcome  # noqa: B018 (a status this API does not know is a malformed reply)
+        except (ValueError, TypeError, KeyError, AttributeError):
             return
+        waiter = self._pending.get(reply.correlation_id)
         if waiter is not None and not waiter.done():
-            waiter.set_result(CommandResult(reply["status"], reply.get("body") or {}))
+            waiter.set_result(reply)
 
     async def readiness(self) -> tuple[bool | str, bool | str]:
         """(Kafka answers, a worker group consuming the commands is Stable): True or the reason it is not."""
@@ -132,28 +125,28 @@ class CommandBus:
         seen = ", ".join(f"{name} is {state or 'empty'} with {members} members" for name, state, members in states)
         return True, f"no cart worker group is ready ({seen or 'none found'})"
 
-    async def ask(self, member_id: UUID, command_id: str, command: Command) -> CommandResult:
+    async def ask(self, member_id: UUID, command_id: str, command: Command) -> CommandReply:
         """Send one command and return the owner's reply; CartServiceUnavailable when there is none in time."""
         if self._producer is None:
             raise CartServiceUnavailable("the API is not connected to Kafka")
         timeout = self.settings.command_timeout_s
         correlation_id = uuid.uuid4().hex
-        envelope = {
-            "command_id": command_id,
-            "member_id": str(member_id),
-            "command": command_to_dict(command),
-            "correlation_id": correlation_id,
-            "reply_partition": self.reply_partition,
-            "deadline": time.time() + timeout,
-        }
-        waiter: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        envelope = CommandEnvelope(
+            command_id=command_id,
+            member_id=str(member_id),
+            command=command_to_dict(command),
+            correlation_id=correlation_id,
+            reply_partition=self.reply_partition,
+            deadline=time.time() + timeout,
+        )
+        waiter: asyncio.Future[CommandReply] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = waiter
         try:
             try:
                 await asyncio.wait_for(
                     self._producer.send_and_wait(
                         self.settings.topic_commands,
-                        json.dumps(envelope).encode(),
+                        envelope.dumps(),
                         key=str(member_id).encode(),
                     ),
                     timeout,

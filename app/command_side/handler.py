@@ -38,12 +38,14 @@ from app.cart.member_cart import (
     MemberCart,
     Outcome,
     Rejected,
-    StoredEvent,
     Unchanged,
-    handle,
+    decide_command,
 )
+from app.cart.rules import ItemPurchased, purchase_total
+from app.cart.stored_event import StoredEvent
 from app.command_side.journal import ConcurrencyConflict, Journal
 from app.stores.cassandra import StoreUnavailable
+from schemas.records import CommandEnvelope, CommandReply, ReplyStatus, event_dict
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +66,23 @@ Emit = Callable[[Sequence[StoredEvent]], Awaitable[list[Position]]]
 
 def emitted(events: Sequence[StoredEvent], positions: Sequence[Position]) -> list[dict[str, Any]]:
     """The events as replied: as stored, plus where they were emitted (for reading one's own writes)."""
-    return [
-        {**e.to_dict(), "position": {"partition": p, "offset": o}} for e, (p, o) in zip(events, positions, strict=True)
-    ]
+    pairs = zip(events, positions, strict=True)
+    return [{**event_dict(e), "position": {"partition": p, "offset": o}} for e, (p, o) in pairs]
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: str  # accepted | rejected | unchanged | invalid | expired | unavailable
-    body: dict[str, Any]
+Answer = tuple[ReplyStatus, dict[str, Any]]  # a CommandReply's status and body
 
 
-def unavailable(error: Exception) -> Reply:
-    return Reply("unavailable", {"error": "StoreUnavailable", "reason": str(error)})
+def accepted(state: MemberCart, events: Sequence[StoredEvent], positions: Sequence[Position]) -> Answer:
+    """The cart after the command and its events; for a checkout also what was bought, in total."""
+    body: dict[str, Any] = {"cart": cart_view(state), "events": emitted(events, positions)}
+    if any(isinstance(e.event, ItemPurchased) for e in events):
+        body["purchase_total"] = str(purchase_total(e.event for e in events))
+    return ReplyStatus.ACCEPTED, body
+
+
+def unavailable(error: Exception) -> Answer:
+    return ReplyStatus.UNAVAILABLE, {"error": "StoreUnavailable", "reason": str(error)}
 
 
 def command_fingerprint(command_dict: dict[str, Any]) -> str:
@@ -109,13 +115,20 @@ class CommandHandler:
     clock: Callable[[], datetime] = now_utc
     retry_delay_s: float = 0.5
 
-    async def handle(self, member_id: UUID, command_id: str, command_dict: dict[str, Any], deadline: float) -> Reply:
+    async def handle(self, envelope: CommandEnvelope) -> CommandReply:
         """The reply to one command. StoreUnavailable escapes only where events may already be in the journal
         (answering again, healing an expired command): the caller must retry then, never move on."""
+        status, body = await self._answer(envelope)
+        return CommandReply(correlation_id=envelope.correlation_id, status=status.value, body=body)
+
+    async def _answer(self, envelope: CommandEnvelope) -> Answer:
+        command_id, command_dict, deadline = envelope.command_id, envelope.command, envelope.deadline
         try:
+            member_id = UUID(envelope.member_id)
             command = command_from_dict(command_dict)
-        except CodecError as error:
-            return Reply("invalid", {"error": "InvalidCommand", "reason": str(error)})
+        except (CodecError, ValueError, TypeError, AttributeError) as error:
+            # Only a client that bypassed the API can send this; it changes nothing.
+            return (ReplyStatus.INVALID, {"error": "InvalidCommand", "reason": str(error)})
         fingerprint = command_fingerprint(command_dict)
         if time.time() > deadline:
             return await self._expired(member_id, command_id)
@@ -124,7 +137,7 @@ class CommandHandler:
         except StoreUnavailable as error:  # nothing was attempted: nothing applied
             return unavailable(error)
         for _ in range(MAX_CONFLICT_RETRIES):
-            decision = handle(
+            decision = decide_command(
                 state,
                 command_id,
                 command,
@@ -135,14 +148,14 @@ class CommandHandler:
             )
             match decision:
                 case Unchanged():
-                    return Reply("unchanged", {"cart": cart_view(state), "events": []})
+                    return (ReplyStatus.UNCHANGED, {"cart": cart_view(state), "events": []})
                 case KeyReused(outcome):
                     reason = f"Idempotency-Key {command_id!r} was used for another command"
-                    return Reply("invalid", {"error": "IdempotencyKeyReused", "reason": reason})
+                    return (ReplyStatus.INVALID, {"error": "IdempotencyKeyReused", "reason": reason})
                 case Rejected(rejection):
                     state = state.remember_rejection(command_id, rejection, fingerprint)
                     self.carts.put(state)
-                    return Reply("rejected", {"rejection": rejection, "cart": cart_view(state)})
+                    return (ReplyStatus.REJECTED, {"rejection": rejection, "cart": cart_view(state)})
                 case AlreadyHandled(outcome):
                     return await self._answer_again(state, outcome)
                 case Accepted(events, expected_version, checkout):
@@ -157,7 +170,7 @@ class CommandHandler:
                     except StoreUnavailable as error:  # _append made sure the batch did not land
                         return unavailable(error)
                     return await self._accepted(state, events, checkout, fingerprint)
-        return Reply("unavailable", {"error": "Contention", "reason": "the cart kept changing; try again"})
+        return (ReplyStatus.UNAVAILABLE, {"error": "Contention", "reason": "the cart kept changing; try again"})
 
     async def _append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None:
         try:
@@ -185,8 +198,8 @@ class CommandHandler:
 
     async def _accepted(
         self, state: MemberCart, events: Sequence[StoredEvent], checkout: bool, fingerprint: str
-    ) -> Reply:
-        new_state = state.absorb(events)
+    ) -> Answer:
+        new_state = state.with_events(events)
         if checkout or new_state.version // self.snapshot_every > state.version // self.snapshot_every:
             try:
                 await self.journal.save_snapshot(new_state)
@@ -196,19 +209,19 @@ class CommandHandler:
         # Kept after the emit: a cart in the table whose outcome has positions had its events emitted.
         new_state = new_state.remember_emitted(events[0].command_id, positions, fingerprint)
         self.carts.put(new_state)
-        return Reply("accepted", {"cart": cart_view(new_state), "events": emitted(events, positions)})
+        return accepted(new_state, events, positions)
 
-    async def _answer_again(self, state: MemberCart, outcome: Outcome) -> Reply:
+    async def _answer_again(self, state: MemberCart, outcome: Outcome) -> Answer:
         if outcome.rejection is not None:
-            return Reply("rejected", {"rejection": dict(outcome.rejection), "cart": cart_view(state)})
+            return (ReplyStatus.REJECTED, {"rejection": dict(outcome.rejection), "cart": cart_view(state)})
         events = await self.journal.read(state.member_id, outcome.first_seq, outcome.last_seq)
         positions = list(outcome.positions)
         if not positions:  # maybe never emitted (a crash between append and emit): emit, same event ids
             positions = await self.emit(events)
             self.carts.put(state.remember_emitted(outcome.command_id, positions))
-        return Reply("accepted", {"cart": cart_view(state), "events": emitted(events, positions)})
+        return accepted(state, events, positions)
 
-    async def _expired(self, member_id: UUID, command_id: str) -> Reply:
+    async def _expired(self, member_id: UUID, command_id: str) -> Answer:
         """Nobody waits for this answer any more; but a redelivered command may already be in the journal (a crash
         between append and emit), so ask the journal, not the table, and emit its events if it is."""
         cached = self.carts.get(member_id)
@@ -220,4 +233,4 @@ class CommandHandler:
         outcome = state.outcome_of(command_id)
         if outcome is not None and outcome.rejection is None:
             return await self._answer_again(state, outcome)
-        return Reply("expired", {"error": "Expired", "reason": "the command arrived after its deadline"})
+        return (ReplyStatus.EXPIRED, {"error": "Expired", "reason": "the command arrived after its deadline"})

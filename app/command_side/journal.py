@@ -33,8 +33,9 @@ from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from app.cart.codec import event_from_payload, event_to_payload
-from app.cart.member_cart import MemberCart, StoredEvent
+from app.cart.codec import event_from_payload, event_to_payload, member_cart_from_dict, member_cart_to_dict
+from app.cart.member_cart import MemberCart
+from app.cart.stored_event import StoredEvent
 from app.stores.cassandra import execute
 
 MEMBER_SHARDS = 64
@@ -42,6 +43,15 @@ MEMBER_SHARDS = 64
 
 class ConcurrencyConflict(RuntimeError):
     """Another writer appended at the expected position first; nothing was written."""
+
+
+def check_batch(expected_version: int, events: Sequence[StoredEvent], bucket_size: int) -> None:
+    """Refuse (ValueError), before anything is written, a batch that does not continue right after the expected
+    version or that is larger than a bucket."""
+    if [e.seq_nr for e in events] != list(range(expected_version + 1, expected_version + 1 + len(events))):
+        raise ValueError("events must continue the journal right after the expected version")
+    if len(events) > bucket_size:
+        raise ValueError(f"a batch of {len(events)} events does not fit in a bucket of {bucket_size}")
 
 
 class Journal(Protocol):
@@ -94,10 +104,7 @@ class CassandraJournal:
     async def append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None:
         if not events:
             return
-        if [e.seq_nr for e in events] != list(range(expected_version + 1, expected_version + 1 + len(events))):
-            raise ValueError("events must continue the journal right after the expected version")
-        if len(events) > self.bucket_size:
-            raise ValueError(f"a batch of {len(events)} events does not fit in a bucket of {self.bucket_size}")
+        check_batch(expected_version, events, self.bucket_size)
         if expected_version == 0:
             # Index the member before its first event, so a rebuild that walks the members never misses one.
             shard = zlib.crc32(member_id.bytes) % MEMBER_SHARDS
@@ -151,8 +158,8 @@ class CassandraJournal:
 
     async def load(self, member_id: UUID) -> MemberCart:
         rows = list(await execute(self.session, self._select_snapshot, (member_id,), self.timeout_s))
-        state = MemberCart.from_dict(json.loads(rows[0].state)) if rows else MemberCart(member_id)
-        return state.absorb(await self.read(member_id, from_seq=state.version + 1))
+        state = member_cart_from_dict(json.loads(rows[0].state)) if rows else MemberCart(member_id)
+        return state.with_events(await self.read(member_id, from_seq=state.version + 1))
 
     async def save_snapshot(self, state: MemberCart) -> None:
         """Idempotent; a snapshot is only a shortcut, so a failed or older one never loses anything."""
@@ -161,7 +168,7 @@ class CassandraJournal:
             self._insert_snapshot,
             (
                 state.member_id, state.version, self.bucket_of(state.version),
-                json.dumps(state.to_dict()), datetime.now(UTC),
+                json.dumps(member_cart_to_dict(state)), datetime.now(UTC),
             ),
             self.timeout_s,
         )  # fmt: skip

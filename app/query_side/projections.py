@@ -22,8 +22,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from app.cart.member_cart import StoredEvent
 from app.cart.rules import ItemPurchased
+from app.cart.stored_event import StoredEvent
 
 POPULAR_ITEMS = "popular_items"
 POSITION_SCALE = 1_000_000  # source_position = offset * POSITION_SCALE + index (index < POSITION_SCALE)
@@ -34,7 +34,7 @@ VENDOR_BILLING = "vendor_billing"
 class RowUpdate:
     """One event's contribution to one read-model row."""
 
-    row: tuple[str, ...]  # the row's key, as strings (e.g. vendor, product, year, month, day)
+    row: Row  # the row, as strings (e.g. vendor, product, year, month, day)
     delta: Decimal  # quantity for popular items, money for billing
     name: str
     member_id: UUID
@@ -78,7 +78,25 @@ class RowUpdate:
 
     @property
     def key(self) -> str:
-        return "/".join(self.row)
+        return row_key(self.row)
+
+
+Row = tuple[str, ...]
+
+
+def row_key(row: Row) -> str:
+    """A read-model row's key: in its owner's table, on the update topics (so, its partition), in its marks."""
+    return "/".join(row)
+
+
+def popular_items_row(vendor_id: UUID, product_id: UUID, year: int, month: int, day: int) -> Row:
+    """A row of item_quantity_by_day: (vendor, product, year, month, day)."""
+    return str(vendor_id), str(product_id), str(year), str(month), str(day)
+
+
+def vendor_billing_row(vendor_id: UUID, year: int, month: int) -> Row:
+    """A row of vendor billing (balance_by_vendor, vendor_billing): (vendor, year, month)."""
+    return str(vendor_id), str(year), str(month)
 
 
 def popular_items_update(event: StoredEvent, partition: int, offset: int, index: int = 0) -> RowUpdate | None:
@@ -86,7 +104,7 @@ def popular_items_update(event: StoredEvent, partition: int, offset: int, index:
     if not isinstance(event.event, ItemPurchased):
         return None
     item, day = event.event.item, event.event.purchased_at
-    row = (str(item.vendor_id), str(item.product_id), str(day.year), str(day.month), str(day.day))
+    row = popular_items_row(item.vendor_id, item.product_id, day.year, day.month, day.day)
     return RowUpdate(
         row, Decimal(item.quantity), item.name, event.member_id, event.seq_nr, partition, offset, day, index
     )
@@ -97,7 +115,7 @@ def vendor_billing_update(event: StoredEvent, partition: int, offset: int, index
     if not isinstance(event.event, ItemPurchased):
         return None
     item, day = event.event.item, event.event.purchased_at
-    row = (str(item.vendor_id), str(day.year), str(day.month))
+    row = vendor_billing_row(item.vendor_id, day.year, day.month)
     return RowUpdate(row, item.subtotal, item.name, event.member_id, event.seq_nr, partition, offset, day, index)
 
 
@@ -115,12 +133,12 @@ class RowState:
     marks: Mapping[int, int] = field(default_factory=dict)
     last_event_at: str | None = None
 
-    def absorbs(self, update: RowUpdate) -> bool:
+    def is_new(self, update: RowUpdate) -> bool:
         return update.source_position > self.marks.get(update.source_partition, -1)
 
     def apply(self, update: RowUpdate) -> RowState:
         """The row with the update in it; unchanged if the update was already absorbed (a replay)."""
-        if not self.absorbs(update):
+        if not self.is_new(update):
             return self
         return replace(
             self,

@@ -1,5 +1,5 @@
-"""The read models' stores: how rows are written by the projections and queried by the API. All CQL and SQL of
-the query side is here.
+"""The read models' stores: how rows are written by the projections, queried by the API, and read and replaced by
+verify and rebuild. All CQL and SQL of the query side is here.
 
 Contracts:
 - Cassandra (`CassandraReadModels.write_*`): the row's owner writes the row's absolute value, not an increment,
@@ -25,8 +25,18 @@ from uuid import UUID
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from app.query_side.projections import POPULAR_ITEMS, POSITION_SCALE, VENDOR_BILLING, RowState, RowUpdate
-from app.stores.cassandra import execute
+from app.query_side.projections import (
+    POPULAR_ITEMS,
+    POSITION_SCALE,
+    VENDOR_BILLING,
+    Row,
+    RowState,
+    RowUpdate,
+    popular_items_row,
+    row_key,
+    vendor_billing_row,
+)
+from app.stores.cassandra import execute, scan
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ def merge(freshness: list[Freshness]) -> Freshness:
 class CassandraReadModels:
     def __init__(self, session: Session, keyspace: str, timeout_s: float = 5.0) -> None:
         self.session = session
+        self.keyspace = keyspace
         self.timeout_s = timeout_s
         ks = keyspace
         p = session.prepare
@@ -96,11 +107,11 @@ class CassandraReadModels:
             batch.add(statement, params)
         await execute(self.session, batch, timeout_s=self.timeout_s)
 
-    def _tracking(self, projection: str, key: str, state: RowState) -> tuple[Any, tuple[Any, ...]]:
+    def _tracking(self, projection: str, row: Row, state: RowState) -> tuple[Any, tuple[Any, ...]]:
         last = datetime.fromisoformat(state.last_event_at) if state.last_event_at else None
-        return self._write_tracking, (projection, key, state.version, dict(state.marks), last, state.version)
+        return self._write_tracking, (projection, row_key(row), state.version, dict(state.marks), last, state.version)
 
-    async def write_popular_item(self, row: tuple[str, ...], state: RowState, track: bool = True) -> None:
+    async def write_popular_item(self, row: Row, state: RowState, track: bool = True) -> None:
         vendor, product, year, month, day = UUID(row[0]), UUID(row[1]), int(row[2]), int(row[3]), int(row[4])
         quantity, ts = int(state.total), state.version
         await self._write(
@@ -110,13 +121,13 @@ class CassandraReadModels:
             ]
         )
         if track:
-            await self._write([self._tracking(POPULAR_ITEMS, "/".join(row), state)])
+            await self._write([self._tracking(POPULAR_ITEMS, row, state)])
 
-    async def write_vendor_balance(self, row: tuple[str, ...], state: RowState, track: bool = True) -> None:
+    async def write_vendor_balance(self, row: Row, state: RowState, track: bool = True) -> None:
         vendor, year, month = UUID(row[0]), int(row[1]), int(row[2])
         await self._write([(self._write_balance, (vendor, year, month, state.total, state.version))])
         if track:
-            await self._write([self._tracking(VENDOR_BILLING, "/".join(row), state)])
+            await self._write([self._tracking(VENDOR_BILLING, row, state)])
 
     async def freshness(self, projection: str, keys: list[str]) -> Freshness:
         found = []
@@ -141,6 +152,44 @@ class CassandraReadModels:
     async def balances(self, vendor: UUID, year: int) -> list[dict[str, Any]]:
         rows = await execute(self.session, self._read_balances, (vendor, year), self.timeout_s)
         return sorted(({"month": r.month, "balance": r.balance} for r in rows), key=lambda r: r["month"])
+
+    # --- For the operator: every row (verify), replacing every row (rebuild), freshness (status). ---------
+
+    async def all_rows(self, projection: str) -> dict[Row, Decimal]:
+        """Every row of a projection's table, with its total (quantity or balance)."""
+        ks = self.keyspace
+        if projection == POPULAR_ITEMS:
+            found = await scan(
+                self.session, f"SELECT vendorid, productid, year, month, day, quantity FROM {ks}.item_quantity_by_day"
+            )
+            return {
+                popular_items_row(r.vendorid, r.productid, r.year, r.month, r.day): Decimal(r.quantity) for r in found
+            }
+        found = await scan(self.session, f"SELECT vendorid, year, month, balance FROM {ks}.balance_by_vendor")
+        return {vendor_billing_row(r.vendorid, r.year, r.month): r.balance for r in found}
+
+    async def replace_all(self, projection: str, rows: Mapping[Row, RowState]) -> None:
+        """Empty a projection's tables and write these rows (their tracking rows, which describe the live
+        projection, are left alone)."""
+        tables = (
+            ["item_quantity_by_day", "popular_items_by_day"] if projection == POPULAR_ITEMS else ["balance_by_vendor"]
+        )
+        for table in tables:
+            await execute(self.session, f"TRUNCATE {self.keyspace}.{table}", timeout_s=60)
+        write = self.write_popular_item if projection == POPULAR_ITEMS else self.write_vendor_balance
+        for row, state in rows.items():
+            await write(row, state, False)
+
+    async def newest_event_at(self) -> dict[str, datetime | None]:
+        """Per projection, the time of the newest event it has applied."""
+        rows = await scan(self.session, f"SELECT projection, last_event_at FROM {self.keyspace}.projection_rows")
+        newest: dict[str, datetime | None] = {POPULAR_ITEMS: None, VENDOR_BILLING: None}
+        for r in rows:
+            if r.projection in newest and r.last_event_at is not None:
+                at = r.last_event_at.replace(tzinfo=UTC)
+                previous = newest[r.projection]
+                newest[r.projection] = at if previous is None else max(previous, at)
+        return newest
 
 
 class PostgresVendorBilling:
@@ -207,6 +256,27 @@ class PostgresVendorBilling:
                 year,
             )
         return [{"month": r["month"], "balance": Decimal(r["balance"])} for r in rows]
+
+    async def all_rows(self) -> dict[Row, Decimal]:
+        """Every row of vendor_billing, with its balance."""
+        async with self.pool.acquire() as conn:
+            records = await conn.fetch("SELECT vendor_id, year, month, balance FROM vendor_billing")
+        return {vendor_billing_row(r["vendor_id"], r["year"], r["month"]): Decimal(r["balance"]) for r in records}
+
+    async def replace_all(self, rows: Mapping[Row, RowState]) -> None:
+        """Replace every row of vendor_billing with these, in one transaction (the positions are left alone)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM vendor_billing")
+            await conn.executemany(
+                "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4)",
+                [(UUID(row[0]), int(row[1]), int(row[2]), state.total) for row, state in rows.items()],
+            )
+
+    async def newest_event_at(self) -> datetime | None:
+        """The time of the newest event applied."""
+        async with self.pool.acquire() as conn:
+            newest: datetime | None = await conn.fetchval("SELECT max(last_event_at) FROM vendor_billing_positions")
+        return newest
 
     async def freshness(self, partition: int) -> Freshness:
         """How far the consumer of one vendor-billing-updates partition has got, per cart-events partition."""

@@ -13,12 +13,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from app.command_side.journal import CassandraJournal
-from app.query_side.projections import POPULAR_ITEMS, PROJECTIONS, VENDOR_BILLING, RowState
+from app.query_side.projections import POPULAR_ITEMS, PROJECTIONS, VENDOR_BILLING, Row, RowState
 from app.runtime import Runtime
-from app.stores.cassandra import execute, scan
 
 VENDOR_BILLING_SQL = "vendor_billing_sql"
 READ_MODELS = {
@@ -28,14 +26,14 @@ READ_MODELS = {
 }
 SOURCE = {POPULAR_ITEMS: POPULAR_ITEMS, VENDOR_BILLING: VENDOR_BILLING, VENDOR_BILLING_SQL: VENDOR_BILLING}
 
-Rows = dict[tuple[str, ...], RowState]
+Rows = dict[Row, RowState]
 Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class Difference:
     read_model: str
-    row: tuple[str, ...]
+    row: Row
     expected: Decimal | None
     actual: Decimal | None
 
@@ -77,28 +75,13 @@ async def expected_rows(journal: CassandraJournal, progress: Progress | None = N
     return rows
 
 
-async def actual_rows(runtime: Runtime, read_model: str) -> dict[tuple[str, ...], Decimal]:
-    ks = runtime.settings.cassandra_keyspace
-    if read_model == POPULAR_ITEMS:
-        session = await runtime.cassandra()
-        found = await scan(
-            session, f"SELECT vendorid, productid, year, month, day, quantity FROM {ks}.item_quantity_by_day"
-        )
-        return {
-            (str(r.vendorid), str(r.productid), str(r.year), str(r.month), str(r.day)): Decimal(r.quantity)
-            for r in found
-        }
-    if read_model == VENDOR_BILLING:
-        session = await runtime.cassandra()
-        found = await scan(session, f"SELECT vendorid, year, month, balance FROM {ks}.balance_by_vendor")
-        return {(str(r.vendorid), str(r.year), str(r.month)): r.balance for r in found}
-    billing = await runtime.vendor_billing_sql()
-    async with billing.pool.acquire() as conn:
-        records = await conn.fetch("SELECT vendor_id, year, month, balance FROM vendor_billing")
-    return {(str(r["vendor_id"]), str(r["year"]), str(r["month"])): Decimal(r["balance"]) for r in records}
+async def actual_rows(runtime: Runtime, read_model: str) -> dict[Row, Decimal]:
+    if read_model == VENDOR_BILLING_SQL:
+        return await (await runtime.vendor_billing_sql()).all_rows()
+    return await (await runtime.read_models()).all_rows(read_model)
 
 
-def compare(read_model: str, expected: Rows, actual: dict[tuple[str, ...], Decimal]) -> list[Difference]:
+def compare(read_model: str, expected: Rows, actual: dict[Row, Decimal]) -> list[Difference]:
     differences = []
     for row in sorted(set(expected) | set(actual)):
         want = expected[row].total if row in expected else None
@@ -120,24 +103,8 @@ async def verify(runtime: Runtime, read_models: list[str], progress: Progress | 
 async def rebuild(runtime: Runtime, read_model: str, progress: Progress | None = None) -> int:
     """Replace the read model's rows with the journal's; the number of rows written."""
     rows = (await expected_rows(await runtime.journal(), progress))[SOURCE[read_model]]
-    ks = runtime.settings.cassandra_keyspace
     if read_model == VENDOR_BILLING_SQL:
-        billing = await runtime.vendor_billing_sql()
-        async with billing.pool.acquire() as conn, conn.transaction():
-            await conn.execute("DELETE FROM vendor_billing")
-            await conn.executemany(
-                "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4)",
-                [(row[0], int(row[1]), int(row[2]), state.total) for row, state in rows.items()],
-            )
-        return len(rows)
-    models = await runtime.read_models()
-    session = await runtime.cassandra()
-    tables = ["item_quantity_by_day", "popular_items_by_day"] if read_model == POPULAR_ITEMS else ["balance_by_vendor"]
-    for table in tables:
-        await execute(session, f"TRUNCATE {ks}.{table}", timeout_s=60)
-    write: Callable[[tuple[str, ...], RowState, bool], Any] = (
-        models.write_popular_item if read_model == POPULAR_ITEMS else models.write_vendor_balance
-    )
-    for row, state in rows.items():
-        await write(row, state, False)  # the projection's tracking rows describe the live projection: left alone
+        await (await runtime.vendor_billing_sql()).replace_all(rows)
+    else:
+        await (await runtime.read_models()).replace_all(read_model, rows)
     return len(rows)

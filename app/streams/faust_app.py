@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from app.cart.member_cart import StoredEvent
+from app.cart.stored_event import StoredEvent
 from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.cassandra import StoreUnavailable
@@ -163,7 +163,8 @@ def json_value(raw: bytes | None) -> Any:
 
 def stored_event(value: CartEventRecord | dict[str, Any]) -> StoredEvent:
     """A cart-events message's value (a Record from Faust, a dict from `json_value`) as the journal's event."""
-    return StoredEvent.from_dict(value.asdict() if isinstance(value, faust.Record) else value)
+    record = value if isinstance(value, CartEventRecord) else CartEventRecord(**value)
+    return record.to_event()
 
 
 guards: list[InOrder[Any]] = []
@@ -196,7 +197,7 @@ def guarded(
     return guard
 
 
-async def deliver(guard: InOrder[T], decode: Callable[[Any], T], event: faust.EventT[Any]) -> None:
+async def through_guard(guard: InOrder[T], decode: Callable[[Any], T], event: faust.EventT[Any]) -> None:
     """One message as Faust delivered it, through the agent's guard, never counted as processed unless it was."""
     message = event.message
     where = f"{message.topic}[{message.partition}]@{message.offset}"

@@ -60,13 +60,13 @@ async def consumer_lag(settings: Settings) -> list[Lag]:
 
 
 @dataclass(frozen=True)
-class Member:
+class GroupMember:
     member_id: str
     host: str
     partitions: dict[str, list[int]]  # the consumed topics' partitions this worker owns
 
 
-async def group_members(settings: Settings) -> tuple[str, list[Member]]:
+async def group_members(settings: Settings) -> tuple[str, list[GroupMember]]:
     """The worker group's state and, per worker, the partitions it owns (its carts and its read-model rows)."""
     from aiokafka.protocol.group import MemberAssignment
 
@@ -82,7 +82,7 @@ async def group_members(settings: Settings) -> tuple[str, list[Member]]:
     members = []
     for member_id, _client_id, host, _metadata, assignment in group[5]:
         owned = MemberAssignment.decode(assignment).assignment if assignment else []
-        members.append(Member(member_id, host, {t: sorted(ps) for t, ps in owned if t in topics}))
+        members.append(GroupMember(member_id, host, {t: sorted(ps) for t, ps in owned if t in topics}))
     return group[2] or "unknown", members
 
 
@@ -94,22 +94,13 @@ async def drained(settings: Settings, topics: list[str]) -> bool:
 async def read_model_freshness(settings: Settings) -> dict[str, str]:
     """Per read model, the time of the newest event it has applied (or why it is unknown)."""
     from app.runtime import Runtime
-    from app.stores.cassandra import scan
 
     runtime = Runtime(settings, migrate_first=False)
     found: dict[str, str] = {}
     try:
-        session = await runtime.cassandra()
-        rows = await scan(
-            session, f"SELECT projection, last_event_at FROM {settings.cassandra_keyspace}.projection_rows"
-        )
-        for name in ("popular_items", "vendor_billing"):
-            times = [r.last_event_at for r in rows if r.projection == name and r.last_event_at is not None]
-            found[name] = f"{max(times).isoformat()}Z" if times else "no event yet"
-        billing = await runtime.vendor_billing_sql()
-        async with billing.pool.acquire() as conn:
-            newest = await conn.fetchval("SELECT max(last_event_at) FROM vendor_billing_positions")
-        found["vendor_billing_sql"] = newest.isoformat() if newest else "no event yet"
+        newest = await (await runtime.read_models()).newest_event_at()
+        newest["vendor_billing_sql"] = await (await runtime.vendor_billing_sql()).newest_event_at()
+        found = {name: at.isoformat() if at else "no event yet" for name, at in newest.items()}
     except Exception as error:  # an operator's view: say what is unknown and why
         found.setdefault("error", str(error))
     finally:

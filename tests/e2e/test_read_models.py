@@ -373,8 +373,8 @@ async def append_unemitted_checkout(member: str, added_event: dict[str, Any]) ->
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from app.cart.member_cart import StoredEvent
     from app.cart.rules import Item, ItemPurchased
+    from app.cart.stored_event import StoredEvent
     from app.command_side.journal import CassandraJournal
     from app.stores.cassandra import connect_async
 

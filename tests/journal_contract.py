@@ -1,0 +1,398 @@
+"""The journal's contract: the behaviour every journal backend must have (app/command_side/journal.py says it).
+
+A backend's test class subclasses `JournalContract` and provides a `journal` fixture and `forget_events_through`
+(remove old events, to prove `load` uses the snapshot): `tests/integration/test_journal.py` against Cassandra,
+`tests/unit/test_memory_journal.py` against the in-memory journal the unit tests use. Every test uses fresh random
+member ids, so nothing is torn down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from itertools import count
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from app.cart.member_cart import Accepted, MemberCart, decide_command
+from app.cart.rules import (
+    AddItem,
+    AdjustQuantity,
+    Checkout,
+    Command,
+    Item,
+    ItemAdded,
+    ItemPurchased,
+    RemoveItem,
+    replay,
+)
+from app.cart.stored_event import StoredEvent
+from app.command_side.journal import ConcurrencyConflict
+
+T0 = datetime(2024, 5, 17, 12, 30, 15, 123000, tzinfo=UTC)
+"""A start time at millisecond precision, the precision the journal keeps."""
+
+VENDOR_ID = UUID("9a3d5c7e-2b4f-4e6a-8c1d-7f9e0a2b4c22")
+
+
+def an_item(name: str, price: str = "19.99", quantity: int = 1) -> Item:
+    return Item(uuid4(), VENDOR_ID, name, Decimal(price), quantity)
+
+
+def batch(member_id: UUID, first_seq: int, size: int, command_id: str | None = None) -> list[StoredEvent]:
+    """`size` events of one command (each adds a different product), at `first_seq`, `first_seq + 1`, ..."""
+    command_id = command_id or f"cmd-{uuid4()}"
+    cart_id = UUID(int=member_id.int ^ 1)
+    return [
+        StoredEvent(
+            event_id=uuid4(),
+            member_id=member_id,
+            cart_id=cart_id,
+            seq_nr=seq_nr,
+            command_id=command_id,
+            occurred_at=T0 + timedelta(seconds=first_seq),
+            event=ItemAdded(cart_id, an_item(f"product {seq_nr}", price=f"{seq_nr}.{seq_nr:03d}")),
+        )
+        for seq_nr in range(first_seq, first_seq + size)
+    ]
+
+
+async def append_batches(journal: Any, member_id: UUID, sizes: Sequence[int]) -> list[StoredEvent]:
+    """Append one batch per size, each right after the previous one; return every event written, in order."""
+    written: list[StoredEvent] = []
+    for size in sizes:
+        events = batch(member_id, len(written) + 1, size)
+        await journal.append(member_id, len(written), events)
+        written.extend(events)
+    return written
+
+
+class Writer:
+    """Decides commands the way the cart agent does and appends their events, keeping the state it expects."""
+
+    def __init__(self, journal: Any, member_id: UUID | None = None) -> None:
+        self.journal = journal
+        self.member_id = member_id or uuid4()
+        self.state = MemberCart(self.member_id)
+        self.written: list[StoredEvent] = []
+        self._ticks = count()
+
+    async def run(self, command: Command, command_id: str | None = None) -> tuple[StoredEvent, ...]:
+        now = T0 + timedelta(seconds=next(self._ticks), milliseconds=7)
+        decision = decide_command(
+            self.state, command_id or f"cmd-{uuid4()}", command, now=now, new_cart_id=uuid4(), new_event_id=uuid4
+        )
+        assert isinstance(decision, Accepted), decision
+        await self.journal.append(self.member_id, decision.expected_version, decision.events)
+        self.state = self.state.with_events(decision.events)
+        self.written.extend(decision.events)
+        return decision.events
+
+    async def shop(self) -> None:
+        """A realistic history: every event type, a checkout of two items, then a new cart."""
+        teapot, cups, kettle = an_item("Teapot", "19.99", 2), an_item("Cups", "1234567890.123456789"), an_item("Kettle")
+        await self.run(AddItem(teapot))
+        await self.run(AddItem(cups))
+        await self.run(AdjustQuantity(teapot.product_id, 3))
+        await self.run(AdjustQuantity(teapot.product_id, -1))
+        await self.run(AddItem(kettle))
+        await self.run(RemoveItem(kettle.product_id))
+        await self.run(Checkout())
+        await self.run(AddItem(an_item("Mug", "0.10", 4)))
+
+
+class JournalContract:
+    """What every journal must do. Subclasses provide the `journal` fixture and `forget_events_through`."""
+
+    async def forget_events_through(self, journal: Any, member_id: UUID, seq_nr: int) -> None:
+        """Delete the member's events up to and including `seq_nr` behind the journal's back."""
+        raise NotImplementedError
+
+    # --- append and read ----------------------------------------------------------------------------------
+
+    async def test_appended_events_are_read_back_exactly(self, journal: Any) -> None:
+        writer = Writer(journal)
+        await writer.shop()
+
+        read = await journal.read(writer.member_id)
+
+        assert read == writer.written
+        assert [e.seq_nr for e in read] == list(range(1, 10))
+        assert [e.event_id for e in read] == [e.event_id for e in writer.written]
+        assert [e.type for e in read] == [
+            "ItemAdded", "ItemAdded", "ItemQuantityIncreased", "ItemQuantityDecreased", "ItemAdded", "ItemRemoved",
+            "ItemPurchased", "ItemPurchased", "ItemAdded",
+        ]  # fmt: skip
+        prices = [e.event.item.price for e in read if isinstance(e.event, ItemAdded | ItemPurchased)]
+        assert str(prices[1]) == "1234567890.123456789"
+        assert all(isinstance(p, Decimal) for p in prices)
+
+    async def test_a_checkout_is_read_back_as_one_command_with_the_same_purchase_time(self, journal: Any) -> None:
+        writer = Writer(journal)
+        await writer.run(AddItem(an_item("Teapot")))
+        await writer.run(AddItem(an_item("Cups", "2.50", 6)))
+        checkout = await writer.run(Checkout(), command_id="checkout-1")
+
+        read = await journal.read(writer.member_id, from_seq=3)
+
+        assert read == list(checkout)
+        assert {e.command_id for e in read} == {"checkout-1"}
+        assert {e.event.purchased_at for e in read if isinstance(e.event, ItemPurchased)} == {read[0].occurred_at}
+
+    async def test_times_are_kept_in_utc_to_the_millisecond(self, journal: Any) -> None:
+        member_id = uuid4()
+        in_paris = datetime(2024, 5, 17, 14, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+        purchased_at = datetime(2024, 5, 17, 12, 30, 15, 123456, tzinfo=UTC)
+        cart_id = uuid4()
+        event = StoredEvent(
+            uuid4(), member_id, cart_id, 1, "c1", in_paris, ItemPurchased(cart_id, an_item("Teapot"), purchased_at)
+        )
+        await journal.append(member_id, 0, [event])
+
+        [read] = await journal.read(member_id)
+
+        assert read.occurred_at == datetime(2024, 5, 17, 12, 30, 15, 123000, tzinfo=UTC)
+        assert read.occurred_at.utcoffset() == timedelta(0)
+        assert isinstance(read.event, ItemPurchased)
+        assert read.event.purchased_at == purchased_at  # a time inside the payload is not truncated
+
+    async def test_a_serial_read_sees_what_a_plain_read_sees(self, journal: Any) -> None:
+        """The read that settles whether an append landed (after a time-out) is at LOCAL_SERIAL."""
+        writer = Writer(journal)
+        await writer.shop()
+
+        assert await journal.read(writer.member_id, 3, 5, serial=True) == writer.written[2:5]
+        assert await journal.read(writer.member_id, 10, 10, serial=True) == []
+        assert await journal.read(uuid4(), serial=True) == []
+
+    async def test_a_member_without_events_reads_nothing_and_loads_an_empty_cart(self, journal: Any) -> None:
+        member_id = uuid4()
+
+        assert await journal.read(member_id) == []
+        assert await journal.load(member_id) == MemberCart(member_id)
+
+    async def test_appending_no_events_writes_nothing(self, journal: Any) -> None:
+        member_id = uuid4()
+
+        await journal.append(member_id, 0, [])
+
+        assert await journal.read(member_id) == []
+
+    async def test_events_that_do_not_continue_the_expected_version_are_refused_before_anything_is_written(
+        self, journal: Any
+    ) -> None:
+        member_id = uuid4()
+
+        with pytest.raises(ValueError, match="right after the expected version"):
+            await journal.append(member_id, 0, batch(member_id, 2, 2))
+        with pytest.raises(ValueError, match="right after the expected version"):
+            await journal.append(member_id, 0, [*batch(member_id, 1, 1), *batch(member_id, 3, 1)])
+
+        assert await journal.read(member_id) == []
+
+    # --- conditional writes -------------------------------------------------------------------------------
+
+    async def test_an_append_at_a_taken_expected_version_is_refused_and_writes_nothing(self, journal: Any) -> None:
+        member_id = uuid4()
+        first = batch(member_id, 1, 2, "first-writer")
+        await journal.append(member_id, 0, first)
+
+        with pytest.raises(ConcurrencyConflict):
+            await journal.append(member_id, 0, batch(member_id, 1, 3, "second-writer"))
+        with pytest.raises(ConcurrencyConflict):
+            await journal.append(member_id, 1, batch(member_id, 2, 1, "third-writer"))
+
+        assert await journal.read(member_id) == first
+
+    @pytest.mark.parametrize("version", [0, 2, 5])
+    async def test_of_two_concurrent_appends_at_the_same_version_exactly_one_is_written(
+        self, journal: Any, version: int
+    ) -> None:
+        member_id = uuid4()
+        history = await append_batches(journal, member_id, [1] * version)
+        mine, theirs = batch(member_id, version + 1, 2, "mine"), batch(member_id, version + 1, 3, "theirs")
+
+        results = await asyncio.gather(
+            journal.append(member_id, version, mine), journal.append(member_id, version, theirs), return_exceptions=True
+        )
+
+        assert sorted(type(r).__name__ for r in results) == ["ConcurrencyConflict", "NoneType"], results
+        winner = mine if results[0] is None else theirs
+        assert await journal.read(member_id) == history + winner
+
+    async def test_a_stale_writer_is_refused_and_cannot_fork_the_cart(self, journal: Any) -> None:
+        member_id = uuid4()
+        history = await append_batches(journal, member_id, [1, 2])  # the journal is at version 3
+
+        for size in (1, 2, 3):
+            with pytest.raises(ConcurrencyConflict):
+                await journal.append(member_id, 1, batch(member_id, 2, size, "stale-owner"))
+
+        assert await journal.read(member_id) == history
+        assert (await journal.load(member_id)).version == 3
+
+    async def test_a_refused_batch_writes_none_of_its_events(self, journal: Any) -> None:
+        member_id = uuid4()
+        history = await append_batches(journal, member_id, [1])
+
+        # Seq 1 is taken, 2 and 3 are free: the whole batch is refused, so 2 and 3 stay free.
+        with pytest.raises(ConcurrencyConflict):
+            await journal.append(member_id, 0, batch(member_id, 1, 3, "late"))
+        assert await journal.read(member_id) == history
+
+        following = batch(member_id, 2, 3, "next")
+        await journal.append(member_id, 1, following)
+        assert await journal.read(member_id) == history + following
+
+    async def test_an_accepted_batch_writes_all_of_its_events(self, journal: Any) -> None:
+        member_id = uuid4()
+        events = batch(member_id, 1, 3)
+
+        await journal.append(member_id, 0, events)
+
+        assert await journal.read(member_id) == events
+        assert await journal.read(member_id, from_seq=3) == events[2:]
+
+    # --- reading parts of the journal ---------------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("from_seq", "to_seq", "limit", "expected"),
+        [
+            (1, None, None, range(1, 11)),
+            (4, None, None, range(4, 11)),
+            (1, 6, None, range(1, 7)),
+            (3, 8, None, range(3, 9)),
+            (5, 5, None, range(5, 6)),
+            (1, None, 4, range(1, 5)),
+            (2, None, 5, range(2, 7)),
+            (3, 9, 3, range(3, 6)),
+            (3, 4, 10, range(3, 5)),
+            (9, None, 10, range(9, 11)),
+            (10, None, None, range(10, 11)),
+            (11, None, None, range(0)),
+            (6, 5, None, range(0)),
+            (1, None, 0, range(0)),
+        ],
+    )
+    async def test_read_returns_the_events_from_to_and_at_most_limit_in_order(
+        self, journal: Any, from_seq: int, to_seq: int | None, limit: int | None, expected: range
+    ) -> None:
+        member_id = uuid4()
+        written = await append_batches(journal, member_id, [1, 3, 2, 1, 3])
+
+        read = await journal.read(member_id, from_seq, to_seq, limit)
+
+        assert read == [written[n - 1] for n in expected]
+
+    @pytest.mark.parametrize(
+        "sizes",
+        [
+            [1, 1, 1, 1, 1, 1, 1],
+            [2, 1, 3, 1, 2],
+            [1, 3, 2, 1, 3],
+            [3, 3, 3, 1],
+            [2, 3, 3, 2],
+        ],
+        ids=str,
+    )
+    async def test_read_and_load_see_every_event_in_order_from_any_position(
+        self, journal: Any, sizes: list[int]
+    ) -> None:
+        member_id = uuid4()
+        written = await append_batches(journal, member_id, sizes)
+
+        for from_seq in range(1, len(written) + 2):
+            assert await journal.read(member_id, from_seq) == written[from_seq - 1 :], f"from {from_seq}"
+        for to_seq in range(1, len(written) + 1):
+            assert await journal.read(member_id, 1, to_seq) == written[:to_seq], f"to {to_seq}"
+        assert await journal.load(member_id) == MemberCart(member_id).with_events(written)
+
+    async def test_a_batch_larger_than_a_bucket_is_refused_and_writes_nothing(self, journal: Any) -> None:
+        # Readers rely on a batch fitting in one bucket (they stop at the first empty bucket); the journal enforces
+        # it rather than silently losing events. Carts hold at most MAX_ITEMS, far below the configured bucket size.
+        member_id = uuid4()
+        with pytest.raises(ValueError, match="bucket"):
+            await append_batches(journal, member_id, [journal.bucket_size + 1])
+        assert await journal.read(member_id) == []
+
+    # --- load and snapshots -------------------------------------------------------------------------------
+
+    async def test_load_without_a_snapshot_replays_every_event_into_the_cart(self, journal: Any) -> None:
+        writer = Writer(journal)
+        await writer.shop()
+
+        loaded = await journal.load(writer.member_id)
+
+        assert loaded == writer.state
+        assert loaded.version == 9
+        assert loaded.cart == replay(e.event for e in writer.written)
+        assert [item.name for item in loaded.cart.items] == ["Mug"]
+        assert loaded.cart.cart_id == writer.written[-1].cart_id != writer.written[0].cart_id
+
+    async def test_load_from_a_snapshot_and_later_events_equals_replaying_everything(self, journal: Any) -> None:
+        writer = Writer(journal)
+        teapot = an_item("Teapot", "19.99", 2)
+        await writer.run(AddItem(teapot))
+        await writer.run(AddItem(an_item("Cups", "2.50", 6)))
+        await journal.save_snapshot(writer.state)
+        await writer.run(AdjustQuantity(teapot.product_id, 5))
+        await writer.run(Checkout())
+        await writer.run(AddItem(an_item("Kettle", "45.00")))
+
+        loaded = await journal.load(writer.member_id)
+
+        assert loaded == writer.state
+        assert loaded == MemberCart(writer.member_id).with_events(await journal.read(writer.member_id))
+        assert loaded.version == 6
+
+    async def test_load_starts_from_the_snapshot_so_it_works_when_older_events_are_gone(self, journal: Any) -> None:
+        writer = Writer(journal)
+        teapot = an_item("Teapot", "19.99", 2)
+        await writer.run(AddItem(teapot))
+        await writer.run(AddItem(an_item("Cups", "2.50", 6)))
+        await journal.save_snapshot(writer.state)  # at version 2
+        await writer.run(AdjustQuantity(teapot.product_id, 5))
+        await writer.run(Checkout())  # versions 4 and 5
+        await writer.run(AddItem(an_item("Kettle", "45.00")))
+
+        await self.forget_events_through(journal, writer.member_id, 2)
+
+        assert await journal.read(writer.member_id, 1, 2) == []
+        assert await journal.read(writer.member_id, 3) == writer.written[2:]
+        assert await journal.load(writer.member_id) == writer.state
+
+    async def test_load_of_a_snapshot_with_no_later_events_is_the_snapshot(self, journal: Any) -> None:
+        writer = Writer(journal)
+        await writer.shop()
+        await journal.save_snapshot(writer.state)
+
+        assert await journal.load(writer.member_id) == writer.state
+
+    async def test_saving_a_snapshot_again_or_an_older_one_loses_nothing(self, journal: Any) -> None:
+        writer = Writer(journal)
+        await writer.run(AddItem(an_item("Teapot")))
+        older = writer.state
+        await writer.run(AddItem(an_item("Cups")))
+        await writer.run(Checkout())
+        await journal.save_snapshot(writer.state)
+        await journal.save_snapshot(writer.state)
+        await journal.save_snapshot(older)
+
+        assert await journal.load(writer.member_id) == writer.state
+
+    # --- members ------------------------------------------------------------------------------------------
+
+    async def test_a_member_is_listed_once_after_its_first_append(self, journal: Any) -> None:
+        member_id, never_appended = uuid4(), uuid4()
+        await append_batches(journal, member_id, [1])
+        assert member_id in await journal.members()
+
+        await journal.append(member_id, 1, batch(member_id, 2, 2))
+        members = await journal.members()
+
+        assert members.count(member_id) == 1
+        assert never_appended not in members

@@ -1,0 +1,72 @@
+"""The wire records of the internal topics (schemas/records.py): an event survives its record exactly."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from app.cart import rules
+from app.cart.stored_event import SCHEMA_VERSION, StoredEvent
+from schemas.records import CartEventRecord, event_dict
+
+MEMBER_ID = UUID("00000000-0000-0000-0000-0000000000aa")
+CART_ID = UUID("00000000-0000-0000-0000-0000000000cc")
+PRODUCT_A = UUID("00000000-0000-0000-0000-00000000000a")
+NOW = datetime(2024, 5, 17, 12, 0, tzinfo=UTC)
+
+
+def an_item(price: str = "19.99") -> rules.Item:
+    return rules.Item(PRODUCT_A, UUID("00000000-0000-0000-0000-0000000000ee"), "awesome-desktop-pc", Decimal(price), 1)
+
+
+def through_json(d: dict[str, Any]) -> dict[str, Any]:
+    back: dict[str, Any] = json.loads(json.dumps(d))
+    return back
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        rules.ItemAdded(CART_ID, an_item(price="1234567890.123456789")),
+        rules.ItemRemoved(CART_ID, PRODUCT_A),
+        rules.ItemQuantityIncreased(CART_ID, PRODUCT_A, 3),
+        rules.ItemQuantityDecreased(CART_ID, PRODUCT_A, 1),
+        rules.ItemPurchased(CART_ID, an_item(), datetime(2024, 5, 17, 12, 30, 15, 123456, tzinfo=UTC)),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_stored_event_survives_its_record(event: rules.Event) -> None:
+    original = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 42, "cmd-42", NOW, event)
+
+    back = CartEventRecord(**through_json(event_dict(original))).to_event()
+
+    assert back == original
+    assert back.type == type(event).__name__
+    assert back.schema_version == SCHEMA_VERSION
+
+
+def test_a_stored_event_is_written_with_its_type_and_a_utc_time_and_read_back_in_utc() -> None:
+    in_paris = datetime(2024, 5, 17, 14, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    original = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 7, "c", in_paris, rules.ItemRemoved(CART_ID, PRODUCT_A))
+
+    d = event_dict(original)
+    back = CartEventRecord(**through_json(d)).to_event()
+
+    assert d["type"] == "ItemRemoved"
+    assert d["occurred_at"] == "2024-05-17T12:30:15.123456+00:00"
+    assert d["seq_nr"] == 7 and d["schema_version"] == SCHEMA_VERSION
+    assert back.occurred_at == in_paris
+    assert back.occurred_at.utcoffset() == timedelta(0)
+
+
+def test_a_stored_event_record_keeps_a_schema_version_it_was_given_and_defaults_a_missing_one() -> None:
+    d = event_dict(StoredEvent(uuid4(), MEMBER_ID, CART_ID, 1, "c", NOW, rules.ItemRemoved(CART_ID, PRODUCT_A), 2))
+
+    assert CartEventRecord(**d).to_event().schema_version == 2
+    del d["schema_version"]
+    assert CartEventRecord(**d).to_event().schema_version == SCHEMA_VERSION
