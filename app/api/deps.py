@@ -55,7 +55,8 @@ class Backends:
         return checks
 
 
-def get_backends(request: Request) -> Backends:
+async def get_backends(request: Request) -> Backends:
+    # async: FastAPI runs a plain def dependency in a thread pool, a thread hop per request.
     backends: Backends = request.app.state.backends
     return backends
 

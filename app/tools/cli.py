@@ -53,25 +53,19 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def worker_command() -> list[str]:
+    """The worker process (uvloop: a cheaper event loop than asyncio's own)."""
     faust = shutil.which("faust", path=os.path.dirname(sys.executable)) or "faust"
-    return [faust, "-A", "app.worker", "worker", "--loglevel", "info", "--without-web"]
+    return [faust, "-L", "uvloop", "-A", "app.worker", "worker", "--loglevel", "info", "--without-web"]
 
 
-def api_command() -> list[str]:
+def api_command(port: int | None = None) -> list[str]:
+    """The API process: uvicorn with uvloop and httptools (the pure-Python h11 parser costs far more per request)."""
     s = get_settings()
     return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.api.main:create_app",
-        "--factory",
-        "--host",
-        s.api_host,
-        "--port",
-        str(s.api_port),
-        "--log-level",
-        "warning",
-    ]
+        sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory",
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        "--host", s.api_host, "--port", str(port or s.api_port), "--log-level", "warning",
+    ]  # fmt: skip
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

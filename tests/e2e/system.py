@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from app.settings import get_settings
+from app.tools.cli import api_command, worker_command
 
 RUN_DIR = Path(os.environ["CART_TEST_RUN_DIR"])
 BIN = Path(sys.executable).parent
@@ -66,18 +67,13 @@ def start_worker(**env: str) -> Process:
     name = f"worker-{_workers}"
     state = RUN_DIR / name
     state.mkdir(parents=True, exist_ok=True)
-    command = [str(BIN / "faust"), "-A", "app.worker", "worker", "--loglevel", "info", "--without-web"]
-    return Process(name, command, {"CART_STATE_DIR": str(state), **env})
+    return Process(name, worker_command(), {"CART_STATE_DIR": str(state), **env})
 
 
 def start_api(**env: str) -> Process:
     s = get_settings()
-    port = env.get("CART_API_PORT", str(s.api_port))
-    command = [
-        sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory",
-        "--host", s.api_host, "--port", port, "--log-level", "warning",
-    ]  # fmt: skip
-    return Process(f"api-{port}", command, env)
+    port = int(env.get("CART_API_PORT", str(s.api_port)))
+    return Process(f"api-{port}", api_command(port), env)
 
 
 def api_url() -> str:
