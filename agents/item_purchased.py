@@ -7,15 +7,14 @@ identifies it, so a consumer drops the duplicates that at-least-once delivery ca
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
-
-import faust
 
 from app.cart.rules import ItemPurchased
 from app.cart.stored_event import StoredEvent
-from app.streams.faust_app import app, cart_events_topic, guarded, item_purchased_topic, stored_event, through_guard
-from app.streams.in_order import TablePositions
-from schemas.records import CartEventRecord
+from app.streams.batches import batched_agent
+from app.streams.faust_app import app, cart_events_topic, guarded, item_purchased_topic, stored_event
+from app.streams.in_order import Delivered, TablePositions
 from tables.hydrators import item_purchased_positions
 
 SCHEMA_VERSION = 1
@@ -39,19 +38,15 @@ def item_purchased_document(stored: StoredEvent) -> dict[str, Any] | None:
     }
 
 
-async def publish(partition: int, offset: int, stored: StoredEvent | None) -> None:
-    document = item_purchased_document(stored) if stored is not None else None
-    if document is not None:
-        await (await item_purchased_topic.send(key=document["memberId"], value=document))
+async def publish(partition: int, messages: Delivered[StoredEvent]) -> None:
+    documents = [d for _, stored in messages if stored is not None and (d := item_purchased_document(stored))]
+    await asyncio.gather(*[await item_purchased_topic.send(key=d["memberId"], value=d) for d in documents])
     # Durable with the table's next changelog flush; a crash before that publishes again (at least once).
-    positions.record(partition, offset)
+    positions.record(partition, messages[-1][0])
 
 
 positions = TablePositions(item_purchased_positions)
 guard = guarded("item_purchased", cart_events_topic, positions, stored_event, publish)
-
-
-@app.agent(cart_events_topic, concurrency=1)
-async def item_purchased(stream: faust.StreamT[CartEventRecord]) -> None:
-    async for event in stream.events():
-        await through_guard(guard, stored_event, event)
+item_purchased = batched_agent(
+    app, cart_events_topic, "item_purchased", stored_event, process_partition=publish, guard=guard
+)

@@ -6,13 +6,9 @@ Cassandra (agents/row_owner.py).
 
 from __future__ import annotations
 
-from typing import Any
-
-import faust
-
-from agents.row_owner import Write, own_rows, row_owner
+from agents.row_owner import Write, row_owner
 from app.runtime import process_runtime
-from app.streams.faust_app import app, popular_items_updates_topic
+from app.streams.faust_app import popular_items_updates_topic
 from tables.hydrators import popular_items_rows
 
 
@@ -20,9 +16,4 @@ async def write_popular_item() -> Write:
     return (await process_runtime().read_models()).write_popular_item
 
 
-guard = row_owner("popular_items", popular_items_updates_topic, popular_items_rows, write_popular_item)
-
-
-@app.agent(popular_items_updates_topic, concurrency=1)
-async def popular_items(stream: faust.StreamT[dict[str, Any]]) -> None:
-    await own_rows(stream, guard)
+popular_items = row_owner("popular_items", popular_items_updates_topic, popular_items_rows, write_popular_item)

@@ -6,13 +6,9 @@ Keeps each row's balance and marks in table `vendor_balance_rows`, then writes t
 
 from __future__ import annotations
 
-from typing import Any
-
-import faust
-
-from agents.row_owner import Write, own_rows, row_owner
+from agents.row_owner import Write, row_owner
 from app.runtime import process_runtime
-from app.streams.faust_app import app, vendor_billing_updates_topic
+from app.streams.faust_app import vendor_billing_updates_topic
 from tables.hydrators import vendor_balance_rows
 
 
@@ -20,9 +16,4 @@ async def write_vendor_balance() -> Write:
     return (await process_runtime().read_models()).write_vendor_balance
 
 
-guard = row_owner("vendor_billing", vendor_billing_updates_topic, vendor_balance_rows, write_vendor_balance)
-
-
-@app.agent(vendor_billing_updates_topic, concurrency=1)
-async def vendor_billing(stream: faust.StreamT[dict[str, Any]]) -> None:
-    await own_rows(stream, guard)
+vendor_billing = row_owner("vendor_billing", vendor_billing_updates_topic, vendor_balance_rows, write_vendor_balance)

@@ -1,20 +1,18 @@
 """Agent `vendor_billing_sql`: vendor billing in PostgreSQL (the original's vendor-billing-jdbc).
 
-PostgreSQL has transactions, so the balance change and the consumed positions commit together
-(app.query_side.read_models.PostgresVendorBilling) and no table is needed. Each partition is processed in offset
-order with no gap, whatever Faust delivers (app/streams/in_order.py); the last offset applied is read back from
-PostgreSQL.
+PostgreSQL has transactions, so a batch's balance changes and the consumed positions commit together, one
+transaction per partition and batch (app.query_side.read_models.PostgresVendorBilling.apply_batch), and no table is
+needed. Each partition is processed in offset order with no gap, whatever Faust delivers (app/streams/in_order.py);
+the last offset applied is read back from PostgreSQL.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import faust
-
 from app.query_side.projections import RowUpdate
 from app.runtime import process_runtime
-from app.streams.faust_app import app, guarded, through_guard, vendor_billing_updates_topic
+from app.streams.batches import batched_agent
+from app.streams.faust_app import app, guarded, vendor_billing_updates_topic
+from app.streams.in_order import Delivered
 
 
 class SqlPositions:
@@ -22,14 +20,16 @@ class SqlPositions:
         return await (await process_runtime().vendor_billing_sql()).last_offset(partition)
 
 
-async def apply(partition: int, offset: int, update: RowUpdate | None) -> None:
-    await (await process_runtime().vendor_billing_sql()).apply(update, partition, offset)
+async def apply_updates(partition: int, messages: Delivered[RowUpdate]) -> None:
+    await (await process_runtime().vendor_billing_sql()).apply_batch(partition, messages)
 
 
-guard = guarded("vendor_billing_sql", vendor_billing_updates_topic, SqlPositions(), RowUpdate.from_dict, apply)
-
-
-@app.agent(vendor_billing_updates_topic, concurrency=1)
-async def vendor_billing_sql(stream: faust.StreamT[dict[str, Any]]) -> None:
-    async for event in stream.events():
-        await through_guard(guard, RowUpdate.from_dict, event)
+guard = guarded("vendor_billing_sql", vendor_billing_updates_topic, SqlPositions(), RowUpdate.from_dict, apply_updates)
+vendor_billing_sql = batched_agent(
+    app,
+    vendor_billing_updates_topic,
+    "vendor_billing_sql",
+    RowUpdate.from_dict,
+    process_partition=apply_updates,
+    guard=guard,
+)

@@ -15,7 +15,7 @@ Contracts:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -205,48 +205,72 @@ class PostgresVendorBilling:
             offset = await conn.fetchval(
                 "SELECT last_offset FROM vendor_billing_offsets WHERE partition = $1", partition
             )
-        return None if offset is None else int(offset)
+        return None if offset is None or offset < 0 else int(offset)
 
     async def apply(self, update: RowUpdate | None, partition: int, offset: int) -> bool:
-        """Apply the update at `offset` of `partition` of vendor-billing-updates (None: a malformed message, which
-        only moves the offset); False if that offset, or the update's source position, was applied before.
+        """One message (see `apply_batch`); False if it changed nothing."""
+        return await self.apply_batch(partition, [(offset, update)]) > 0
 
-        Each position is moved forward by an upsert that changes nothing (and returns no row) when it is already
-        there or beyond; the upsert locks the row, so two owners of the partition take turns and one of them wins."""
+    async def apply_batch(self, partition: int, messages: Sequence[tuple[int, RowUpdate | None]]) -> int:
+        """Apply a run of messages of `partition` of vendor-billing-updates (in offset order; None for a malformed
+        one, which only moves the offset) in one transaction; how many counted (updates applied, malformed messages
+        passed).
+
+        A message at or below the partition's last applied offset, and an update at or below the position already
+        applied from its cart-events partition (the same update sent twice by `purchases`), change nothing. The
+        offset, the positions and the balances commit together. The offset row is locked first, so two owners of
+        the partition take turns and the second finds the work done."""
         async with self.pool.acquire() as conn, conn.transaction():
-            moved = await conn.fetchval(
-                "INSERT INTO vendor_billing_offsets AS o (partition, last_offset) VALUES ($1, $2) "
-                "ON CONFLICT (partition) DO UPDATE SET last_offset = EXCLUDED.last_offset "
-                "WHERE o.last_offset < EXCLUDED.last_offset RETURNING true",
-                partition,
-                offset,
-            )
-            if not moved:
-                return False  # another owner of the partition (or this one, before a crash) got there first
-            if update is None:
-                return True
-            new_source_position = await conn.fetchval(
-                "INSERT INTO vendor_billing_positions AS p (partition, source_partition, source_position, "
-                "last_event_at) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (partition, source_partition) DO UPDATE SET source_position = EXCLUDED.source_position, "
-                "last_event_at = GREATEST(p.last_event_at, EXCLUDED.last_event_at) "
-                "WHERE p.source_position < EXCLUDED.source_position RETURNING true",
-                partition,
-                update.source_partition,
-                update.source_position,
-                update.occurred_at,
-            )
-            if not new_source_position:
-                return False  # the same update sent twice by `purchases` (a crash between its send and its commit)
             await conn.execute(
-                "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT (vendor_id, year, month) DO UPDATE SET balance = vendor_billing.balance + $4",
-                UUID(update.row[0]),
-                int(update.row[1]),
-                int(update.row[2]),
-                update.delta,
+                "INSERT INTO vendor_billing_offsets (partition, last_offset) VALUES ($1, -1) ON CONFLICT DO NOTHING",
+                partition,
             )
-        return True
+            last = await conn.fetchval(
+                "SELECT last_offset FROM vendor_billing_offsets WHERE partition = $1 FOR UPDATE", partition
+            )
+            fresh = [(offset, update) for offset, update in messages if offset > last]
+            if not fresh:
+                return 0
+            marks = {
+                r["source_partition"]: r["source_position"]
+                for r in await conn.fetch(
+                    "SELECT source_partition, source_position FROM vendor_billing_positions WHERE partition = $1",
+                    partition,
+                )
+            }
+            moved: dict[int, datetime] = {}
+            deltas: dict[Row, Decimal] = {}
+            applied = 0
+            for _, update in fresh:
+                if update is None:
+                    applied += 1  # malformed: nothing to apply, but the offset moves past it
+                    continue
+                if update.source_position <= marks.get(update.source_partition, -1):
+                    continue
+                marks[update.source_partition] = update.source_position
+                newest = moved.get(update.source_partition, update.occurred_at)
+                moved[update.source_partition] = max(update.occurred_at, newest)
+                deltas[update.row] = deltas.get(update.row, Decimal(0)) + update.delta
+                applied += 1
+            await conn.execute(
+                "UPDATE vendor_billing_offsets SET last_offset = $2 WHERE partition = $1", partition, fresh[-1][0]
+            )
+            if moved:
+                await conn.executemany(
+                    "INSERT INTO vendor_billing_positions AS p (partition, source_partition, source_position, "
+                    "last_event_at) VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT (partition, source_partition) DO UPDATE SET "
+                    "source_position = EXCLUDED.source_position, "
+                    "last_event_at = GREATEST(p.last_event_at, EXCLUDED.last_event_at)",
+                    [(partition, source, marks[source], at) for source, at in sorted(moved.items())],
+                )
+            if deltas:
+                await conn.executemany(
+                    "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT (vendor_id, year, month) DO UPDATE SET balance = vendor_billing.balance + $4",
+                    [(UUID(row[0]), int(row[1]), int(row[2]), delta) for row, delta in sorted(deltas.items())],
+                )
+        return applied
 
     async def balances(self, vendor: UUID, year: int) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:

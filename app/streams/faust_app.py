@@ -10,7 +10,6 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +23,7 @@ from app.cart.stored_event import StoredEvent
 from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.cassandra import StoreUnavailable
-from app.streams.in_order import InOrder, Positions, stalled
+from app.streams.in_order import Delivered, InOrder, Positions, stalled
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,8 @@ TRANSIENT = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.DeadlockDetectedError,  # a transaction PostgreSQL chose to abort: nothing of it applied
+    asyncpg.exceptions.SerializationError,
 )
 
 
@@ -175,7 +176,7 @@ def guarded(
     topic: faust.TopicT,
     positions: Positions,
     decode: Callable[[Any], T],
-    process: Callable[[int, int, T | None], Awaitable[None]],
+    process: Callable[[int, Delivered[T]], Awaitable[None]],
 ) -> InOrder[T]:
     """The in-order guard of an agent over `topic` (app/streams/in_order.py), watched by `resume_stalled_partitions`.
     `decode` turns a message's value (as Faust delivers it, or as `json_value` reads it) into what `process` takes,
@@ -195,14 +196,6 @@ def guarded(
     )
     guards.append(guard)
     return guard
-
-
-async def through_guard(guard: InOrder[T], decode: Callable[[Any], T], event: faust.EventT[Any]) -> None:
-    """One message as Faust delivered it, through the agent's guard, never counted as processed unless it was."""
-    message = event.message
-    where = f"{message.topic}[{message.partition}]@{message.offset}"
-    value = decoded(f"message at {where}", partial(decode, event.value))
-    await process_reliably(where, partial(guard.deliver, message.partition, message.offset, value))
 
 
 async def flush_changelogs() -> None:

@@ -6,11 +6,12 @@ and has delivered a prefetched message ahead of the committed position (faust-st
 Any of these commits past a message no agent processed. The projections' bookkeeping (marks per source partition,
 positions in PostgreSQL) is only sound if each partition is processed in order with no gaps, so the query-side
 agents do not trust the delivery order; each keeps the last offset it has processed per partition, durable with
-its effects (`Positions`), and runs every delivered message through `InOrder.deliver`:
+its effects (`Positions`), and runs what is delivered through `InOrder.deliver`:
 
 - a message at or below that offset was processed before: it is ignored;
 - a message beyond the next expected offset means some were never processed: they are read from Kafka directly
   (`KafkaLog.read`) and processed first, in order.
+Messages arrive in batches (app/streams/batches.py); the guard hands the agent runs of consecutive offsets.
 
 That catches a skip as soon as a later message of the partition arrives. A skip of a partition's last message
 (nothing arrives after it) is caught by `stalled`, which a worker timer runs: the group's committed offset beyond
@@ -28,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -141,13 +142,17 @@ class KafkaLog:
             await self._admin.close()
 
 
+Delivered = Sequence[tuple[int, T | None]]
+"""A partition's messages as (offset, value), value None for a malformed one."""
+
+
 @dataclass(frozen=True)
 class InOrder(Generic[T]):
     """One agent's guard over one input topic.
 
-    `process(partition, offset, value)` does the agent's work for one message, `value` being None for a malformed
-    one, and must record the offset in `positions` with (or after) its effects. `decode` turns a message read
-    directly from Kafka into the same value Faust would have delivered (or None when malformed).
+    `process(partition, messages)` does the agent's work for a run of one partition's messages, in offset order with
+    no gap, and must record the last offset in `positions` with (or after) its effects. `decode` turns a message
+    read directly from Kafka into the same value Faust would have delivered (or None when malformed).
 
     `drop_first_delivery_every` is fault injection for tests: the first delivery of every n-th offset is dropped
     (acknowledged, unprocessed), which is what Faust does to a message it skips."""
@@ -156,31 +161,58 @@ class InOrder(Generic[T]):
     topic: str
     positions: Positions
     decode: Callable[[bytes | None], T | None]
-    process: Callable[[int, int, T | None], Awaitable[None]]
+    process: Callable[[int, Delivered[T]], Awaitable[None]]
     kafka: Callable[[], KafkaLog]
     drop_first_delivery_every: int = 0
+    max_run: int = 2000
     _dropped: set[tuple[int, int]] = field(default_factory=set)
 
-    async def deliver(self, partition: int, offset: int, value: T | None) -> None:
+    async def deliver(self, partition: int, delivered: Delivered[T]) -> None:
+        """Process what Faust delivered of one partition (in offset order): what was processed before is ignored,
+        what was never delivered is read from Kafka, and everything is processed in offset order, once."""
         every = self.drop_first_delivery_every
-        if every and offset % every == 0 and (partition, offset) not in self._dropped:
-            self._dropped.add((partition, offset))
-            log.warning("fault injection: %s drops %s[%d]@%d", self.agent, self.topic, partition, offset)
-            return
+        if every:
+            delivered = [m for m in delivered if not self._dropped_now(partition, m[0])]
         last = await self.positions.last(partition)
-        if last is not None and offset <= last:
-            log.debug("%s: %s[%d]@%d was processed before; ignored", self.agent, self.topic, partition, offset)
-            return
         expected = last + 1 if last is not None else await self.kafka().beginning(self.topic, partition)
-        if offset > expected:
-            log.warning(
-                "%s: %s[%d] offsets %d..%d were never delivered to this agent; reading them from Kafka",
-                self.agent, self.topic, partition, expected, offset - 1,
-            )  # fmt: skip
-            async with contextlib.aclosing(self.kafka().read(self.topic, partition, expected, offset)) as missed:
-                async for missed_offset, raw in missed:
-                    await self.process(partition, missed_offset, self.decode(raw))
-        await self.process(partition, offset, value)
+        run: list[tuple[int, T | None]] = []
+        for offset, value in delivered:
+            if offset < expected:
+                log.debug("%s: %s[%d]@%d was processed before; ignored", self.agent, self.topic, partition, offset)
+                continue
+            if offset > expected:
+                await self._flush(partition, run)
+                await self._read_gap(partition, expected, offset)
+            run.append((offset, value))
+            expected = offset + 1
+            if len(run) >= self.max_run:
+                await self._flush(partition, run)
+        await self._flush(partition, run)
+
+    def _dropped_now(self, partition: int, offset: int) -> bool:
+        if offset % self.drop_first_delivery_every or (partition, offset) in self._dropped:
+            return False
+        self._dropped.add((partition, offset))
+        log.warning("fault injection: %s drops %s[%d]@%d", self.agent, self.topic, partition, offset)
+        return True
+
+    async def _flush(self, partition: int, run: list[tuple[int, T | None]]) -> None:
+        if run:
+            await self.process(partition, list(run))
+            run.clear()
+
+    async def _read_gap(self, partition: int, start: int, end: int) -> None:
+        log.warning(
+            "%s: %s[%d] offsets %d..%d were never delivered to this agent; reading them from Kafka",
+            self.agent, self.topic, partition, start, end - 1,
+        )  # fmt: skip
+        run: list[tuple[int, T | None]] = []
+        async with contextlib.aclosing(self.kafka().read(self.topic, partition, start, end)) as missed:
+            async for missed_offset, raw in missed:
+                run.append((missed_offset, self.decode(raw)))
+                if len(run) >= self.max_run:
+                    await self._flush(partition, run)
+        await self._flush(partition, run)
 
 
 async def stalled(

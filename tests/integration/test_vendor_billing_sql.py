@@ -50,3 +50,25 @@ async def test_each_offset_and_each_update_counts_once(billing: PostgresVendorBi
     assert [b["balance"] for b in await billing.balances(vendor, year)] == [Decimal("3.75")]
     freshness = await billing.freshness(partition)
     assert freshness.marks == {3: an_update(vendor, 101).source_position}
+
+
+async def test_a_batch_commits_its_balances_positions_and_offset_together_and_counts_each_update_once(
+    billing: PostgresVendorBilling,
+) -> None:
+    partition = random.randrange(10_000, 2**31 - 1)
+    vendor, other = uuid.uuid4(), uuid.uuid4()
+    year = datetime.now(UTC).year
+    batch = [
+        (0, an_update(vendor, 10, "1.00")),
+        (1, an_update(other, 11, "2.00")),
+        (2, an_update(vendor, 11, "5.00")),  # the same source position as offset 1: a resend, not applied
+        (3, None),  # malformed
+        (4, an_update(vendor, 12, "0.25")),
+    ]
+    assert await billing.apply_batch(partition, batch) == 4
+
+    assert await billing.apply_batch(partition, batch) == 0  # the whole batch again (a replay after a crash)
+    assert await billing.apply_batch(partition, [*batch[3:], (5, an_update(other, 13, "1.50"))]) == 1
+    assert await billing.last_offset(partition) == 5
+    assert [b["balance"] for b in await billing.balances(vendor, year)] == [Decimal("1.25")]
+    assert [b["balance"] for b in await billing.balances(other, year)] == [Decimal("3.50")]

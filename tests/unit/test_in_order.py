@@ -4,7 +4,7 @@ tests/e2e/test_read_models.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import pytest
@@ -37,6 +37,7 @@ class Agent:
         self.log = log
         self.offsets: dict[int, int] = {}
         self.processed: list[tuple[int, str | None]] = []
+        self.runs: list[int] = []
         self.guard: InOrder[str] = InOrder(
             "agent",
             TOPIC,
@@ -50,13 +51,19 @@ class Agent:
     async def last(self, partition: int) -> int | None:
         return self.offsets.get(partition)
 
-    async def process(self, partition: int, offset: int, value: str | None) -> None:
-        self.processed.append((offset, value))
-        self.offsets[partition] = offset
+    async def process(self, partition: int, messages: Sequence[tuple[int, str | None]]) -> None:
+        assert [o for o, _ in messages] == list(range(messages[0][0], messages[0][0] + len(messages))), messages
+        self.processed.extend(messages)
+        self.runs.append(len(messages))
+        self.offsets[partition] = messages[-1][0]
 
     async def deliver(self, *offsets: int) -> None:
+        """Each offset as a batch of its own."""
         for offset in offsets:
-            await self.guard.deliver(0, offset, self.log.values[offset - self.log.start])
+            await self.deliver_batch(offset)
+
+    async def deliver_batch(self, *offsets: int) -> None:
+        await self.guard.deliver(0, [(o, self.log.values[o - self.log.start]) for o in offsets])
 
 
 async def test_messages_delivered_in_order_are_processed_once_each() -> None:
@@ -95,6 +102,29 @@ async def test_a_dropped_first_delivery_is_processed_when_a_later_message_or_a_r
     await agent.deliver(2)  # dropped
     await agent.deliver(2)  # a redelivery (after a seek back) goes through
     assert agent.processed == [(0, "a"), (1, "b"), (2, "c")]
+
+
+async def test_a_batch_is_processed_as_one_run_in_offset_order() -> None:
+    agent = Agent(MemoryLog(["a", "b", "c", "d"]))
+    await agent.deliver_batch(0, 1, 2, 3)
+    assert agent.processed == [(0, "a"), (1, "b"), (2, "c"), (3, "d")]
+    assert agent.runs == [4]
+
+
+async def test_a_batch_with_holes_and_repeats_is_processed_once_each_with_the_holes_read_from_the_log() -> None:
+    agent = Agent(MemoryLog(["a", "b", "c", "d", "e", "f", "g"]))
+    await agent.deliver_batch(0, 1)
+    await agent.deliver_batch(1, 3, 3, 6)  # 1 again, 2 and 4..5 never delivered, 3 twice
+    assert agent.processed == [(0, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e"), (5, "f"), (6, "g")]
+    assert agent.log.reads == [(2, 3), (4, 6)]
+
+
+async def test_a_long_run_is_handed_over_in_parts_of_at_most_max_run() -> None:
+    agent = Agent(MemoryLog([str(n) for n in range(10)]))
+    object.__setattr__(agent.guard, "max_run", 4)
+    await agent.deliver_batch(9)  # 0..8 read from the log
+    assert [o for o, _ in agent.processed] == list(range(10))
+    assert max(agent.runs) <= 4
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,122 @@
+"""Taking a topic's messages in batches, per partition in offset order, and acknowledging nothing not processed.
+
+Every agent is a short function over a batch. `batched_agent` registers the Faust agent: it takes what has
+arrived on the agent's input (at most `max_batch` messages, waiting at most `within` seconds for more once one is
+there: Faust's `take_events`), decodes each message (None for a malformed one: nothing could ever process it, so
+it is skipped, not retried), groups the batch by partition and hands the agent's function
+
+- `process(batch)`: the whole batch at once, `{partition: [(offset, value), ...]}` (the command side, which writes
+  a batch with one fenced write), or
+- `process_partition(partition, messages)`: each partition's run of messages, every partition of the batch
+  concurrently (the query side), through the agent's in-order guard when it has one (app/streams/in_order.py):
+  messages processed before are dropped, messages never delivered are read from Kafka first.
+
+Then it flushes the producer once (everything the batch sent, table changelogs included), and only then does
+Faust acknowledge the batch (`take_events` acks every event of a batch when the loop resumes). A store that does
+not answer is retried until it does; anything else ends the process without acknowledging (`process_reliably`),
+so the batch is delivered again after a restart.
+
+Faust tables assign a key to the partition of the message being processed (its `current_event`); a batch spans
+partitions, so each partition's work runs with one of its own events as the current event (`attributed_to`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, TypeVar
+
+import faust
+from faust.streams import _current_event
+
+from app.streams.in_order import Delivered, InOrder
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Batch = Mapping[int, Delivered[T]]
+"""A batch by partition: each partition's messages as (offset, value), in offset order."""
+
+
+@contextmanager
+def attributed_to(event: faust.EventT[Any]) -> Any:
+    """Table writes in this block go to the partition of `event` (Faust reads it from a context variable, which
+    asyncio copies into each task, so concurrent partitions do not see each other's)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def by_partition(
+    what: str, events: Sequence[faust.EventT[Any]], decode: Callable[[Any], T]
+) -> dict[int, list[tuple[faust.EventT[Any], int, T | None]]]:
+    from app.streams.faust_app import decoded
+
+    grouped: dict[int, list[tuple[faust.EventT[Any], int, T | None]]] = defaultdict(list)
+    for event in events:
+        message = event.message
+        where = f"{what} at {message.topic}[{message.partition}]@{message.offset}"
+        value = decoded(where, partial(decode, event.value))
+        grouped[message.partition].append((event, message.offset, value))
+    for messages in grouped.values():
+        messages.sort(key=lambda m: m[1])
+    return grouped
+
+
+def batched_agent(
+    app: faust.App,
+    topic: faust.TopicT,
+    name: str,
+    decode: Callable[[Any], T],
+    *,
+    process: Callable[[Batch[T]], Awaitable[None]] | None = None,
+    process_partition: Callable[[int, Delivered[T]], Awaitable[None]] | None = None,
+    guard: InOrder[T] | None = None,
+    max_batch: int = 1000,
+    within: float = 0.005,
+) -> Any:
+    """Register agent `name` on `topic`; exactly one of `process` (the whole batch) and `process_partition` (each
+    partition's messages, concurrently; through `guard` if given, whose `process` must be `process_partition`)."""
+    from app.streams.faust_app import flush_changelogs, process_reliably
+
+    if (process is None) == (process_partition is None):
+        raise ValueError("give exactly one of process and process_partition")
+
+    async def one_partition(partition: int, messages: list[tuple[faust.EventT[Any], int, T | None]]) -> None:
+        run = [(offset, value) for _, offset, value in messages]
+        with attributed_to(messages[-1][0]):
+            if guard is not None:
+                await guard.deliver(partition, run)
+            else:
+                assert process_partition is not None
+                await process_partition(partition, run)
+
+    async def run_batch(events: Sequence[faust.EventT[Any]]) -> None:
+        grouped = by_partition(f"{name} input", events, decode)
+        if process is not None:
+            await process({p: [(offset, value) for _, offset, value in messages] for p, messages in grouped.items()})
+        else:
+            # Every partition finishes (or fails) before the batch is retried: never two runs of one partition.
+            outcomes = await asyncio.gather(
+                *(one_partition(p, messages) for p, messages in grouped.items()), return_exceptions=True
+            )
+            failed = [o for o in outcomes if isinstance(o, BaseException)]
+            if failed:
+                raise failed[0]
+        await flush_changelogs()
+
+    async def agent(stream: faust.StreamT[Any]) -> None:
+        async for events in stream.take_events(max_batch, within=within):  # type: ignore[attr-defined]
+            if events:
+                await process_reliably(f"{name} batch of {len(events)}", partial(run_batch, events))
+
+    agent.__name__ = name
+    agent.__qualname__ = name
+    return app.agent(topic, name=name, concurrency=1)(agent)
