@@ -1,83 +1,84 @@
 """Agent `cart_commands`: owns the partitions of `cart-commands`, and so those members' carts.
 
-One command at a time per partition (concurrency 1: more could commit past an unprocessed command), in order;
-`app.command_side.handler` does the work, this loop only wires it to the topic, the table and the replies.
+Takes what has arrived, in batches (app/streams/batches.py); `app.command_side.handler` does the work, this module
+only wires it to the topics: events to `cart-events`, answers to the `cart-replies` partition each API listens on.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from functools import partial
-from uuid import UUID
 
-import faust
-
-from app.cart.codec import member_cart_from_dict, member_cart_to_dict
-from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
-from app.command_side.handler import CommandHandler
+from app.command_side.handler import CommandHandler, Position
+from app.command_side.member_carts import MemberCarts
 from app.runtime import process_runtime
-from app.streams.faust_app import (
-    app,
-    cart_commands_topic,
-    cart_events_topic,
-    cart_replies_topic,
-    flush_changelogs,
-    process_reliably,
-    settings,
-)
-from schemas.records import CartEventRecord, CommandEnvelope
-from tables.carts import carts
+from app.streams.batches import Batch, batched_agent
+from app.streams.faust_app import app, cart_commands_topic, cart_events_topic, cart_replies_topic, settings
+from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 
 
-class TableCartStore:
-    def get(self, member_id: UUID) -> MemberCart | None:
-        value = carts.get(str(member_id))
-        return member_cart_from_dict(value) if value else None
-
-    def put(self, state: MemberCart) -> None:
-        carts[str(state.member_id)] = member_cart_to_dict(state)
+async def emit(events: Sequence[StoredEvent]) -> list[Position]:
+    """Send the events (keyed by member) and wait until Kafka has them all (acks=all); where each went."""
+    if settings.unemitted_command:  # fault injection: an emission lost
+        return await _emit_but_lose([e for e in events], settings.unemitted_command)
+    return await emit_all(events)
 
 
-async def emit(events: Sequence[StoredEvent]) -> list[tuple[int, int]]:
+async def _emit_but_lose(events: list[StoredEvent], command_id: str) -> list[Position]:
+    kept = [e for e in events if e.command_id != command_id]
+    where = dict(zip((e.event_id for e in kept), await emit_all(kept), strict=True))
+    return [where.get(e.event_id, (-1, -1)) for e in events]
+
+
+async def emit_all(events: Sequence[StoredEvent]) -> list[Position]:
     pending = [await cart_events_topic.send(key=str(e.member_id), value=CartEventRecord.of_event(e)) for e in events]
-    # Delivered (acks=all) before the command is answered; the positions let a client read its own writes.
-    positions = []
-    for delivery in pending:
-        metadata = await delivery
-        positions.append((metadata.partition, metadata.offset))
-    return positions
+    return [(metadata.partition, metadata.offset) for metadata in await asyncio.gather(*pending)]
+
+
+async def send(envelope: CommandEnvelope, reply: CommandReply) -> None:
+    # Not waited for: the batch flushes the producer once at its end.
+    await cart_replies_topic.send(key=envelope.correlation_id, value=reply, partition=envelope.reply_partition)
+
+
+def assignment() -> tuple[int, frozenset[int]]:
+    """This worker's consumer generation and the partitions of cart-commands it owns in it."""
+    owned = frozenset(
+        tp.partition for tp in app.consumer.assignment() if tp.topic == cart_commands_topic.get_topic_name()
+    )
+    return app.consumer_generation_id, owned
 
 
 _handler: CommandHandler | None = None
 
 
-async def handler() -> CommandHandler:
+async def handle(batch: Batch[CommandEnvelope]) -> None:
     global _handler
     if _handler is None:
         _handler = CommandHandler(
             journal=await process_runtime().journal(),
-            carts=TableCartStore(),
             emit=emit,
+            send=send,
+            assignment=assignment,
+            carts=MemberCarts(settings.cart_cache_size),
             snapshot_every=settings.snapshot_every,
             crash_after_append=settings.crash_after_append,
         )
-    return _handler
+    await _handler.handle(batch)
 
 
-@app.agent(cart_commands_topic, concurrency=1)
-async def cart_commands(envelopes: faust.StreamT[CommandEnvelope]) -> None:
-    async for envelope in envelopes:
-        await process_reliably(f"command {envelope.command_id}", partial(answer, envelope))
+def envelope_of(value: CommandEnvelope | object) -> CommandEnvelope:
+    if not isinstance(value, CommandEnvelope):
+        raise TypeError(f"not a command envelope: {value!r}")
+    return value
 
 
-async def answer(envelope: CommandEnvelope) -> None:
-    reply = await (await handler()).handle(envelope)
-    # The table is a cache of the journal, but keeping it durable before the answer (and the commit) means a
-    # restarted owner rarely has to find out from the journal that it is behind.
-    await flush_changelogs()
-    await cart_replies_topic.send(
-        key=envelope.correlation_id,
-        value=reply,
-        partition=envelope.reply_partition,
-    )
+cart_commands = batched_agent(
+    app,
+    cart_commands_topic,
+    "cart_commands",
+    envelope_of,
+    process=handle,
+    max_batch=settings.command_batch_max,
+    within=settings.command_batch_within_s,
+)

@@ -21,6 +21,7 @@ from app.streams.faust_app import (
     cart_events_topic,
     guarded,
     popular_items_updates_topic,
+    settings,
     stored_event,
     vendor_billing_updates_topic,
 )
@@ -64,5 +65,12 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) ->
 
 guard = guarded("purchases", cart_events_topic, positions, stored_event, forward_purchases)
 purchases = batched_agent(
-    app, cart_events_topic, "purchases", stored_event, process_partition=forward_purchases, guard=guard
+    app,
+    cart_events_topic,
+    "purchases",
+    stored_event,
+    max_batch=settings.projection_batch_max,
+    within=settings.projection_batch_within_s,
+    process_partition=forward_purchases,
+    guard=guard,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from app.query_side.projections import RowUpdate
 from app.runtime import process_runtime
 from app.streams.batches import batched_agent
-from app.streams.faust_app import app, guarded, vendor_billing_updates_topic
+from app.streams.faust_app import app, guarded, settings, vendor_billing_updates_topic
 from app.streams.in_order import Delivered
 
 
@@ -30,6 +30,8 @@ vendor_billing_sql = batched_agent(
     vendor_billing_updates_topic,
     "vendor_billing_sql",
     RowUpdate.from_dict,
+    max_batch=settings.projection_batch_max,
+    within=settings.projection_batch_within_s,
     process_partition=apply_updates,
     guard=guard,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
@@ -63,8 +64,9 @@ class Runtime:
     async def journal(self) -> CassandraJournal:
         if self._journal is None:
             session = await self.cassandra()
+            s = self.settings
             self._journal = await prepared(
-                CassandraJournal, session, self.settings.cassandra_keyspace, self.settings.journal_bucket_size
+                partial(CassandraJournal, topic=s.topic_commands), session, s.cassandra_keyspace, s.journal_bucket_size
             )
         return self._journal
 

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     api_port: int = 9001
     command_timeout_s: float = Field(default=10.0, gt=0)
 
+    # Batches: an agent takes at most this many messages at a time, waiting at most this long for more once one
+    # has arrived (latency added when the load is light, fewer writes per message when it is heavy).
+    command_batch_max: int = Field(default=500, ge=1, le=10_000)
+    command_batch_within_s: float = Field(default=0.003, gt=0, le=1)
+    projection_batch_max: int = Field(default=2000, ge=1, le=100_000)
+    projection_batch_within_s: float = Field(default=0.01, gt=0, le=5)
+    # How many members' carts a worker keeps in memory (the rest are loaded from the journal when needed).
+    cart_cache_size: int = Field(default=100_000, ge=1)
+
     # The cart
     snapshot_every: int = Field(default=100, ge=1)
     journal_bucket_size: int = Field(default=10_000, ge=1000)
@@ -67,6 +76,8 @@ class Settings(BaseSettings):
 
     # Fault injection for the crash tests: the worker exits right after appending this command id's events.
     crash_after_append: str = ""
+    # Fault injection: the events of this command id are appended but never emitted (an emission lost).
+    unemitted_command: str = ""
     # Fault injection: the query-side agents drop the first delivery of every n-th offset, as Faust does when it
     # skips a message (0: never).
     drop_first_delivery_every: int = Field(default=0, ge=0)

@@ -1,4 +1,5 @@
-"""The journal's contract: the behaviour every journal backend must have (app/command_side/journal.py says it).
+"""The journal's contract: the behaviour every journal backend must have (app/command_side/journal.py says it):
+appends under a lease, one writer per partition, indexing, reads, loads, snapshots.
 
 A backend's test class subclasses `JournalContract` and provides a `journal` fixture and `forget_events_through`
 (remove old events, to prove `load` uses the snapshot): `tests/integration/test_journal.py` against Cassandra,
@@ -9,6 +10,7 @@ member ids, so nothing is torn down.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -31,7 +33,7 @@ from app.cart.rules import (
     replay,
 )
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import ConcurrencyConflict
+from app.command_side.journal import LeaseLost, MemberAppend
 
 T0 = datetime(2024, 5, 17, 12, 30, 15, 123000, tzinfo=UTC)
 """A start time at millisecond precision, the precision the journal keeps."""
@@ -61,12 +63,34 @@ def batch(member_id: UUID, first_seq: int, size: int, command_id: str | None = N
     ]
 
 
+def a_partition() -> int:
+    """A partition number no worker and no other test uses."""
+    return random.randrange(100_000, 2**31 - 1)
+
+
+async def test_lease(journal: Any) -> Any:
+    """One lease per journal object, on a partition of its own, for tests that only append."""
+    if getattr(journal, "test_lease", None) is None:
+        journal.test_lease = await journal.claim([a_partition()], "test")
+    return journal.test_lease
+
+
+async def append(
+    journal: Any, member_id: UUID, expected_version: int, events: Sequence[StoredEvent], lease: Any = None
+) -> None:
+    """Append one command's events and index them, as the owner does."""
+    lease = lease or await test_lease(journal)
+    appends = [MemberAppend(member_id, expected_version, tuple(events))]
+    await journal.append_batch(lease, appends)
+    await journal.index(lease, appends)
+
+
 async def append_batches(journal: Any, member_id: UUID, sizes: Sequence[int]) -> list[StoredEvent]:
     """Append one batch per size, each right after the previous one; return every event written, in order."""
     written: list[StoredEvent] = []
     for size in sizes:
         events = batch(member_id, len(written) + 1, size)
-        await journal.append(member_id, len(written), events)
+        await append(journal, member_id, len(written), events)
         written.extend(events)
     return written
 
@@ -87,7 +111,7 @@ class Writer:
             self.state, command_id or f"cmd-{uuid4()}", command, now=now, new_cart_id=uuid4(), new_event_id=uuid4
         )
         assert isinstance(decision, Accepted), decision
-        await self.journal.append(self.member_id, decision.expected_version, decision.events)
+        await append(self.journal, self.member_id, decision.expected_version, decision.events)
         self.state = self.state.with_events(decision.events)
         self.written.extend(decision.events)
         return decision.events
@@ -151,7 +175,7 @@ class JournalContract:
         event = StoredEvent(
             uuid4(), member_id, cart_id, 1, "c1", in_paris, ItemPurchased(cart_id, an_item("Teapot"), purchased_at)
         )
-        await journal.append(member_id, 0, [event])
+        await append(journal, member_id, 0, [event])
 
         [read] = await journal.read(member_id)
 
@@ -178,7 +202,7 @@ class JournalContract:
     async def test_appending_no_events_writes_nothing(self, journal: Any) -> None:
         member_id = uuid4()
 
-        await journal.append(member_id, 0, [])
+        await append(journal, member_id, 0, [])
 
         assert await journal.read(member_id) == []
 
@@ -188,74 +212,94 @@ class JournalContract:
         member_id = uuid4()
 
         with pytest.raises(ValueError, match="right after the expected version"):
-            await journal.append(member_id, 0, batch(member_id, 2, 2))
+            await append(journal, member_id, 0, batch(member_id, 2, 2))
         with pytest.raises(ValueError, match="right after the expected version"):
-            await journal.append(member_id, 0, [*batch(member_id, 1, 1), *batch(member_id, 3, 1)])
+            await append(journal, member_id, 0, [*batch(member_id, 1, 1), *batch(member_id, 3, 1)])
 
         assert await journal.read(member_id) == []
 
-    # --- conditional writes -------------------------------------------------------------------------------
+    async def test_events_of_another_member_are_refused_before_anything_is_written(self, journal: Any) -> None:
+        member_id, other = uuid4(), uuid4()
+        lease = await test_lease(journal)
+        with pytest.raises(ValueError, match="the member's"):
+            await journal.append_batch(lease, [MemberAppend(member_id, 0, tuple(batch(other, 1, 1)))])
+        assert await journal.read(member_id) == [] and await journal.read(other) == []
 
-    async def test_an_append_at_a_taken_expected_version_is_refused_and_writes_nothing(self, journal: Any) -> None:
-        member_id = uuid4()
-        first = batch(member_id, 1, 2, "first-writer")
-        await journal.append(member_id, 0, first)
+    # --- the lease: one writer per partition --------------------------------------------------------------
 
-        with pytest.raises(ConcurrencyConflict):
-            await journal.append(member_id, 0, batch(member_id, 1, 3, "second-writer"))
-        with pytest.raises(ConcurrencyConflict):
-            await journal.append(member_id, 1, batch(member_id, 2, 1, "third-writer"))
+    async def test_many_members_are_appended_in_one_batch_all_or_none(self, journal: Any) -> None:
+        members = [uuid4() for _ in range(5)]
+        lease = await journal.claim([a_partition()], "owner")
+        appends = [MemberAppend(m, 0, tuple(batch(m, 1, n % 3 + 1))) for n, m in enumerate(members)]
 
-        assert await journal.read(member_id) == first
+        await journal.append_batch(lease, appends)
+        await journal.index(lease, appends)
 
-    @pytest.mark.parametrize("version", [0, 2, 5])
-    async def test_of_two_concurrent_appends_at_the_same_version_exactly_one_is_written(
-        self, journal: Any, version: int
-    ) -> None:
-        member_id = uuid4()
-        history = await append_batches(journal, member_id, [1] * version)
-        mine, theirs = batch(member_id, version + 1, 2, "mine"), batch(member_id, version + 1, 3, "theirs")
+        for append_ in appends:
+            assert await journal.read(append_.member_id) == list(append_.events)
 
-        results = await asyncio.gather(
-            journal.append(member_id, version, mine), journal.append(member_id, version, theirs), return_exceptions=True
-        )
+    async def test_a_lease_whose_partition_was_claimed_again_writes_nothing_and_finds_out(self, journal: Any) -> None:
+        partition, member_id = a_partition(), uuid4()
+        stale = await journal.claim([partition], "first owner")
+        history = batch(member_id, 1, 2)
+        await append(journal, member_id, 0, history, lease=stale)
 
-        assert sorted(type(r).__name__ for r in results) == ["ConcurrencyConflict", "NoneType"], results
-        winner = mine if results[0] is None else theirs
-        assert await journal.read(member_id) == history + winner
-
-    async def test_a_stale_writer_is_refused_and_cannot_fork_the_cart(self, journal: Any) -> None:
-        member_id = uuid4()
-        history = await append_batches(journal, member_id, [1, 2])  # the journal is at version 3
-
-        for size in (1, 2, 3):
-            with pytest.raises(ConcurrencyConflict):
-                await journal.append(member_id, 1, batch(member_id, 2, size, "stale-owner"))
+        fresh = await journal.claim([partition], "second owner")  # a rebalance: the first owner may not know yet
+        for size in (1, 3):
+            with pytest.raises(LeaseLost):
+                await journal.append_batch(stale, [MemberAppend(member_id, 2, tuple(batch(member_id, 3, size)))])
+        await journal.claim([a_partition()], "anyone")  # any later claim would index what the stale one wrote
 
         assert await journal.read(member_id) == history
-        assert (await journal.load(member_id)).version == 3
+        mine = batch(member_id, 3, 1)
+        await append(journal, member_id, 2, mine, lease=fresh)
+        assert await journal.read(member_id) == history + mine
 
-    async def test_a_refused_batch_writes_none_of_its_events(self, journal: Any) -> None:
-        member_id = uuid4()
-        history = await append_batches(journal, member_id, [1])
+    async def test_a_lease_sealed_through_one_partition_can_write_for_none_of_them(self, journal: Any) -> None:
+        first, second, member_id = a_partition(), a_partition(), uuid4()
+        lease = await journal.claim([first, second], "owner")
+        await journal.claim([second], "new owner of one partition")
 
-        # Seq 1 is taken, 2 and 3 are free: the whole batch is refused, so 2 and 3 stay free.
-        with pytest.raises(ConcurrencyConflict):
-            await journal.append(member_id, 0, batch(member_id, 1, 3, "late"))
-        assert await journal.read(member_id) == history
+        with pytest.raises(LeaseLost):
+            await journal.append_batch(lease, [MemberAppend(member_id, 0, tuple(batch(member_id, 1, 1)))])
+        assert await journal.read(member_id) == []
 
-        following = batch(member_id, 2, 3, "next")
-        await journal.append(member_id, 1, following)
-        assert await journal.read(member_id) == history + following
+    async def test_of_two_processes_claiming_one_partition_at_once_exactly_one_can_write(self, journal: Any) -> None:
+        partition = a_partition()
+        leases = await asyncio.gather(journal.claim([partition], "a"), journal.claim([partition], "b"))
 
-    async def test_an_accepted_batch_writes_all_of_its_events(self, journal: Any) -> None:
-        member_id = uuid4()
-        events = batch(member_id, 1, 3)
+        results = []
+        for lease in leases:
+            member_id = uuid4()
+            try:
+                await append(journal, member_id, 0, batch(member_id, 1, 1), lease=lease)
+                results.append("wrote")
+            except LeaseLost:
+                results.append("lost")
+        assert sorted(results) == ["lost", "wrote"], results
 
-        await journal.append(member_id, 0, events)
+    async def test_a_claim_indexes_what_the_previous_owner_appended_but_did_not_index(self, journal: Any) -> None:
+        """A crash between the append and the copy to the member-keyed journal loses nothing."""
+        partition, member_id = a_partition(), uuid4()
+        dead = await journal.claim([partition], "owner that dies")
+        indexed, unindexed = batch(member_id, 1, 1), batch(member_id, 2, 2)
+        await append(journal, member_id, 0, indexed, lease=dead)
+        await journal.append_batch(dead, [MemberAppend(member_id, 1, tuple(unindexed))])  # ...and it dies here
+        assert await journal.read(member_id) == indexed
 
-        assert await journal.read(member_id) == events
-        assert await journal.read(member_id, from_seq=3) == events[2:]
+        await journal.claim([partition], "next owner")
+
+        assert await journal.read(member_id) == indexed + unindexed
+
+    async def test_a_claim_says_which_partitions_come_from_a_given_previous_lease(self, journal: Any) -> None:
+        kept, moved = a_partition(), a_partition()
+        mine = await journal.claim([kept, moved], "me")
+        await journal.claim([moved], "someone else")
+
+        again = await journal.claim([kept, moved], "me")
+
+        assert again.kept_from(mine.id) == frozenset([kept])
+        assert again.kept_from(None) == frozenset()
 
     # --- reading parts of the journal ---------------------------------------------------------------------
 
@@ -391,7 +435,7 @@ class JournalContract:
         await append_batches(journal, member_id, [1])
         assert member_id in await journal.members()
 
-        await journal.append(member_id, 1, batch(member_id, 2, 2))
+        await append(journal, member_id, 1, batch(member_id, 2, 2))
         members = await journal.members()
 
         assert members.count(member_id) == 1

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC
 from uuid import UUID
@@ -12,14 +13,17 @@ from uuid import UUID
 from app.cart.codec import member_cart_from_dict, member_cart_to_dict
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import ConcurrencyConflict, check_batch
+from app.command_side.journal import Lease, LeaseLost, MemberAppend, check_append
 from app.stores.cassandra import StoreUnavailable
 
 
 class MemoryJournal:
     def __init__(self, bucket_size: int = 10_000) -> None:
         self.bucket_size = bucket_size
-        self.events: dict[UUID, dict[int, StoredEvent]] = {}
+        self.events: dict[UUID, dict[int, StoredEvent]] = {}  # the member-keyed journal
+        self.logs: dict[UUID, list[tuple[int, list[StoredEvent]]]] = {}  # lease -> (indexed mark, events) a batch
+        self.sealed: set[UUID] = set()
+        self.owners: dict[int, UUID] = {}
         self.snapshots: dict[UUID, dict[str, object]] = {}
         self.down = False
         self._lock = asyncio.Lock()
@@ -28,17 +32,47 @@ class MemoryJournal:
         if self.down:
             raise StoreUnavailable("the in-memory journal is down")
 
-    async def append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None:
+    async def claim(self, partitions: Iterable[int], owner: str) -> Lease:
         self._check()
-        if not events:
-            return
-        check_batch(expected_version, events, self.bucket_size)
+        lease = Lease(uuid.uuid4(), owner, frozenset(partitions))
         async with self._lock:
-            stored = self.events.setdefault(member_id, {})
-            if any(e.seq_nr in stored for e in events):
-                raise ConcurrencyConflict(f"member {member_id} already has an event at seq_nr {events[0].seq_nr}")
-            for e in events:
-                stored[e.seq_nr] = _as_stored(e)
+            self.logs[lease.id] = []
+            for partition in sorted(lease.partitions):
+                previous = self.owners.get(partition)
+                if previous is not None and previous not in self.sealed:
+                    self.sealed.add(previous)
+                    self._index_sealed(previous)
+                self.owners[partition] = lease.id
+                lease.previous[partition] = previous
+        return lease
+
+    def _index_sealed(self, lease_id: UUID) -> None:
+        batches = self.logs.get(lease_id, [])
+        mark = batches[-1][0] if batches else -1  # as recorded by the last batch written
+        for events in [events for _, events in batches[mark + 1 :]]:
+            self._write(events)
+
+    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
+        self._check()
+        appends = [a for a in appends if a.events]
+        if not appends:
+            return
+        for append in appends:
+            check_append(append, self.bucket_size)
+        async with self._lock:
+            if lease.id in self.sealed:
+                raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")
+            self.logs[lease.id].append((lease.indexed_batch, [_as_stored(e) for a in appends for e in a.events]))
+        lease.next_batch += 1
+
+    async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
+        self._check()
+        self._write([_as_stored(e) for a in appends for e in a.events])
+        lease.indexed_batch = lease.next_batch - 1
+
+    def _write(self, events: Sequence[StoredEvent]) -> None:
+        for e in events:
+            self.events.setdefault(e.member_id, {})[e.seq_nr] = e
 
     async def read(
         self,

@@ -133,6 +133,11 @@ async def checkout(memberId: UUID, backends: BackendsDep, key: IdempotencyKey = 
     reply = await ask(backends, memberId, key, Checkout())
     body = cart_body(reply)
     purchased = [e for e in body["events"] if e["type"] == "ItemPurchased"]
+    if not purchased:
+        # The key's first command was not a checkout (its fingerprint is not in the journal, so after a restart the
+        # owner can only tell by what the command did).
+        reason = f"Idempotency-Key {key!r} was used for another command"
+        raise CommandRefused(422, {"error": "IdempotencyKeyReused", "reason": reason})
     return {
         "memberId": str(memberId),
         "cartId": purchased[0]["cartId"],

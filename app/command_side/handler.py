@@ -1,17 +1,25 @@
-"""Handles one cart command end to end: load, decide, append, keep, emit, answer.
+"""Handles a batch of cart commands end to end: own, load, decide, append once, index and emit, answer.
 
-The agent (`agents/cart_commands.py`) hands every command envelope to `CommandHandler.handle` and sends back what
-it returns. The order of the steps is what makes the guarantees hold:
+The agent (`agents/cart_commands.py`) hands every batch it takes from `cart-commands` to `CommandHandler.handle`.
+The order of the steps is what makes the guarantees hold:
 
-1. Load the member's cart from the `carts` table, or from the journal when the table does not have it.
-2. Decide (pure). A command id seen before gets its first answer, and its events are emitted again.
-3. Append to the journal, conditional on the expected version. On a conflict (another owner wrote, or the table
-   was stale) reload from the journal and decide again. The reply is only sent after the append: acknowledged
-   means durable.
-4. Snapshot every N events and at checkout.
-5. Emit the events to `cart-events`, then keep the new cart, with where its events went, in the table. A crash
-   between 3 and 5 is healed by redelivery: the command is then found in the journal (step 2) with no emitted
-   positions, and its events are emitted again with the same event ids.
+1. Own the batch's partitions: the handler's lease (app/command_side/journal.py) must cover them for the current
+   consumer generation; a new assignment is claimed first, which seals every previous owner's lease and indexes
+   what it left. A lease lost in this generation (another process claimed one of its partitions: this one is a
+   zombie) writes nothing more: its commands are answered 503 and the new owner processes them.
+2. Load each member's cart from the owner's cache, or from the journal.
+3. Decide every command in order, per member (pure: app/cart/member_cart.py). Different members are independent.
+4. Append every accepted command's events with one fenced write. Nothing is answered before it returned:
+   acknowledged means durable.
+5. Then, concurrently, index the events into the member-keyed journal, emit them to `cart-events` and save the
+   snapshots that are due. These never give up (a store that is down is waited for): the events are in the
+   journal already, and what comes next relies on them being indexed and emitted.
+6. Answer every command of the batch.
+
+A crash between 4 and 6 is healed by redelivery: the next owner's claim indexes the batch, the command is found
+in the journal (its outcome) with no emitted positions, and its events are emitted again with the same event ids.
+A command that cannot be decoded, or whose decision fails, gets an error answer of its own; the rest of the batch
+goes on.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any
 from uuid import UUID
 
 from app.cart.codec import CodecError, cart_to_dict
@@ -41,48 +50,26 @@ from app.cart.member_cart import (
     Unchanged,
     decide_command,
 )
-from app.cart.rules import ItemPurchased, purchase_total
+from app.cart.rules import Command, ItemPurchased, purchase_total
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import ConcurrencyConflict, Journal
-from app.stores.cassandra import StoreUnavailable
+from app.command_side.journal import Journal, Lease, LeaseLost, MemberAppend
+from app.command_side.member_carts import MemberCarts
+from app.stores.transient import until_done
 from schemas.records import CommandEnvelope, CommandReply, ReplyStatus, event_dict
 
 log = logging.getLogger(__name__)
 
-MAX_CONFLICT_RETRIES = 5
-
-
-class CartStore(Protocol):
-    """Where the owner keeps carts between commands (the `carts` table); a cache of the journal."""
-
-    def get(self, member_id: UUID) -> MemberCart | None: ...
-
-    def put(self, state: MemberCart) -> None: ...
-
-
 Position = tuple[int, int]  # (partition, offset) of an event on cart-events
 Emit = Callable[[Sequence[StoredEvent]], Awaitable[list[Position]]]
+Send = Callable[[CommandEnvelope, CommandReply], Awaitable[None]]
+Assignment = Callable[[], tuple[int, frozenset[int]]]  # (consumer generation, partitions of cart-commands owned)
+Answer = tuple[ReplyStatus, dict[str, Any]]  # a CommandReply's status and body
 
 
 def emitted(events: Sequence[StoredEvent], positions: Sequence[Position]) -> list[dict[str, Any]]:
     """The events as replied: as stored, plus where they were emitted (for reading one's own writes)."""
     pairs = zip(events, positions, strict=True)
     return [{**event_dict(e), "position": {"partition": p, "offset": o}} for e, (p, o) in pairs]
-
-
-Answer = tuple[ReplyStatus, dict[str, Any]]  # a CommandReply's status and body
-
-
-def accepted(state: MemberCart, events: Sequence[StoredEvent], positions: Sequence[Position]) -> Answer:
-    """The cart after the command and its events; for a checkout also what was bought, in total."""
-    body: dict[str, Any] = {"cart": cart_view(state), "events": emitted(events, positions)}
-    if any(isinstance(e.event, ItemPurchased) for e in events):
-        body["purchase_total"] = str(purchase_total(e.event for e in events))
-    return ReplyStatus.ACCEPTED, body
-
-
-def unavailable(error: Exception) -> Answer:
-    return ReplyStatus.UNAVAILABLE, {"error": "StoreUnavailable", "reason": str(error)}
 
 
 def command_fingerprint(command_dict: dict[str, Any]) -> str:
@@ -105,132 +92,272 @@ def cart_view(state: MemberCart) -> dict[str, Any]:
     }
 
 
+def accepted(state: MemberCart, events: Sequence[StoredEvent], positions: Sequence[Position]) -> Answer:
+    """The cart after the command and its events; for a checkout also what was bought, in total."""
+    body: dict[str, Any] = {"cart": cart_view(state), "events": emitted(events, positions)}
+    if any(isinstance(e.event, ItemPurchased) for e in events):
+        body["purchase_total"] = str(purchase_total(e.event for e in events))
+    return ReplyStatus.ACCEPTED, body
+
+
+def unavailable(reason: str) -> Answer:
+    return ReplyStatus.UNAVAILABLE, {"error": "ServiceUnavailable", "reason": reason}
+
+
+@dataclass
+class Pending:
+    """One command of the batch on its way to an answer."""
+
+    partition: int
+    envelope: CommandEnvelope
+    answer: Answer | None = None  # known once decided, unless it needs the events' positions
+    events: tuple[StoredEvent, ...] = ()  # the events to answer with (written now, or found again)
+    state: MemberCart | None = None  # the cart to answer with
+    positions: tuple[Position, ...] = ()  # where `events` were emitted already (an answer given before)
+    again: Outcome | None = None  # answered again with events of an earlier batch, read from the journal
+
+
 @dataclass
 class CommandHandler:
     journal: Journal
-    carts: CartStore
     emit: Emit
+    send: Send
+    assignment: Assignment
+    owner: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
+    carts: MemberCarts = field(default_factory=MemberCarts)
     snapshot_every: int = 100
     crash_after_append: str = ""  # fault injection for tests: exit right after appending this command id
     clock: Callable[[], datetime] = now_utc
-    retry_delay_s: float = 0.5
+    _lease: Lease | None = None
+    _generation: int | None = None
+    _lost_generation: int | None = None
 
-    async def handle(self, envelope: CommandEnvelope) -> CommandReply:
-        """The reply to one command. StoreUnavailable escapes only where events may already be in the journal
-        (answering again, healing an expired command): the caller must retry then, never move on."""
-        status, body = await self._answer(envelope)
-        return CommandReply(correlation_id=envelope.correlation_id, status=status.value, body=body)
+    async def handle(self, batch: Mapping[int, Sequence[tuple[int, CommandEnvelope | None]]]) -> None:
+        """Decide, append, emit and answer every command of the batch (partition -> its messages in order).
 
-    async def _answer(self, envelope: CommandEnvelope) -> Answer:
-        command_id, command_dict, deadline = envelope.command_id, envelope.command, envelope.deadline
-        try:
-            member_id = UUID(envelope.member_id)
-            command = command_from_dict(command_dict)
-        except (CodecError, ValueError, TypeError, AttributeError) as error:
-            # Only a client that bypassed the API can send this; it changes nothing.
-            return (ReplyStatus.INVALID, {"error": "InvalidCommand", "reason": str(error)})
-        fingerprint = command_fingerprint(command_dict)
-        if time.time() > deadline:
-            return await self._expired(member_id, command_id)
-        try:
-            state = self.carts.get(member_id) or await self.journal.load(member_id)
-        except StoreUnavailable as error:  # nothing was attempted: nothing applied
-            return unavailable(error)
-        for _ in range(MAX_CONFLICT_RETRIES):
-            decision = decide_command(
-                state,
-                command_id,
-                command,
-                now=self.clock(),
-                new_cart_id=uuid.uuid4(),
-                new_event_id=uuid.uuid4,
-                fingerprint=fingerprint,
+        StoreUnavailable before the append (owning, loading) escapes: nothing was written, and the caller takes
+        the batch again. After the append nothing escapes but what would end the process."""
+        pending = [Pending(p, envelope) for p, messages in batch.items() for _, envelope in messages if envelope]
+        if not pending:
+            return
+        lease = await self._own({p.partition for p in pending})
+        if lease is None:
+            for p in pending:
+                p.answer = unavailable("this worker no longer owns the cart's partition; try again")
+            await self._answer_all(pending)
+            return
+        by_member = self._by_member(pending)
+        states = await self._load(by_member)
+        appends, snapshots = self._decide(by_member, states)
+        if appends:
+            try:
+                await self.journal.append_batch(lease, appends)
+            except LeaseLost as error:
+                log.warning("%s; answering this batch 503, a new owner will process it", error)
+                self._lose(lease)
+                for p in pending:
+                    if p.answer is None or p.answer[0] is not ReplyStatus.INVALID:
+                        p.answer = unavailable("the cart's partition moved to another worker; try again")
+                await self._answer_all(pending)
+                return
+            self._crash_if_asked(appends)
+        # The events are in the journal: the cache follows, and nothing below gives up.
+        for member_id, state in states.items():
+            self.carts.put(by_member[member_id][0][0].partition, state)
+        await self._after_append(lease, appends, snapshots, pending, states)
+        await self._answer_all(pending)
+
+    # --- 1. owning the partitions ----------------------------------------------------------------------------
+
+    async def _own(self, partitions: set[int]) -> Lease | None:
+        generation, assigned = self.assignment()
+        if self._lost_generation == generation:
+            return None
+        lease = self._lease
+        if lease is None or self._generation != generation or not partitions <= lease.partitions:
+            claimed = frozenset(assigned) | partitions
+            new = await self.journal.claim(claimed, self.owner)
+            # A partition's carts stay only if it was owned through this process's previous lease: then nobody
+            # else can have written for its members.
+            kept = new.kept_from(lease.id) if lease is not None else frozenset()
+            self.carts.keep_only(kept)
+            log.info("claimed partitions %s (lease %s, carts kept for %s)", sorted(claimed), new.id, sorted(kept))
+            self._lease, self._generation, self._lost_generation = new, generation, None
+            lease = new
+        return lease
+
+    def _lose(self, lease: Lease) -> None:
+        self.carts.drop(lease.partitions)
+        self._lease, self._lost_generation = None, self._generation
+
+    # --- 2. loading -------------------------------------------------------------------------------------------
+
+    def _by_member(self, pending: Sequence[Pending]) -> dict[UUID, list[tuple[Pending, Command]]]:
+        by_member: dict[UUID, list[tuple[Pending, Command]]] = {}
+        for p in pending:
+            try:
+                member_id = UUID(p.envelope.member_id)
+                command = command_from_dict(p.envelope.command)
+            except (CodecError, ValueError, TypeError, AttributeError) as error:
+                # Only a client that bypassed the API can send this; it changes nothing.
+                p.answer = ReplyStatus.INVALID, {"error": "InvalidCommand", "reason": str(error)}
+                continue
+            by_member.setdefault(member_id, []).append((p, command))
+        return by_member
+
+    async def _load(self, by_member: Mapping[UUID, Any]) -> dict[UUID, MemberCart]:
+        states = {m: s for m in by_member if (s := self.carts.get(m)) is not None}
+        missing = [m for m in by_member if m not in states]
+        for member_id, state in zip(missing, await asyncio.gather(*map(self.journal.load, missing)), strict=True):
+            states[member_id] = state
+        return states
+
+    # --- 3. deciding ------------------------------------------------------------------------------------------
+
+    def _decide(
+        self, by_member: Mapping[UUID, list[tuple[Pending, Command]]], states: dict[UUID, MemberCart]
+    ) -> tuple[list[MemberAppend], set[UUID]]:
+        appends: list[MemberAppend] = []
+        snapshots: set[UUID] = set()
+        for member_id, commands in by_member.items():
+            state = states[member_id]
+            written: dict[str, tuple[StoredEvent, ...]] = {}  # this batch's events, by command id
+            for p, command in commands:
+                try:
+                    state = self._decide_one(p, command, state, appends, snapshots, written)
+                except Exception as error:  # a poison command: its own error answer, the rest goes on
+                    log.exception("command %s of member %s could not be decided", p.envelope.command_id, member_id)
+                    p.answer = ReplyStatus.INVALID, {"error": "InvalidCommand", "reason": f"not processed: {error}"}
+            states[member_id] = state
+        return appends, snapshots
+
+    def _decide_one(
+        self,
+        p: Pending,
+        command: Command,
+        state: MemberCart,
+        appends: list[MemberAppend],
+        snapshots: set[UUID],
+        written: dict[str, tuple[StoredEvent, ...]],
+    ) -> MemberCart:
+        envelope = p.envelope
+        if time.time() > envelope.deadline:
+            # Nobody waits for this answer any more; apply it only if it was applied before (then answer again).
+            outcome = state.outcome_of(envelope.command_id)
+            if outcome is not None and outcome.rejection is None:
+                self._answer_again(p, state, outcome, written)
+            else:
+                p.answer = ReplyStatus.EXPIRED, {"error": "Expired", "reason": "the command arrived after its deadline"}
+            return state
+        fingerprint = command_fingerprint(envelope.command)
+        decision = decide_command(
+            state,
+            envelope.command_id,
+            command,
+            now=self.clock(),
+            new_cart_id=uuid.uuid4(),
+            new_event_id=uuid.uuid4,
+            fingerprint=fingerprint,
+        )
+        match decision:
+            case Unchanged():
+                p.state = state
+                p.answer = ReplyStatus.UNCHANGED, {"cart": cart_view(state), "events": []}
+            case KeyReused():
+                reason = f"Idempotency-Key {envelope.command_id!r} was used for another command"
+                p.answer = ReplyStatus.INVALID, {"error": "IdempotencyKeyReused", "reason": reason}
+            case Rejected(rejection):
+                state = state.remember_rejection(envelope.command_id, rejection, fingerprint)
+                snapshots.add(state.member_id)  # the journal keeps no trace of a rejection: the snapshot does
+                p.answer = ReplyStatus.REJECTED, {"rejection": rejection, "cart": cart_view(state)}
+            case AlreadyHandled(outcome):
+                self._answer_again(p, state, outcome, written)
+            case Accepted(events, expected_version, checkout):
+                appends.append(MemberAppend(state.member_id, expected_version, events))
+                # The fingerprint is kept with the outcome at once: the same key again, even in this batch, is checked.
+                new_state = state.with_events(events).remember_emitted(envelope.command_id, (), fingerprint)
+                if checkout or new_state.version // self.snapshot_every > state.version // self.snapshot_every:
+                    snapshots.add(state.member_id)
+                state = new_state
+                written[envelope.command_id] = events
+                p.state, p.events = state, events
+        return state
+
+    def _answer_again(
+        self, p: Pending, state: MemberCart, outcome: Outcome, written: Mapping[str, tuple[StoredEvent, ...]]
+    ) -> None:
+        if outcome.rejection is not None:
+            p.answer = ReplyStatus.REJECTED, {"rejection": dict(outcome.rejection), "cart": cart_view(state)}
+            return
+        # The events: from this batch, or read from the journal after the append (see _after_append).
+        p.state, p.events, p.positions = state, written.get(outcome.command_id, ()), tuple(outcome.positions)
+        if not p.events:
+            p.again = outcome
+
+    # --- 5. after the append ----------------------------------------------------------------------------------
+
+    async def _after_append(
+        self,
+        lease: Lease,
+        appends: Sequence[MemberAppend],
+        snapshots: Iterable[UUID],
+        pending: Sequence[Pending],
+        states: Mapping[UUID, MemberCart],
+    ) -> None:
+        again = [p for p in pending if p.again is not None]
+        for p in again:
+            p.events = tuple(await until_done("reading a command's events again", partial(self._events_of, p)))
+        fresh = [e for a in appends for e in a.events]
+        # Events answered again whose emission is not known to have happened (a crash between append and emit)
+        # are emitted again, with the same event ids.
+        unsent = [p for p in again if not p.positions]
+        to_emit = fresh + [e for p in unsent for e in p.events]
+
+        async def emit() -> list[Position]:
+            return await until_done("emitting events", lambda: self.emit(to_emit)) if to_emit else []
+
+        async def snapshot(member_id: UUID) -> None:
+            try:
+                await self.journal.save_snapshot(states[member_id])
+            except Exception as error:  # a snapshot is a shortcut; the next one will do
+                log.warning("snapshot of %s skipped: %s", member_id, error)
+
+        emitting = asyncio.ensure_future(emit())
+        await asyncio.gather(
+            until_done("indexing the batch", lambda: self.journal.index(lease, appends)) if appends else _done(),
+            *(snapshot(m) for m in set(snapshots)),
+        )
+        positions = await emitting
+        where = dict(zip((e.event_id for e in to_emit), positions, strict=True))
+        for p in pending:
+            if p.answer is None and p.state is not None:
+                p.positions = p.positions or tuple(where[e.event_id] for e in p.events)
+                p.answer = accepted(p.state, p.events, p.positions)
+        # Remember where each command's events went, so a retry is answered without emitting again.
+        for p in pending:
+            if p.events and p.positions and p.state is not None:
+                member_id = p.state.member_id
+                state = self.carts.get(member_id) or states[member_id]
+                self.carts.put(p.partition, state.remember_emitted(p.envelope.command_id, p.positions))
+
+    async def _events_of(self, p: Pending) -> list[StoredEvent]:
+        assert p.again is not None
+        return await self.journal.read(UUID(p.envelope.member_id), p.again.first_seq, p.again.last_seq)
+
+    # --- 6. answering -----------------------------------------------------------------------------------------
+
+    async def _answer_all(self, pending: Sequence[Pending]) -> None:
+        for p in pending:
+            status, body = p.answer or unavailable("no answer was made")
+            await self.send(
+                p.envelope, CommandReply(correlation_id=p.envelope.correlation_id, status=status, body=body)
             )
-            match decision:
-                case Unchanged():
-                    return (ReplyStatus.UNCHANGED, {"cart": cart_view(state), "events": []})
-                case KeyReused(outcome):
-                    reason = f"Idempotency-Key {command_id!r} was used for another command"
-                    return (ReplyStatus.INVALID, {"error": "IdempotencyKeyReused", "reason": reason})
-                case Rejected(rejection):
-                    state = state.remember_rejection(command_id, rejection, fingerprint)
-                    self.carts.put(state)
-                    return (ReplyStatus.REJECTED, {"rejection": rejection, "cart": cart_view(state)})
-                case AlreadyHandled(outcome):
-                    return await self._answer_again(state, outcome)
-                case Accepted(events, expected_version, checkout):
-                    try:
-                        await self._append(member_id, expected_version, events)
-                    except ConcurrencyConflict:
-                        try:
-                            state = (await self.journal.load(member_id)).keep_rejections_of(state)
-                        except StoreUnavailable as error:  # our append was refused: nothing applied
-                            return unavailable(error)
-                        continue
-                    except StoreUnavailable as error:  # _append made sure the batch did not land
-                        return unavailable(error)
-                    return await self._accepted(state, events, checkout, fingerprint)
-        return (ReplyStatus.UNAVAILABLE, {"error": "Contention", "reason": "the cart kept changing; try again"})
 
-    async def _append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None:
-        try:
-            await self.journal.append(member_id, expected_version, events)
-        except StoreUnavailable:
-            # The batch may or may not have landed. Moving on without knowing could leave journal events that
-            # are never emitted, so wait until the journal answers and tell which it was.
-            if not await self._landed(member_id, events):
-                raise
-        if self.crash_after_append and events[0].command_id == self.crash_after_append:
+    def _crash_if_asked(self, appends: Sequence[MemberAppend]) -> None:
+        if self.crash_after_append and any(a.events[0].command_id == self.crash_after_append for a in appends):
             log.warning("fault injection: exiting after the append of %s", self.crash_after_append)
             os._exit(70)
 
-    async def _landed(self, member_id: UUID, events: Sequence[StoredEvent]) -> bool:
-        while True:
-            try:
-                # A serial read completes a Paxos round still in flight, so "not there" is final.
-                found = await self.journal.read(member_id, events[0].seq_nr, events[0].seq_nr, serial=True)
-            except StoreUnavailable:
-                await asyncio.sleep(self.retry_delay_s)
-                continue
-            if found and found[0].event_id != events[0].event_id:
-                raise ConcurrencyConflict("another writer took the position while the journal was unreachable")
-            return bool(found)
 
-    async def _accepted(
-        self, state: MemberCart, events: Sequence[StoredEvent], checkout: bool, fingerprint: str
-    ) -> Answer:
-        new_state = state.with_events(events)
-        if checkout or new_state.version // self.snapshot_every > state.version // self.snapshot_every:
-            try:
-                await self.journal.save_snapshot(new_state)
-            except StoreUnavailable as error:  # a snapshot is a shortcut; the next one will do
-                log.warning("snapshot of %s skipped: %s", state.member_id, error)
-        positions = await self.emit(events)
-        # Kept after the emit: a cart in the table whose outcome has positions had its events emitted.
-        new_state = new_state.remember_emitted(events[0].command_id, positions, fingerprint)
-        self.carts.put(new_state)
-        return accepted(new_state, events, positions)
-
-    async def _answer_again(self, state: MemberCart, outcome: Outcome) -> Answer:
-        if outcome.rejection is not None:
-            return (ReplyStatus.REJECTED, {"rejection": dict(outcome.rejection), "cart": cart_view(state)})
-        events = await self.journal.read(state.member_id, outcome.first_seq, outcome.last_seq)
-        positions = list(outcome.positions)
-        if not positions:  # maybe never emitted (a crash between append and emit): emit, same event ids
-            positions = await self.emit(events)
-            self.carts.put(state.remember_emitted(outcome.command_id, positions))
-        return accepted(state, events, positions)
-
-    async def _expired(self, member_id: UUID, command_id: str) -> Answer:
-        """Nobody waits for this answer any more; but a redelivered command may already be in the journal (a crash
-        between append and emit), so ask the journal, not the table, and emit its events if it is."""
-        cached = self.carts.get(member_id)
-        state = await self.journal.load(member_id)
-        if cached is not None:
-            # An up-to-date cached cart also knows which events were emitted; otherwise keep its rejections.
-            state = cached if cached.version == state.version else state.keep_rejections_of(cached)
-        self.carts.put(state)
-        outcome = state.outcome_of(command_id)
-        if outcome is not None and outcome.rejection is None:
-            return await self._answer_again(state, outcome)
-        return (ReplyStatus.EXPIRED, {"error": "Expired", "reason": "the command arrived after its deadline"})
+async def _done() -> None:
+    return None

@@ -1,61 +1,118 @@
-"""The event journal: the system's truth, in Cassandra.
+"""The event journal: the system's truth, in Cassandra, written in batches under a lease.
 
 Contract (what callers may rely on, also on failure):
-- `append(member_id, expected_version, events)` writes all of a command's events or none (one conditional,
-  single-partition batch) and only if no event exists yet at `expected_version + 1`. The caller's expected version
-  must come from the journal (a load, or a cache of it), never be invented: the check is that the next position is
-  free, not that the one before it is taken. If another writer got there
-  first, it raises `ConcurrencyConflict` and writes nothing: a stale or zombie owner cannot fork a cart, leave a
-  gap or overwrite. On `StoreUnavailable` (time-out) the batch may or may not have been applied; the caller
-  must reload before deciding again, which the conditional write makes safe.
-- `load(member_id)` returns the member's cart from the newest snapshot plus the events after it.
-- `read(member_id, from_seq, to_seq, limit)` returns events in seq_nr order.
+- The owner of a set of partitions of `cart-commands` writes under a `Lease`, which it takes with `claim`: the
+  claim seals the lease of every previous owner of those partitions (a conditional write each), so from then on
+  a previous owner, a zombie among them, cannot write anything: its next `append_batch` raises `LeaseLost` and
+  writes nothing. Two processes that claim the same partition end with exactly one of them able to write.
+- `append_batch(lease, appends)` writes the events of many members at once, all or none: one conditional write
+  (a lightweight transaction) that moves the lease's next batch number and stores the batch in the lease's log.
+  Once it returns, the events are durable (acknowledged = in the journal). On a time-out it finds out whether
+  the write landed before it returns (it waits for the journal to answer), so it never leaves the caller unsure.
+  Each member's events must continue that member's journal right after `expected_version`, as the owner knows
+  it: the lease makes the owner the only writer, so the journal does not read each member back to check.
+- `index(lease, appends)` then copies those events to the member-keyed journal that `load`, `read` and rebuilds
+  read; it must run before the lease's next `append_batch` (which records that it did). A crash before it ran
+  loses nothing: the next `claim` of the partitions copies every batch of the sealed lease that was not.
+- `load(member_id)`: the member's cart from the newest snapshot plus the events after it; `read(member_id,
+  from_seq, to_seq, limit)`: events in seq_nr order; both see every appended event once `index` or the next
+  claim has run.
 
-Partitioning: rows live in partition `(member_id, bucket)`. A command's batch goes, whole, into the bucket of its
-first seq_nr (`first // bucket_size`), so a batch never spans partitions. Expected versions are always batch
-boundaries of the real history, so two writers racing for seq_nr n compute the same bucket and meet in the same
-partition, where the conditional batch lets exactly one win. A batch may not hold more events than a bucket
-(append refuses it; a cart's batch is at most MAX_ITEMS = 100 events, far below the bucket size), so a reader
-that starts one bucket early and stops at the first empty bucket past the one it wants sees every event.
+Layout:
+- `journal_log`, partition `(lease, segment)`, a row per batch (the events as a compact JSON list), with the
+  static `next_batch` (the fence: -1 once sealed), `end_batch` (where a sealed lease ends) and `indexed_batch`
+  (every batch up to it is in the member-keyed journal). A segment holds SEGMENT_BATCHES batches, so no Cassandra
+  partition grows without bound; the first batch of a segment is written `IF next_batch = null`, and a sealer
+  that finds a full segment seals the next one before the owner gets there.
+- `journal_owners`: per partition of cart-commands (topic, partition), the lease that owns it (moved by a
+  conditional write).
+- `journal` (member-keyed): rows in partition `(member_id, bucket)`. A command's events go, whole, into the bucket
+  of its first seq_nr, and a command has at most a bucket's worth of events, so a reader that starts one bucket
+  early and stops at the first empty bucket past the one it wants sees every event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import uuid
 import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+import orjson
 from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType
 
-from app.cart.codec import event_from_payload, event_to_payload, member_cart_from_dict, member_cart_to_dict
+from app.cart.codec import (
+    event_from_payload,
+    event_to_payload,
+    member_cart_from_dict,
+    member_cart_to_dict,
+)
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
-from app.stores.cassandra import execute
+from app.stores.cassandra import StoreUnavailable, execute
+
+log = logging.getLogger(__name__)
 
 MEMBER_SHARDS = 64
+SEGMENT_BATCHES = 1000
+SEALED = -1
 
 
-class ConcurrencyConflict(RuntimeError):
-    """Another writer appended at the expected position first; nothing was written."""
+class LeaseLost(RuntimeError):
+    """A new owner has claimed one of the lease's partitions: this owner wrote nothing and must stop writing."""
 
 
-def check_batch(expected_version: int, events: Sequence[StoredEvent], bucket_size: int) -> None:
-    """Refuse (ValueError), before anything is written, a batch that does not continue right after the expected
-    version or that is larger than a bucket."""
-    if [e.seq_nr for e in events] != list(range(expected_version + 1, expected_version + 1 + len(events))):
+@dataclass(frozen=True)
+class MemberAppend:
+    """One command's events for one member, continuing the member's journal right after `expected_version`."""
+
+    member_id: UUID
+    expected_version: int
+    events: tuple[StoredEvent, ...]
+
+
+def check_append(append: MemberAppend, bucket_size: int) -> None:
+    """Refuse (ValueError), before anything is written, events that do not continue right after the expected
+    version, that are not all the member's, or that are more than a bucket holds."""
+    seq_nrs = [e.seq_nr for e in append.events]
+    if seq_nrs != list(range(append.expected_version + 1, append.expected_version + 1 + len(seq_nrs))):
         raise ValueError("events must continue the journal right after the expected version")
-    if len(events) > bucket_size:
-        raise ValueError(f"a batch of {len(events)} events does not fit in a bucket of {bucket_size}")
+    if any(e.member_id != append.member_id for e in append.events):
+        raise ValueError("every event of an append must be the member's")
+    if len(seq_nrs) > bucket_size:
+        raise ValueError(f"a batch of {len(seq_nrs)} events does not fit in a bucket of {bucket_size}")
+
+
+@dataclass
+class Lease:
+    """The right to write for a set of partitions, until another owner claims one of them."""
+
+    id: UUID
+    owner: str
+    partitions: frozenset[int]
+    next_batch: int = 0
+    indexed_batch: int = -1  # every batch up to this one is in the member-keyed journal
+    previous: dict[int, UUID | None] = field(default_factory=dict)  # partition -> the lease it was claimed from
+
+    def kept_from(self, previous: UUID | None) -> frozenset[int]:
+        """The partitions that were owned through `previous` right before this claim (nobody else wrote there)."""
+        return frozenset(p for p, lease in self.previous.items() if previous is not None and lease == previous)
 
 
 class Journal(Protocol):
-    async def append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None: ...
+    async def claim(self, partitions: Iterable[int], owner: str) -> Lease: ...
+
+    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> None: ...
+
+    async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None: ...
 
     async def load(self, member_id: UUID) -> MemberCart: ...
 
@@ -71,19 +128,45 @@ class Journal(Protocol):
     async def save_snapshot(self, state: MemberCart) -> None: ...
 
 
+def _log_entry(stored: StoredEvent, bucket: int) -> list[Any]:
+    """An event as the lease's log keeps it (compact: the log is read back only to index what was not)."""
+    return [
+        str(stored.member_id), bucket, stored.seq_nr, str(stored.event_id), str(stored.cart_id), stored.command_id,
+        stored.type, stored.schema_version, stored.occurred_at.astimezone(UTC).isoformat(),
+        event_to_payload(stored.event),
+    ]  # fmt: skip
+
+
+def _from_log_entry(entry: list[Any]) -> tuple[StoredEvent, int]:
+    member, bucket, seq_nr, event_id, cart_id, command_id, type_name, schema_version, occurred_at, payload = entry
+    stored = StoredEvent(
+        event_id=UUID(event_id),
+        member_id=UUID(member),
+        cart_id=UUID(cart_id),
+        seq_nr=int(seq_nr),
+        command_id=command_id,
+        occurred_at=datetime.fromisoformat(occurred_at).astimezone(UTC),
+        event=event_from_payload(type_name, payload),
+        schema_version=int(schema_version),
+    )
+    return stored, int(bucket)
+
+
 @dataclass
 class CassandraJournal:
     session: Session
     keyspace: str
     bucket_size: int = 10_000
     timeout_s: float = 5.0
+    segment_batches: int = SEGMENT_BATCHES
+    topic: str = "cart-commands"  # whose partitions the leases own (several deployments may share a keyspace)
 
     def __post_init__(self) -> None:
         ks = self.keyspace
         prepare = self.session.prepare
         self._insert = prepare(
             f"INSERT INTO {ks}.journal (member_id, bucket, seq_nr, event_id, cart_id, command_id, type, "
-            "schema_version, occurred_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+            "schema_version, occurred_at, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         select = (
             f"SELECT * FROM {ks}.journal WHERE member_id = ? AND bucket = ? AND seq_nr >= ? AND seq_nr <= ? LIMIT ?"
@@ -97,31 +180,229 @@ class CassandraJournal:
             f"INSERT INTO {ks}.snapshots (member_id, seq_nr, bucket, state, taken_at) VALUES (?, ?, ?, ?, ?)"
         )
         self._select_snapshot = prepare(f"SELECT seq_nr, state FROM {ks}.snapshots WHERE member_id = ?")
+        # The lease's log and the partitions' owners.
+        self._open_segment = prepare(
+            f"INSERT INTO {ks}.journal_log (lease, segment, next_batch, owner) VALUES (?, ?, ?, ?) IF NOT EXISTS"
+        )
+        self._write_batch = prepare(
+            f"UPDATE {ks}.journal_log SET next_batch = ?, indexed_batch = ?, batch_id = ?, events = ? "
+            "WHERE lease = ? AND segment = ? AND batch_nr = ? IF next_batch = ?"
+        )
+        self._write_first_batch = prepare(
+            f"UPDATE {ks}.journal_log SET next_batch = ?, indexed_batch = ?, batch_id = ?, events = ?, owner = ? "
+            "WHERE lease = ? AND segment = ? AND batch_nr = ? IF next_batch = null"
+        )
+        self._read_segment_head = prepare(
+            f"SELECT next_batch, end_batch, indexed_batch FROM {ks}.journal_log WHERE lease = ? AND segment = ? LIMIT 1"
+        )
+        self._read_segment_head.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        self._read_batch = prepare(
+            f"SELECT batch_id, events FROM {ks}.journal_log WHERE lease = ? AND segment = ? AND batch_nr = ?"
+        )
+        self._read_batch.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        self._read_batches = prepare(
+            f"SELECT batch_nr, events FROM {ks}.journal_log "
+            "WHERE lease = ? AND segment = ? AND batch_nr >= ? AND batch_nr < ?"
+        )
+        self._seal = prepare(
+            f"UPDATE {ks}.journal_log SET next_batch = -1, end_batch = ? WHERE lease = ? AND segment = ? "
+            "IF next_batch = ?"
+        )
+        self._seal_ahead = prepare(
+            f"INSERT INTO {ks}.journal_log (lease, segment, next_batch, end_batch) VALUES (?, ?, -1, ?) IF NOT EXISTS"
+        )
+        self._read_owner = prepare(f"SELECT lease FROM {ks}.journal_owners WHERE topic = ? AND partition = ?")
+        self._read_owner.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        self._first_owner = prepare(
+            f"INSERT INTO {ks}.journal_owners (topic, partition, lease, owner, claimed_at) VALUES (?, ?, ?, ?, ?) "
+            "IF NOT EXISTS"
+        )
+        self._next_owner = prepare(
+            f"UPDATE {ks}.journal_owners SET lease = ?, owner = ?, claimed_at = ? WHERE topic = ? AND partition = ? "
+            "IF lease = ?"
+        )
+        self._write_head = prepare(f"INSERT INTO {ks}.journal_lease_heads (lease, segment) VALUES (?, ?)")
+        self._read_head = prepare(f"SELECT segment FROM {ks}.journal_lease_heads WHERE lease = ?")
 
     def bucket_of(self, seq_nr: int) -> int:
         return seq_nr // self.bucket_size
 
-    async def append(self, member_id: UUID, expected_version: int, events: Sequence[StoredEvent]) -> None:
-        if not events:
+    async def _run(self, statement: Any, params: Sequence[Any] | None = None) -> Any:
+        return await execute(self.session, statement, params, self.timeout_s)
+
+    # --- claiming partitions ----------------------------------------------------------------------------------
+
+    async def claim(self, partitions: Iterable[int], owner: str) -> Lease:
+        """A new lease on `partitions`: every previous owner's lease is sealed, and what it appended but did not
+        index is indexed, before this returns. StoreUnavailable if Cassandra does not answer (nothing is owned
+        then; claiming again is safe)."""
+        lease = Lease(uuid.uuid4(), owner, frozenset(partitions))
+        opened = await self._run(self._open_segment, (lease.id, 0, 0, owner))
+        if not opened.was_applied:  # a fresh random id: cannot be taken
+            raise RuntimeError(f"lease {lease.id} exists already")
+        sealed: dict[UUID, int] = {}
+        for partition in sorted(lease.partitions):
+            while True:
+                rows = list(await self._run(self._read_owner, (self.topic, partition)))
+                previous: UUID | None = rows[0].lease if rows else None
+                if previous is not None and previous not in sealed:
+                    sealed[previous] = await self._seal_lease(previous)
+                now = datetime.now(UTC)
+                if previous is None:
+                    moved = await self._run(self._first_owner, (self.topic, partition, lease.id, owner, now))
+                else:
+                    moved = await self._run(self._next_owner, (lease.id, owner, now, self.topic, partition, previous))
+                if moved.was_applied:
+                    lease.previous[partition] = previous
+                    break
+                # Another claimer moved it first: seal that one too, then try again.
+        for previous, end in sealed.items():
+            await self._index_sealed(previous, end)
+        return lease
+
+    async def _seal_lease(self, lease_id: UUID) -> int:
+        """Seal a lease so that its owner can write no further batch; where its log ends."""
+        rows = list(await self._run(self._read_head, (lease_id,)))
+        segment = rows[0].segment if rows else 0
+        while True:
+            head = list(await self._run(self._read_segment_head, (lease_id, segment)))
+            start = segment * self.segment_batches
+            if not head or head[0].next_batch is None:
+                # The owner has not entered this segment: close it before it can.
+                closed = await self._run(self._seal_ahead, (lease_id, segment, start))
+                if closed.was_applied:
+                    return start
+                continue
+            next_batch = head[0].next_batch
+            if next_batch == SEALED:
+                end: int = head[0].end_batch
+                return end
+            if next_batch >= start + self.segment_batches:
+                segment += 1  # full: the owner went on to the next segment (or will)
+                continue
+            done = await self._run(self._seal, (next_batch, lease_id, segment, next_batch))
+            if done.was_applied:
+                return int(next_batch)
+
+    async def _index_sealed(self, lease_id: UUID, end: int) -> None:
+        """Copy to the member-keyed journal every batch of a sealed lease that its owner may not have copied."""
+        indexed = await self._indexed_mark(lease_id, end)
+        batch = indexed + 1
+        while batch < end:
+            segment = batch // self.segment_batches
+            upper = min(end, (segment + 1) * self.segment_batches)
+            rows = await self._run(self._read_batches, (lease_id, segment, batch, upper))
+            for row in rows:
+                entries = [_from_log_entry(e) for e in orjson.loads(row.events)]
+                await self._write_member_rows(entries)
+            log.info("indexed batches %d..%d of sealed lease %s", batch, upper - 1, lease_id)
+            batch = upper
+
+    async def _indexed_mark(self, lease_id: UUID, end: int) -> int:
+        """The highest batch of the lease known to be in the member-keyed journal (-1: none)."""
+        segment = max(0, (end - 1) // self.segment_batches)
+        for probe in (segment, segment - 1):
+            if probe < 0:
+                break
+            head = list(await self._run(self._read_segment_head, (lease_id, probe)))
+            if head and head[0].indexed_batch is not None:
+                return int(head[0].indexed_batch)
+        return -1
+
+    # --- appending --------------------------------------------------------------------------------------------
+
+    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
+        """Write every append, all or none, under the lease (see the module's contract). LeaseLost: nothing was
+        written and the lease is dead. Waits out a Cassandra that does not answer, so it returns only once it
+        knows the batch is in the journal or raises LeaseLost."""
+        appends = [a for a in appends if a.events]
+        if not appends:
             return
-        check_batch(expected_version, events, self.bucket_size)
-        if expected_version == 0:
-            # Index the member before its first event, so a rebuild that walks the members never misses one.
-            shard = zlib.crc32(member_id.bytes) % MEMBER_SHARDS
-            await execute(self.session, self._insert_member, (shard, member_id), self.timeout_s)
-        bucket = self.bucket_of(events[0].seq_nr)
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
-        for e in events:
-            batch.add(
-                self._insert,
-                (
-                    member_id, bucket, e.seq_nr, e.event_id, e.cart_id, e.command_id, e.type,
-                    e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),
-                ),
+        for append in appends:
+            check_append(append, self.bucket_size)
+        new_members = [a.member_id for a in appends if a.expected_version == 0]
+        # Indexed before their first event, so a rebuild that walks the members never misses one.
+        await asyncio.gather(*(self._index_member(m) for m in new_members))
+        entries = [_log_entry(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
+        events = orjson.dumps(entries).decode()
+        batch, batch_id = lease.next_batch, uuid.uuid4()
+        segment = batch // self.segment_batches
+        first_of_segment = batch > 0 and batch % self.segment_batches == 0
+        params: tuple[Any, ...]
+        if first_of_segment:
+            statement, params = (
+                self._write_first_batch,
+                (batch + 1, lease.indexed_batch, batch_id, events, lease.owner, lease.id, segment, batch),
+            )
+        else:
+            statement, params = (
+                self._write_batch,
+                (batch + 1, lease.indexed_batch, batch_id, events, lease.id, segment, batch, batch),
+            )
+        while True:
+            try:
+                result = await self._run(statement, params)
+                applied = bool(result.was_applied)
+                break
+            except StoreUnavailable as error:
+                log.warning("batch %d of lease %s: %s; finding out whether it landed", batch, lease.id, error)
+                landed = await self._landed(lease, segment, batch, batch_id)
+                if landed is not None:
+                    applied = landed
+                    break
+        if not applied:
+            raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")
+        lease.next_batch = batch + 1
+        if first_of_segment:
+            await self._run(self._write_head, (lease.id, segment))
+
+    async def _landed(self, lease: Lease, segment: int, batch: int, batch_id: UUID) -> bool | None:
+        """Whether a batch whose write timed out is in the log (a serial read completes a write still in
+        flight); None while Cassandra does not answer, or when it is not there and may still be written."""
+        while True:
+            try:
+                rows = list(await self._run(self._read_batch, (lease.id, segment, batch)))
+                if rows and rows[0].batch_id is not None:
+                    return bool(rows[0].batch_id == batch_id)  # another id: not ours (cannot happen: one owner)
+                head = list(await self._run(self._read_segment_head, (lease.id, segment)))
+            except StoreUnavailable:
+                await asyncio.sleep(0.5)
+                continue
+            if head and head[0].next_batch == SEALED:
+                return False
+            return None  # not there and not sealed: writing it again is safe
+
+    async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
+        """Copy an appended batch to the member-keyed journal (idempotent); recorded by the next append."""
+        entries = [(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
+        await self._write_member_rows(entries)
+        lease.indexed_batch = lease.next_batch - 1
+
+    async def _write_member_rows(self, entries: Sequence[tuple[StoredEvent, int]]) -> None:
+        by_partition: dict[tuple[UUID, int], list[StoredEvent]] = {}
+        for stored, bucket in entries:
+            by_partition.setdefault((stored.member_id, bucket), []).append(stored)
+        await asyncio.gather(*(self._write_rows(m, b, events) for (m, b), events in by_partition.items()))
+
+    async def _write_rows(self, member_id: UUID, bucket: int, events: Sequence[StoredEvent]) -> None:
+        def params(e: StoredEvent) -> tuple[Any, ...]:
+            return (
+                member_id, bucket, e.seq_nr, e.event_id, e.cart_id, e.command_id, e.type,
+                e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),
             )  # fmt: skip
-        result = await execute(self.session, batch, timeout_s=self.timeout_s)
-        if not result.was_applied:
-            raise ConcurrencyConflict(f"member {member_id} already has an event at seq_nr {events[0].seq_nr}")
+
+        if len(events) == 1:
+            await self._run(self._insert, params(events[0]))
+            return
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)  # one Cassandra partition: applied as one mutation
+        for e in events:
+            batch.add(self._insert, params(e))
+        await self._run(batch)
+
+    async def _index_member(self, member_id: UUID) -> None:
+        await self._run(self._insert_member, (zlib.crc32(member_id.bytes) % MEMBER_SHARDS, member_id))
+
+    # --- reading ----------------------------------------------------------------------------------------------
 
     async def read(
         self,
@@ -131,8 +412,7 @@ class CassandraJournal:
         limit: int | None = None,
         serial: bool = False,
     ) -> list[StoredEvent]:
-        """Events from_seq..to_seq in order; `serial` reads at LOCAL_SERIAL, which first completes any conditional
-        write still in flight (so an answer of "not there" cannot be overtaken by a late append)."""
+        """Events from_seq..to_seq in order; `serial` reads at LOCAL_SERIAL."""
         statement = self._select_serial if serial else self._select
         upper = to_seq if to_seq is not None else 2**62
         wanted = limit if limit is not None else 2**31 - 1

@@ -26,6 +26,21 @@ def cassandra_ddl(settings: Settings) -> list[str]:
             occurred_at timestamp, payload text,
             PRIMARY KEY ((member_id, bucket), seq_nr)
         ) WITH CLUSTERING ORDER BY (seq_nr ASC)""",
+        # The owners' logs: a row per batch of a lease (app/command_side/journal.py), with the fence in the static
+        # columns; segments bound the partition's size.
+        f"""CREATE TABLE IF NOT EXISTS {ks}.journal_log (
+            lease uuid, segment bigint, batch_nr bigint,
+            batch_id uuid, events text,
+            next_batch bigint static, end_batch bigint static, indexed_batch bigint static, owner text static,
+            PRIMARY KEY ((lease, segment), batch_nr)
+        ) WITH CLUSTERING ORDER BY (batch_nr ASC)""",
+        # Which lease owns each partition of cart-commands (moved by a conditional write at each claim).
+        f"""CREATE TABLE IF NOT EXISTS {ks}.journal_owners (
+            topic text, partition int, lease uuid, owner text, claimed_at timestamp,
+            PRIMARY KEY ((topic, partition))
+        )""",
+        # Where a lease's log has got to (a hint for the one who seals it).
+        f"""CREATE TABLE IF NOT EXISTS {ks}.journal_lease_heads (lease uuid PRIMARY KEY, segment bigint)""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.snapshots (
             member_id uuid PRIMARY KEY, seq_nr bigint, bucket bigint, state text, taken_at timestamp
         )""",
@@ -82,7 +97,7 @@ POSTGRES_DDL = [
 ]
 
 
-FAUST_TABLES = ["carts", "absorbed_events", "popular_items_rows", "vendor_balance_rows", "item_purchased_positions"]
+FAUST_TABLES = ["absorbed_events", "popular_items_rows", "vendor_balance_rows", "item_purchased_positions"]
 
 
 async def migrate_kafka(settings: Settings) -> None:

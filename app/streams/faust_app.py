@@ -13,34 +13,19 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import faust
-from aiokafka.errors import KafkaError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
 from app.cart.stored_event import StoredEvent
 from app.runtime import process_runtime
 from app.settings import Settings, get_settings
-from app.stores.cassandra import StoreUnavailable
+from app.stores.transient import TRANSIENT
 from app.streams.in_order import Delivered, InOrder, Positions, stalled
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-TRANSIENT = (
-    StoreUnavailable,
-    KafkaError,
-    OSError,  # includes ConnectionError and asyncio's TimeoutError
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.DeadlockDetectedError,  # a transaction PostgreSQL chose to abort: nothing of it applied
-    asyncpg.exceptions.SerializationError,
-)
 
 
 async def process_reliably(what: str, step: Callable[[], Awaitable[None]]) -> None:

@@ -1,7 +1,7 @@
 """The journal's contract (tests/journal_contract.py) against the real Cassandra, no mocks.
 
 `TestCassandraJournal` runs it against `CassandraJournal` with a tiny bucket size, so that batches straddle bucket
-boundaries everywhere, and adds the checks that are about Cassandra's layout (buckets, the conditional batch).
+boundaries everywhere, and adds the checks that are about Cassandra's layout (buckets, segments, a lost answer).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from app.command_side.journal import CassandraJournal, ConcurrencyConflict
+from app.command_side.journal import CassandraJournal, LeaseLost, MemberAppend
 from app.settings import Settings
-from app.stores.cassandra import connect_async, execute
-from tests.journal_contract import JournalContract, Writer, append_batches, batch
+from app.stores.cassandra import StoreUnavailable, connect_async, execute
+from tests.journal_contract import JournalContract, Writer, a_partition, append, append_batches, batch
 
 
 class TestCassandraJournal(JournalContract):
@@ -78,21 +78,76 @@ class TestCassandraJournal(JournalContract):
         assert (await self.rows_by_bucket(journal, member_id, 3))[0] == []
         assert await journal.read(member_id, 3) == written[2:]
 
-    async def test_a_conditional_batch_that_meets_an_existing_row_anywhere_writes_none_of_its_rows(
-        self, journal: CassandraJournal
+    async def test_a_lease_writes_across_segments_and_a_seal_finds_where_it_ended(self, settings: Settings) -> None:
+        """Segments bound a lease's Cassandra partitions; the owner moves on to the next by itself, and a new owner
+        seals the right one and indexes what was not, wherever the lease had got to."""
+        cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+        try:
+            journal = CassandraJournal(session, settings.cassandra_keyspace, segment_batches=2)
+            partition, member_id = a_partition(), uuid4()
+            lease = await journal.claim([partition], "owner")
+            written: list[Any] = []
+            for n in range(5):  # batches 0..4: segments 0, 0, 1, 1, 2
+                events = batch(member_id, n + 1, 1)
+                appends = [MemberAppend(member_id, n, tuple(events))]
+                await journal.append_batch(lease, appends)
+                written += events
+                if n < 3:
+                    await journal.index(lease, appends)  # batches 3 and 4 are never indexed by their owner
+            assert await journal.read(member_id) == written[:3]
+
+            await journal.claim([partition], "next owner")
+
+            assert await journal.read(member_id) == written
+            with pytest.raises(LeaseLost):
+                await journal.append_batch(lease, [MemberAppend(member_id, 5, tuple(batch(member_id, 6, 1)))])
+        finally:
+            await asyncio.to_thread(cluster.shutdown)
+
+    async def test_a_lease_at_the_end_of_a_full_segment_is_sealed_before_it_can_enter_the_next(
+        self, settings: Settings
     ) -> None:
+        cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+        try:
+            journal = CassandraJournal(session, settings.cassandra_keyspace, segment_batches=2)
+            partition, member_id = a_partition(), uuid4()
+            lease = await journal.claim([partition], "owner")
+            for n in range(2):  # segment 0 is full; the next batch would open segment 1
+                await append(journal, member_id, n, batch(member_id, n + 1, 1), lease=lease)
+
+            await journal.claim([partition], "next owner")
+
+            with pytest.raises(LeaseLost):
+                await journal.append_batch(lease, [MemberAppend(member_id, 2, tuple(batch(member_id, 3, 1)))])
+            assert [e.seq_nr for e in await journal.read(member_id)] == [1, 2]
+        finally:
+            await asyncio.to_thread(cluster.shutdown)
+
+    async def test_a_batch_whose_answer_is_lost_is_found_in_the_log_and_not_written_twice(
+        self, journal: CassandraJournal, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The write lands but its answer does not arrive (a time-out): the journal finds out before it returns."""
+        lease = await journal.claim([a_partition()], "owner")
         member_id = uuid4()
-        # A row at seq 3 that no contract-abiding writer could have put there: only the conditional batch protects.
-        await execute(
-            journal.session,
-            f"INSERT INTO {journal.keyspace}.journal (member_id, bucket, seq_nr) VALUES (%s, 0, 3)",
-            (member_id,),
-        )
+        real_run = journal._run
+        lost: list[Any] = []
 
-        with pytest.raises(ConcurrencyConflict):
-            await journal.append(member_id, 0, batch(member_id, 1, 3))
+        async def answer_lost(statement: Any, params: Any = None) -> Any:
+            result = await real_run(statement, params)
+            if statement is journal._write_batch and not lost:
+                lost.append(statement)
+                raise StoreUnavailable("Cassandra did not answer within 5.0s")
+            return result
 
-        assert await self.rows_by_bucket(journal, member_id, 2) == {0: [3], 1: []}
+        monkeypatch.setattr(journal, "_run", answer_lost)
+        events = batch(member_id, 1, 2)
+        await append(journal, member_id, 0, events, lease=lease)
+
+        assert lost and lease.next_batch == 1
+        assert await journal.read(member_id) == events
+        following = batch(member_id, 3, 1)
+        await append(journal, member_id, 2, following, lease=lease)  # the lease goes on at the right batch
+        assert await journal.read(member_id) == events + following
 
     async def test_a_snapshot_records_its_version_and_bucket(self, journal: CassandraJournal) -> None:
         writer = Writer(journal)
