@@ -15,6 +15,7 @@ from app.tools.bench import report
 from app.tools.bench.cpu import classify, parse_machine_ticks, parse_proc_stat, tree_ticks
 from app.tools.bench.profiling import parse_collapsed, top_functions
 from app.tools.bench.progress import Progress
+from app.tools.bench.projections import EVENTS_PER_SESSION, plan_backlog
 from app.tools.bench.runner import HEADLINE, Options, document, machine_info
 from app.tools.bench.stats import per_second, percentile
 from app.tools.bench.workload import SESSION, CartClient, Member, Outcome, Tally, member_pool, new_members, open_loop
@@ -122,3 +123,15 @@ def test_a_run_with_nothing_measured_still_has_every_key_and_says_why(tmp_path: 
     written = report.write(doc, tmp_path)
     assert (tmp_path / "latest.json") in written and "Not measured" in (tmp_path / "latest.md").read_text()
     assert Counter(p.suffix for p in written)[".png"] == 1  # no open-loop levels: no latency plot
+
+
+def test_the_projection_backlog_is_decided_by_the_cart_rules_gap_free_per_member() -> None:
+    members = plan_backlog(1000, random.Random(1), max_members=40)
+    events = [e for m in members for session in m.sessions for e in session]
+    assert len(members) <= 40 and all(len(m.sessions) == 4 for m in members)
+    assert 1000 <= len(events) < 1000 + 4 * EVENTS_PER_SESSION  # at least the backlog asked for, barely more
+    for member in members:
+        seq_nrs = [e.seq_nr for session in member.sessions for e in session]
+        assert seq_nrs == list(range(1, len(seq_nrs) + 1))
+    first = [e.type for e in members[0].sessions[0]]
+    assert first == ["ItemAdded"] * 3 + ["ItemQuantityIncreased", "ItemRemoved"] + ["ItemPurchased"] * 2

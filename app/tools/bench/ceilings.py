@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -236,11 +237,11 @@ async def produce_and_consume(
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
-        await wait_for_leaders(consumer, partitions)
+        await warm_up(producer, topic, settings.partitions)
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await consumer.seek_to_end(*partitions)
         for tp in partitions:
-            await consumer.position(tp)  # resolved before the first send
+            await consumer.position(tp)  # resolved (after the warm-up messages) before the first send
         value = (b'{"command":' + b"x" * COMMAND_BYTES)[:COMMAND_BYTES]
         keys = [str(uuid.uuid4()).encode() for _ in range(1000)]
         meter = CpuMeter(watched)
@@ -275,15 +276,17 @@ async def produce_and_consume(
     }
 
 
-async def wait_for_leaders(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
-    """Until every partition of a topic just created has a leader (bounded), so the first fetches do not fail."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        metadata = await consumer._client.fetch_all_metadata()
-        leaders = [metadata.leader_for_partition(tp) for tp in partitions]
-        if all(leader is not None and leader >= 0 for leader in leaders):
-            return
-        await asyncio.sleep(0.2)
+async def warm_up(producer: AIOKafkaProducer, topic: str, partitions: int) -> None:
+    """One message to each partition of the topic just created, acknowledged: then every partition has a leader
+    that serves before the measurement starts. For a moment after its creation a topic's partitions answer
+    NotLeaderForPartition, which aiokafka retries and logs as if it mattered: quiet here, where it is expected."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        await asyncio.gather(*[await producer.send(topic, b"warm-up", partition=p) for p in range(partitions)])
+    finally:
+        logger.setLevel(level)
 
 
 async def consume(

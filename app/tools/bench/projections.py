@@ -135,11 +135,11 @@ class SeedMember:
     sessions: list[list[StoredEvent]] = field(default_factory=list)
 
 
-def plan_backlog(events: int, rng: random.Random) -> list[SeedMember]:
+def plan_backlog(events: int, rng: random.Random, max_members: int = MAX_SEED_MEMBERS) -> list[SeedMember]:
     """Enough members and sessions for at least `events` events."""
     sessions = math.ceil(events / EVENTS_PER_SESSION)
-    members = min(sessions, MAX_SEED_MEMBERS)
-    per_member = math.ceil(sessions / members)
+    per_member = math.ceil(sessions / max_members)
+    members = math.ceil(sessions / per_member)  # as few extra sessions as can be
     vendors = [uuid.uuid4() for _ in range(50)]
     planned = []
     for _ in range(members):

@@ -34,10 +34,10 @@ def levels(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def p99_text(level: dict[str, Any]) -> str:
-    """The p99 from the due time; a lower bound (>=) when some commands were never answered."""
-    p99 = level["latency_from_due_ms"]["p99_ms"]
-    return (">= " if level["latency_is_lower_bound"] else "") + number(p99, 0)
+def from_due(level: dict[str, Any], key: str) -> str:
+    """A percentile of the latency from the due time; a lower bound (>=) when some commands were never answered."""
+    value = level["latency_from_due_ms"][key]
+    return (">= " if level["latency_is_lower_bound"] and value is not None else "") + number(value, 0)
 
 
 def process_rows(cpu: dict[str, Any], per: str = "command") -> list[tuple[str, dict[str, Any]]]:
@@ -78,14 +78,13 @@ def summary(doc: dict[str, Any]) -> str:
     if levels(doc):
         lines.append("open loop (latency from the due time)")
         lines.append(
-            f"  {'offered/s':>9} {'answered/s':>10} {'p50 ms':>8} {'p99 ms':>10} {'503s':>6} {'errors':>6} "
+            f"  {'offered/s':>9} {'answered/s':>10} {'p50 ms':>10} {'p99 ms':>10} {'503s':>6} {'errors':>6} "
             f"{'unanswered':>10}  stopped early"
         )
         for level in levels(doc):
-            late = level["latency_from_due_ms"]
             lines.append(
-                f"  {level['offered_per_s']:>9g} {level['answered_ok_per_s']:>10} {number(late['p50_ms'], 0):>8} "
-                f"{p99_text(level):>10} {level['retries'].get('503', 0):>6} {level['errors']:>6} "
+                f"  {level['offered_per_s']:>9g} {level['answered_ok_per_s']:>10} {from_due(level, 'p50_ms'):>10} "
+                f"{from_due(level, 'p99_ms'):>10} {level['retries'].get('503', 0):>6} {level['errors']:>6} "
                 f"{level['unanswered_at_end']:>10}  {'yes' if level['stopped_early'] else ''}"
             )
     saturation = doc["parts"].get("saturation")
@@ -268,14 +267,13 @@ def open_loop_section(doc: dict[str, Any], o: dict[str, Any]) -> list[str]:
         return []
     rows = []
     for level in levels(doc):
-        late = level["latency_from_due_ms"]
         rows.append(
             (
                 f"{level['offered_per_s']:g}",
                 number(level["answered_ok_per_s"]),
-                number(late["p50_ms"], 0),
-                number(late["p95_ms"], 0),
-                p99_text(level),
+                from_due(level, "p50_ms"),
+                from_due(level, "p95_ms"),
+                from_due(level, "p99_ms"),
                 level["retries"].get("503", 0),
                 level["errors"],
                 sum(level["retries"].values()),
@@ -381,7 +379,12 @@ def profile_section(profile: dict[str, Any] | None) -> list[str]:
         if "error" in found:
             out += [f"{name}: not sampled ({found['error']}).", ""]
             continue
-        out += [f"**{name}** ({found['working_samples']} working samples of {found['samples']}):", ""]
+        in_c = found.get("in_c_event_loop_pct")
+        out += [
+            f"**{name}** ({found['working_samples']} working samples of {found['samples']}; "
+            f"{number(in_c)}% of the samples were in a C event loop, waiting or doing I/O, and are left out):",
+            "",
+        ]
         rows = []
         for i in range(max(len(found["self"]), len(found["inclusive"]))):
             own = found["self"][i] if i < len(found["self"]) else None
@@ -433,7 +436,7 @@ def latency_figure(plt: Any, doc: dict[str, Any]) -> Any:
     for x in found:
         if x["latency_is_lower_bound"]:
             latency.annotate(
-                "≥ (unanswered)",
+                "lower bounds (unanswered)",
                 (x["offered_per_s"], x["latency_from_due_ms"]["p99_ms"] or 1),
                 fontsize=7,
                 textcoords="offset points",
@@ -493,7 +496,7 @@ def throughput_figure(plt: Any, doc: dict[str, Any]) -> Any:
     cpu_axis.set_ylabel("CPU ms per command (per event for catch-up)")
     cpu_axis.set_title("CPU per process")
     if names:
-        cpu_axis.legend(fontsize=7, ncols=4)
+        cpu_axis.legend(fontsize=7, ncols=4, loc="upper left")
     bars = [
         ("commands/s (saturation)", doc["commands_per_s"]),
         ("projection events/s", doc["projection_events_per_s"]),

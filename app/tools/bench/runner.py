@@ -357,9 +357,8 @@ def open_loop_p99(parts: dict[str, dict[str, Any]], rate: float) -> tuple[float 
     p99: float | None = level["latency_from_due_ms"]["p99_ms"]
     note = None
     if level["latency_is_lower_bound"]:
-        note = f"a lower bound: {level['unanswered_at_end']} of {level['scheduled']} commands were never answered"
-        if level["stopped_early"]:
-            note += f"; the level stopped early, {level['stopped_early']}"
+        note = f"a lower bound ({level['unanswered_at_end']} of {level['scheduled']} commands never answered"
+        note += f"; stopped early {level['stopped_early']})" if level["stopped_early"] else ")"
     return p99, None, note
 
 
