@@ -433,15 +433,15 @@ def latency_figure(plt: Any, doc: dict[str, Any]) -> Any:
     for key, style in (("p50_ms", "o-"), ("p95_ms", "s-"), ("p99_ms", "^-")):
         values = [x["latency_from_due_ms"][key] or float("nan") for x in found]
         latency.plot(offered, values, style, label=key.removesuffix("_ms"))
-    for x in found:
-        if x["latency_is_lower_bound"]:
-            latency.annotate(
-                "lower bounds (unanswered)",
-                (x["offered_per_s"], x["latency_from_due_ms"]["p99_ms"] or 1),
-                fontsize=7,
-                textcoords="offset points",
-                xytext=(4, 4),
-            )
+    bounded = [x for x in found if x["latency_is_lower_bound"]]
+    if bounded:  # ringed: some commands were never answered, so these percentiles are only lower bounds
+        points = [
+            (x["offered_per_s"], x["latency_from_due_ms"][k]) for x in bounded for k in ("p50_ms", "p95_ms", "p99_ms")
+        ]
+        latency.scatter(
+            [p[0] for p in points if p[1]], [p[1] for p in points if p[1]], s=130, facecolors="none",
+            edgecolors="black", label="lower bound (unanswered)",
+        )  # fmt: skip
     latency.set_xscale("log")
     latency.set_xticks(offered, [f"{x:g}" for x in offered])
     latency.set_yscale("log")
