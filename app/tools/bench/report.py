@@ -40,7 +40,7 @@ def from_due(level: dict[str, Any], key: str) -> str:
     return (">= " if level["latency_is_lower_bound"] and value is not None else "") + number(value, 0)
 
 
-def process_rows(cpu: dict[str, Any], per: str = "command") -> list[tuple[str, dict[str, Any]]]:
+def process_rows(cpu: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     rows = [(name, figures) for name, figures in cpu.get("processes", {}).items()]
     rows.sort(key=lambda r: next((i for i, p in enumerate(PROCESS_ORDER) if r[0].startswith(p)), 99))
     return [*rows, ("bench generator", cpu["bench_generator"]), ("rest of the machine", cpu["rest_of_machine"])]
