@@ -42,8 +42,8 @@ run: migrate ## Run the system: services, the cart worker and the HTTP API (Ctrl
 shell: venv ## The interactive cart shell, against the running API
 	@$(BIN)/cart shell
 
-bench: venv ## Load the running system (`make run` elsewhere) and measure it; plot in .state/bench.png
-	@$(BIN)/cart bench --plot .state/bench.png
+bench: venv ## Measure the running system (`make run` elsewhere) and the machine's ceilings into bench/ (BENCH_ARGS=...)
+	@$(BIN)/cart bench $(BENCH_ARGS)
 
 test: migrate ## Run the whole test suite against the real services
 	@$(BIN)/python -m pytest

@@ -1,8 +1,8 @@
 """`cart`: one command-line entry point for people and operators.
 
 `cart run` (worker and API together), `cart worker`, `cart api`, `cart migrate`,
-`cart services up|down|status`, `cart shell [--api URL]` (the interactive cart shell), `cart bench` (load and
-measure a running system).
+`cart services up|down|status`, `cart shell [--api URL]` (the interactive cart shell), `cart bench` (measure a
+running system and the machine's ceilings).
 Every sub-command has `--help` and exits non-zero on failure, with one clear line instead of a traceback.
 """
 
@@ -193,30 +193,11 @@ def run_store_command(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return fail(f"{type(error).__name__}: {error} (are the services up? `make services-up`)")
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def cmd_bench(_args: argparse.Namespace) -> int:
+    # Reached only as `cart bench` with no options: `main` hands every `cart bench ...` to the bench's own parser.
+    from app.tools.bench.command import main as bench_main
 
-    from app.tools.bench import bench, plot, report
-
-    s = get_settings()
-    api = args.api or f"http://{s.api_host}:{s.api_port}"
-    if min(args.members, args.rounds, args.concurrency) < 1:
-        return fail("--members, --rounds and --concurrency must be at least 1")
-    print(f"bench: {args.members} members x {args.rounds} purchases, {args.concurrency} at a time, against {api}")
-    try:
-        run = asyncio.run(bench(api, args.members, args.rounds, args.concurrency))
-    except Exception as error:  # an API that is not there is one line, not a traceback
-        return fail(f"{type(error).__name__}: {error} (is the system running? `make run`)")
-    label = args.label or f"{args.members} members x {args.rounds}, concurrency {args.concurrency}"
-    print(report(run, label))
-    if args.plot:
-        if plot(run, label, Path(args.plot)):
-            print(f"plot: {args.plot}")
-        else:
-            print("no plot: matplotlib is not installed (`make venv`, or pip install -e '.[bench]')", file=sys.stderr)
-    for line in run.errors[:5]:
-        print(f"  error: {line}", file=sys.stderr)
-    return 1 if run.errors else 0
+    return bench_main([])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,18 +229,23 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_argument(
         "--api", metavar="URL", help="the HTTP API's base URL (default: http://CART_API_HOST:CART_API_PORT)"
     )
-    bench = add("bench", cmd_bench, "load the running system through its HTTP API; latency, throughput, a plot")
-    bench.add_argument("--api", metavar="URL", help="the HTTP API's base URL (default: from the settings)")
-    bench.add_argument("--members", type=int, default=200, help="members, one client each (default 200)")
-    bench.add_argument("--rounds", type=int, default=3, help="add-and-checkout rounds per member (default 3)")
-    bench.add_argument("--concurrency", type=int, default=16, help="members shopping at once (default 16)")
-    bench.add_argument("--plot", metavar="PNG", help="write the plot here")
-    bench.add_argument("--label", help="the run's title in the report and the plot")
+    add(
+        "bench",
+        cmd_bench,
+        "measure the running system and this machine's ceilings; bench/latest.json, latest.md, plots "
+        "(`cart bench --help`)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        # The bench parses its own options (many of them, with one-line errors), so `cart bench --help` lists them.
+        from app.tools.bench.command import main as bench_main
+
+        return bench_main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:

@@ -1,0 +1,65 @@
+"""`cart rebuild` and `cart verify` timed as an operator runs them, against a keyspace (and database) given with
+`--journal-keyspace`, meant to hold a journal of 1,000,000 events (a bulk loader fills one; the bench does not).
+
+Rebuild rewrites that keyspace's read models, so it is only ever run against the keyspace named: every read
+model is rebuilt (forced: the keyspace has no workers), then all are verified against the journal.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from app.settings import PROJECT_ROOT
+from app.tools.bench.progress import Progress
+
+READ_MODELS = ["popular_items", "vendor_billing", "vendor_billing_sql"]
+
+
+def timed_cart(args: list[str], env: dict[str, str], timeout_s: float) -> dict[str, Any]:
+    """Run `cart ARGS` (this checkout's code) and time it: seconds, exit code, its last line of output."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "app.tools.cli", *args],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return {"seconds": None, "exit": None, "said": f"did not finish within {timeout_s:g} s"}
+    # Its result is the last line on stdout (rows rebuilt, differences found); stderr has the progress bar or the error.
+    lines = done.stdout.strip().splitlines() or done.stderr.strip().splitlines()
+    return {
+        "seconds": round(time.monotonic() - started, 2),
+        "exit": done.returncode,
+        "said": lines[-1] if lines else "",
+    }
+
+
+def rebuild_and_verify(keyspace: str, database: str, timeout_s: float, progress: Progress) -> dict[str, Any]:
+    env = {"CART_CASSANDRA_KEYSPACE": keyspace, "CART_POSTGRES_DATABASE": database}
+    rebuilds = {}
+    for model in READ_MODELS:
+        progress.update(f"rebuild {model} from {keyspace}", force=True)
+        rebuilds[model] = timed_cart(["rebuild", model, "--force"], env, timeout_s)
+        progress.note(f"  rebuild {model}: {rebuilds[model]['seconds']} s ({rebuilds[model]['said']})")
+    progress.update(f"verify {keyspace}", force=True)
+    verify = timed_cart(["verify"], env, timeout_s)
+    progress.note(f"  verify: {verify['seconds']} s ({verify['said']})")
+    rebuilt = [r["seconds"] for r in rebuilds.values() if r["exit"] == 0 and r["seconds"] is not None]
+    # verify exits 1 when it finds differences: it still read the whole journal, so its time counts.
+    verified = verify["seconds"] if verify["exit"] in (0, 1) else None
+    return {
+        "rebuild_1m_events_s": round(sum(rebuilt), 2) if len(rebuilt) == len(READ_MODELS) else None,
+        "verify_1m_events_s": verified,
+        "journal_keyspace": keyspace,
+        "journal_database": database,
+        "rebuild": rebuilds,
+        "verify": verify,
+    }
