@@ -52,6 +52,12 @@ def assignment() -> tuple[int, frozenset[int]]:
 _handler: CommandHandler | None = None
 
 
+async def finish() -> None:
+    """On a clean stop, the batch still being finished is finished (answered) before the worker goes."""
+    if _handler is not None:
+        await _handler.drain()
+
+
 async def handle(batch: Batch[CommandEnvelope]) -> None:
     global _handler
     if _handler is None:
@@ -81,4 +87,5 @@ cart_commands = batched_agent(
     process=handle,
     max_batch=settings.command_batch_max,
     within=settings.command_batch_within_s,
+    on_stop=finish,
 )

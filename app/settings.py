@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     command_batch_within_s: float = Field(default=0.003, gt=0, le=1)
     projection_batch_max: int = Field(default=2000, ge=1, le=100_000)
     projection_batch_within_s: float = Field(default=0.01, gt=0, le=5)
+    # How long a producer waits to put more messages into one request (worker and API).
+    producer_linger_s: float = Field(default=0.002, ge=0, le=1)
     # How many members' carts a worker keeps in memory (the rest are loaded from the journal when needed).
     cart_cache_size: int = Field(default=100_000, ge=1)
 

@@ -21,7 +21,7 @@ class MemoryJournal:
     def __init__(self, bucket_size: int = 10_000) -> None:
         self.bucket_size = bucket_size
         self.events: dict[UUID, dict[int, StoredEvent]] = {}  # the member-keyed journal
-        self.logs: dict[UUID, list[tuple[int, list[StoredEvent]]]] = {}  # lease -> (indexed mark, events) a batch
+        self.logs: dict[UUID, list[tuple[int, list[StoredEvent]]]] = {}  # lease -> (done mark, events) a batch
         self.sealed: set[UUID] = set()
         self.owners: dict[int, UUID] = {}
         self.snapshots: dict[UUID, dict[str, object]] = {}
@@ -41,34 +41,35 @@ class MemoryJournal:
                 previous = self.owners.get(partition)
                 if previous is not None and previous not in self.sealed:
                     self.sealed.add(previous)
-                    self._index_sealed(previous)
+                    lease.unfinished += self._index_sealed(previous)
                 self.owners[partition] = lease.id
                 lease.previous[partition] = previous
         return lease
 
-    def _index_sealed(self, lease_id: UUID) -> None:
+    def _index_sealed(self, lease_id: UUID) -> list[StoredEvent]:
         batches = self.logs.get(lease_id, [])
         mark = batches[-1][0] if batches else -1  # as recorded by the last batch written
-        for events in [events for _, events in batches[mark + 1 :]]:
-            self._write(events)
+        unfinished = [e for _, events in batches[mark + 1 :] for e in events]
+        self._write(unfinished)
+        return unfinished
 
-    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
+    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> int:
         self._check()
         appends = [a for a in appends if a.events]
         if not appends:
-            return
+            return -1
         for append in appends:
             check_append(append, self.bucket_size)
         async with self._lock:
             if lease.id in self.sealed:
                 raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")
-            self.logs[lease.id].append((lease.indexed_batch, [_as_stored(e) for a in appends for e in a.events]))
+            self.logs[lease.id].append((lease.done_batch, [_as_stored(e) for a in appends for e in a.events]))
         lease.next_batch += 1
+        return lease.next_batch - 1
 
     async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
         self._check()
         self._write([_as_stored(e) for a in appends for e in a.events])
-        lease.indexed_batch = lease.next_batch - 1
 
     def _write(self, events: Sequence[StoredEvent]) -> None:
         for e in events:

@@ -6,6 +6,7 @@ the cart as the owner has it after the command (strongly consistent per member).
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import Annotated, Any
@@ -32,10 +33,15 @@ IdempotencyKey = Annotated[
 ]
 
 
+@functools.cache
+def camel_key(key: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
+
+
 def camel(value: Any) -> Any:
     """snake_case keys (the stores' and topics' spelling) to camelCase (the HTTP API's), recursively."""
     if isinstance(value, dict):
-        return {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): camel(v) for k, v in value.items()}
+        return {camel_key(k): camel(v) for k, v in value.items()}
     if isinstance(value, list):
         return [camel(v) for v in value]
     return value

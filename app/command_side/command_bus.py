@@ -50,6 +50,7 @@ class CommandBus:
             bootstrap_servers=s.kafka_bootstrap,
             acks="all",
             enable_idempotence=True,
+            linger_ms=int(s.producer_linger_s * 1000),  # concurrent requests' commands in one produce request
             request_timeout_ms=timeout_ms,
             client_id=f"cart-api-{uuid.uuid4().hex[:8]}",
         )

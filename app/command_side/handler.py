@@ -131,40 +131,76 @@ class CommandHandler:
     _lease: Lease | None = None
     _generation: int | None = None
     _lost_generation: int | None = None
+    _finishing: asyncio.Future[None] | None = None
 
     async def handle(self, batch: Mapping[int, Sequence[tuple[int, CommandEnvelope | None]]]) -> None:
-        """Decide, append, emit and answer every command of the batch (partition -> its messages in order).
+        """Decide and append every command of the batch (partition -> its messages in order), then leave the rest
+        (index, emit, answer) running while the next batch is decided: it returns once the previous batch's rest
+        is done, so at most one batch is being finished while another is being decided.
 
         StoreUnavailable before the append (owning, loading) escapes: nothing was written, and the caller takes
-        the batch again. After the append nothing escapes but what would end the process."""
+        the batch again. After the append nothing escapes but what would end the process. Returning before this
+        batch is finished is safe: a crash before it is finished leaves it unfinished in the journal, and the next
+        claim indexes it and emits its events (`Lease.unfinished`)."""
         pending = [Pending(p, envelope) for p, messages in batch.items() for _, envelope in messages if envelope]
         if not pending:
             return
+        finish = await self._decide_and_append(pending)
+        await self.drain()
+        self._finishing = asyncio.ensure_future(self._finish_reliably(finish))
+
+    async def drain(self) -> None:
+        """Wait until the batch being finished is finished."""
+        if self._finishing is not None:
+            await asyncio.shield(self._finishing)
+            self._finishing = None
+
+    async def _finish_reliably(self, finish: Awaitable[None]) -> None:
+        try:
+            await finish
+        except Exception:  # the batch is in the journal: a restart (and the next claim) finishes it
+            log.exception("finishing a batch failed; exiting so that the next owner finishes it")
+            logging.shutdown()
+            os._exit(1)
+
+    async def _decide_and_append(self, pending: list[Pending]) -> Awaitable[None]:
         lease = await self._own({p.partition for p in pending})
         if lease is None:
             for p in pending:
                 p.answer = unavailable("this worker no longer owns the cart's partition; try again")
-            await self._answer_all(pending)
-            return
+            return self._answer_all(pending)
         by_member = self._by_member(pending)
         states = await self._load(by_member)
         appends, snapshots = self._decide(by_member, states)
+        batch_nr = -1
         if appends:
             try:
-                await self.journal.append_batch(lease, appends)
+                batch_nr = await self.journal.append_batch(lease, appends)
             except LeaseLost as error:
                 log.warning("%s; answering this batch 503, a new owner will process it", error)
                 self._lose(lease)
                 for p in pending:
                     if p.answer is None or p.answer[0] is not ReplyStatus.INVALID:
                         p.answer = unavailable("the cart's partition moved to another worker; try again")
-                await self._answer_all(pending)
-                return
+                return self._answer_all(pending)
             self._crash_if_asked(appends)
-        # The events are in the journal: the cache follows, and nothing below gives up.
+        # The events are in the journal: the cache follows, and nothing after gives up.
         for member_id, state in states.items():
             self.carts.put(by_member[member_id][0][0].partition, state)
+        return self._finish(lease, batch_nr, appends, snapshots, pending, states)
+
+    async def _finish(
+        self,
+        lease: Lease,
+        batch_nr: int,
+        appends: Sequence[MemberAppend],
+        snapshots: Iterable[UUID],
+        pending: Sequence[Pending],
+        states: Mapping[UUID, MemberCart],
+    ) -> None:
         await self._after_append(lease, appends, snapshots, pending, states)
+        if batch_nr >= 0:
+            lease.done(batch_nr)
         await self._answer_all(pending)
 
     # --- 1. owning the partitions ----------------------------------------------------------------------------
@@ -175,8 +211,15 @@ class CommandHandler:
             return None
         lease = self._lease
         if lease is None or self._generation != generation or not partitions <= lease.partitions:
+            await self.drain()  # its events go out before the claim would count them unfinished
             claimed = frozenset(assigned) | partitions
             new = await self.journal.claim(claimed, self.owner)
+            if new.unfinished:
+                # Appended under a sealed lease and maybe never emitted (a crash before its batch was finished):
+                # emitted now, with the same event ids; duplicates on cart-events are dropped downstream.
+                log.info("emitting %d events a previous owner may not have emitted", len(new.unfinished))
+                await until_done("emitting a previous owner's unfinished events", partial(self.emit, new.unfinished))
+                new.unfinished = []
             # A partition's carts stay only if it was owned through this process's previous lease: then nobody
             # else can have written for its members.
             kept = new.kept_from(lease.id) if lease is not None else frozenset()

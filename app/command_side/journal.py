@@ -12,18 +12,19 @@ Contract (what callers may rely on, also on failure):
   Each member's events must continue that member's journal right after `expected_version`, as the owner knows
   it: the lease makes the owner the only writer, so the journal does not read each member back to check.
 - `index(lease, appends)` then copies those events to the member-keyed journal that `load`, `read` and rebuilds
-  read; it must run before the lease's next `append_batch` (which records that it did). A crash before it ran
-  loses nothing: the next `claim` of the partitions copies every batch of the sealed lease that was not.
+  read. Once a batch is indexed and its events are emitted, the owner marks it `done` (each later append records
+  the mark). A crash before that loses nothing: the next `claim` of the partitions indexes every batch of the
+  sealed lease past the mark and hands its events to the claimer to emit (`Lease.unfinished`).
 - `load(member_id)`: the member's cart from the newest snapshot plus the events after it; `read(member_id,
   from_seq, to_seq, limit)`: events in seq_nr order; both see every appended event once `index` or the next
   claim has run.
 
 Layout:
 - `journal_log`, partition `(lease, segment)`, a row per batch (the events as a compact JSON list), with the
-  static `next_batch` (the fence: -1 once sealed), `end_batch` (where a sealed lease ends) and `indexed_batch`
-  (every batch up to it is in the member-keyed journal). A segment holds SEGMENT_BATCHES batches, so no Cassandra
-  partition grows without bound; the first batch of a segment is written `IF next_batch = null`, and a sealer
-  that finds a full segment seals the next one before the owner gets there.
+  static `next_batch` (the fence: -1 once sealed), `end_batch` (where a sealed lease ends) and `done_batch`
+  (every batch up to it is in the member-keyed journal and on cart-events). A segment holds SEGMENT_BATCHES
+  batches, so no Cassandra partition grows without bound; the first batch of a segment is written
+  `IF next_batch = null`, and a sealer that finds a full segment seals the next one before the owner gets there.
 - `journal_owners`: per partition of cart-commands (topic, partition), the lease that owns it (moved by a
   conditional write).
 - `journal` (member-keyed): rows in partition `(member_id, bucket)`. A command's events go, whole, into the bucket
@@ -99,8 +100,13 @@ class Lease:
     owner: str
     partitions: frozenset[int]
     next_batch: int = 0
-    indexed_batch: int = -1  # every batch up to this one is in the member-keyed journal
+    done_batch: int = -1  # every batch up to this one is indexed and emitted
     previous: dict[int, UUID | None] = field(default_factory=dict)  # partition -> the lease it was claimed from
+    unfinished: list[StoredEvent] = field(default_factory=list)  # of sealed leases: maybe never emitted
+
+    def done(self, batch: int) -> None:
+        """Every batch up to `batch` is indexed and its events are emitted (recorded by the next append)."""
+        self.done_batch = max(self.done_batch, batch)
 
     def kept_from(self, previous: UUID | None) -> frozenset[int]:
         """The partitions that were owned through `previous` right before this claim (nobody else wrote there)."""
@@ -110,7 +116,7 @@ class Lease:
 class Journal(Protocol):
     async def claim(self, partitions: Iterable[int], owner: str) -> Lease: ...
 
-    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> None: ...
+    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> int: ...
 
     async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None: ...
 
@@ -185,15 +191,15 @@ class CassandraJournal:
             f"INSERT INTO {ks}.journal_log (lease, segment, next_batch, owner) VALUES (?, ?, ?, ?) IF NOT EXISTS"
         )
         self._write_batch = prepare(
-            f"UPDATE {ks}.journal_log SET next_batch = ?, indexed_batch = ?, batch_id = ?, events = ? "
+            f"UPDATE {ks}.journal_log SET next_batch = ?, done_batch = ?, batch_id = ?, events = ? "
             "WHERE lease = ? AND segment = ? AND batch_nr = ? IF next_batch = ?"
         )
         self._write_first_batch = prepare(
-            f"UPDATE {ks}.journal_log SET next_batch = ?, indexed_batch = ?, batch_id = ?, events = ?, owner = ? "
+            f"UPDATE {ks}.journal_log SET next_batch = ?, done_batch = ?, batch_id = ?, events = ?, owner = ? "
             "WHERE lease = ? AND segment = ? AND batch_nr = ? IF next_batch = null"
         )
         self._read_segment_head = prepare(
-            f"SELECT next_batch, end_batch, indexed_batch FROM {ks}.journal_log WHERE lease = ? AND segment = ? LIMIT 1"
+            f"SELECT next_batch, end_batch, done_batch FROM {ks}.journal_log WHERE lease = ? AND segment = ? LIMIT 1"
         )
         self._read_segment_head.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         self._read_batch = prepare(
@@ -257,7 +263,7 @@ class CassandraJournal:
                     break
                 # Another claimer moved it first: seal that one too, then try again.
         for previous, end in sealed.items():
-            await self._index_sealed(previous, end)
+            lease.unfinished += await self._index_sealed(previous, end)
         return lease
 
     async def _seal_lease(self, lease_id: UUID) -> int:
@@ -284,10 +290,11 @@ class CassandraJournal:
             if done.was_applied:
                 return int(next_batch)
 
-    async def _index_sealed(self, lease_id: UUID, end: int) -> None:
-        """Copy to the member-keyed journal every batch of a sealed lease that its owner may not have copied."""
-        indexed = await self._indexed_mark(lease_id, end)
-        batch = indexed + 1
+    async def _index_sealed(self, lease_id: UUID, end: int) -> list[StoredEvent]:
+        """Copy to the member-keyed journal every batch of a sealed lease that its owner may not have finished;
+        their events, which may never have been emitted."""
+        unfinished: list[StoredEvent] = []
+        batch = await self._done_mark(lease_id, end) + 1
         while batch < end:
             segment = batch // self.segment_batches
             upper = min(end, (segment + 1) * self.segment_batches)
@@ -295,29 +302,31 @@ class CassandraJournal:
             for row in rows:
                 entries = [_from_log_entry(e) for e in orjson.loads(row.events)]
                 await self._write_member_rows(entries)
+                unfinished += [stored for stored, _ in entries]
             log.info("indexed batches %d..%d of sealed lease %s", batch, upper - 1, lease_id)
             batch = upper
+        return unfinished
 
-    async def _indexed_mark(self, lease_id: UUID, end: int) -> int:
-        """The highest batch of the lease known to be in the member-keyed journal (-1: none)."""
+    async def _done_mark(self, lease_id: UUID, end: int) -> int:
+        """The highest batch of the lease known to be indexed and emitted (-1: none)."""
         segment = max(0, (end - 1) // self.segment_batches)
         for probe in (segment, segment - 1):
             if probe < 0:
                 break
             head = list(await self._run(self._read_segment_head, (lease_id, probe)))
-            if head and head[0].indexed_batch is not None:
-                return int(head[0].indexed_batch)
+            if head and head[0].done_batch is not None:
+                return int(head[0].done_batch)
         return -1
 
     # --- appending --------------------------------------------------------------------------------------------
 
-    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
-        """Write every append, all or none, under the lease (see the module's contract). LeaseLost: nothing was
-        written and the lease is dead. Waits out a Cassandra that does not answer, so it returns only once it
-        knows the batch is in the journal or raises LeaseLost."""
+    async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> int:
+        """Write every append, all or none, under the lease (see the module's contract); the batch's number (-1
+        when there was nothing to write). LeaseLost: nothing was written and the lease is dead. Waits out a
+        Cassandra that does not answer, so it returns only once it knows the batch is in the journal."""
         appends = [a for a in appends if a.events]
         if not appends:
-            return
+            return -1
         for append in appends:
             check_append(append, self.bucket_size)
         new_members = [a.member_id for a in appends if a.expected_version == 0]
@@ -332,12 +341,12 @@ class CassandraJournal:
         if first_of_segment:
             statement, params = (
                 self._write_first_batch,
-                (batch + 1, lease.indexed_batch, batch_id, events, lease.owner, lease.id, segment, batch),
+                (batch + 1, lease.done_batch, batch_id, events, lease.owner, lease.id, segment, batch),
             )
         else:
             statement, params = (
                 self._write_batch,
-                (batch + 1, lease.indexed_batch, batch_id, events, lease.id, segment, batch, batch),
+                (batch + 1, lease.done_batch, batch_id, events, lease.id, segment, batch, batch),
             )
         while True:
             try:
@@ -355,6 +364,7 @@ class CassandraJournal:
         lease.next_batch = batch + 1
         if first_of_segment:
             await self._run(self._write_head, (lease.id, segment))
+        return batch
 
     async def _landed(self, lease: Lease, segment: int, batch: int, batch_id: UUID) -> bool | None:
         """Whether a batch whose write timed out is in the log (a serial read completes a write still in
@@ -373,10 +383,9 @@ class CassandraJournal:
             return None  # not there and not sealed: writing it again is safe
 
     async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
-        """Copy an appended batch to the member-keyed journal (idempotent); recorded by the next append."""
+        """Copy an appended batch to the member-keyed journal (idempotent)."""
         entries = [(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
         await self._write_member_rows(entries)
-        lease.indexed_batch = lease.next_batch - 1
 
     async def _write_member_rows(self, entries: Sequence[tuple[StoredEvent, int]]) -> None:
         by_partition: dict[tuple[UUID, int], list[StoredEvent]] = {}

@@ -31,7 +31,7 @@ def cassandra_ddl(settings: Settings) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {ks}.journal_log (
             lease uuid, segment bigint, batch_nr bigint,
             batch_id uuid, events text,
-            next_batch bigint static, end_batch bigint static, indexed_batch bigint static, owner text static,
+            next_batch bigint static, end_batch bigint static, done_batch bigint static, owner text static,
             PRIMARY KEY ((lease, segment), batch_nr)
         ) WITH CLUSTERING ORDER BY (batch_nr ASC)""",
         # Which lease owns each partition of cart-commands (moved by a conditional write at each claim).

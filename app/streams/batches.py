@@ -81,9 +81,11 @@ def batched_agent(
     guard: InOrder[T] | None = None,
     max_batch: int = 1000,
     within: float = 0.005,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> Any:
     """Register agent `name` on `topic`; exactly one of `process` (the whole batch) and `process_partition` (each
-    partition's messages, concurrently; through `guard` if given, whose `process` must be `process_partition`)."""
+    partition's messages, concurrently; through `guard` if given, whose `process` must be `process_partition`).
+    `on_stop` is awaited when the agent stops (work a `process` left running)."""
     from app.streams.faust_app import flush_changelogs, process_reliably
 
     if (process is None) == (process_partition is None):
@@ -113,9 +115,13 @@ def batched_agent(
         await flush_changelogs()
 
     async def agent(stream: faust.StreamT[Any]) -> None:
-        async for events in stream.take_events(max_batch, within=within):  # type: ignore[attr-defined]
-            if events:
-                await process_reliably(f"{name} batch of {len(events)}", partial(run_batch, events))
+        try:
+            async for events in stream.take_events(max_batch, within=within):  # type: ignore[attr-defined]
+                if events:
+                    await process_reliably(f"{name} batch of {len(events)}", partial(run_batch, events))
+        finally:
+            if on_stop is not None:
+                await on_stop()
 
     agent.__name__ = name
     agent.__qualname__ = name

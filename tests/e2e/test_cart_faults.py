@@ -53,7 +53,9 @@ def test_a_worker_killed_between_append_and_emit_emits_the_same_events_after_res
             time.sleep(0.5)
         stored = journal(client, member)
         assert [e["seqNr"] for e in stored] == [1]  # acknowledged or not, the append was durable
-        assert [(e["event_id"], e["seq_nr"]) for e in emitted] == [(stored[0]["eventId"], 1)]
+        # Emitted by the new owner's claim (the batch was never finished) and maybe again when the redelivered
+        # command is answered: at least once, always the journal's event.
+        assert {(e["event_id"], e["seq_nr"]) for e in emitted} == {(stored[0]["eventId"], 1)}
 
         retry = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
         assert retry.status_code == 200, retry.text

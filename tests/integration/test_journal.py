@@ -90,15 +90,17 @@ class TestCassandraJournal(JournalContract):
             for n in range(5):  # batches 0..4: segments 0, 0, 1, 1, 2
                 events = batch(member_id, n + 1, 1)
                 appends = [MemberAppend(member_id, n, tuple(events))]
-                await journal.append_batch(lease, appends)
+                batch_nr = await journal.append_batch(lease, appends)
                 written += events
-                if n < 3:
-                    await journal.index(lease, appends)  # batches 3 and 4 are never indexed by their owner
+                if n < 3:  # batches 3 and 4 are never finished by their owner
+                    await journal.index(lease, appends)
+                    lease.done(batch_nr)
             assert await journal.read(member_id) == written[:3]
 
-            await journal.claim([partition], "next owner")
+            successor = await journal.claim([partition], "next owner")
 
             assert await journal.read(member_id) == written
+            assert successor.unfinished == written[3:]
             with pytest.raises(LeaseLost):
                 await journal.append_batch(lease, [MemberAppend(member_id, 5, tuple(batch(member_id, 6, 1)))])
         finally:

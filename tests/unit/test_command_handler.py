@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 
-from app.cart.command_codec import command_to_dict
+from app.cart.command_codec import command_from_dict, command_to_dict
 from app.cart.rules import AddItem, Checkout, GetCart, Item, RemoveItem
 from app.cart.stored_event import StoredEvent
 from app.command_side import handler as handler_module
@@ -67,6 +67,7 @@ class Worker:
         """One batch of these commands, in order."""
         envelopes = [envelope(m, key, c, deadline or later()) for m, key, c in commands]
         await self.handler.handle({PARTITION: [(offset, e) for offset, e in enumerate(envelopes)]})
+        await self.handler.drain()
 
     async def ask(self, member: UUID, key: str, command: dict[str, Any], deadline: float | None = None) -> CommandReply:
         await self.run((member, key, command), deadline=deadline)
@@ -235,7 +236,11 @@ async def test_a_command_found_in_the_journal_after_its_deadline_is_emitted_with
     reply = await successor.ask(member, "k", add("pear"), deadline=time.time() - 1)  # redelivered after its deadline
 
     assert reply.status == ReplyStatus.ACCEPTED
-    assert [e.event_id for e in successor.emitted.events] == [e.event_id for e in decision.events]
+    ids = [str(e.event_id) for e in decision.events]
+    assert [e["event_id"] for e in reply.body["events"]] == ids
+    # Emitted by the successor's claim (the batch was never finished), and again with the answer: at least once,
+    # always with the same event ids.
+    assert {str(e.event_id) for e in successor.emitted.events} == set(ids)
     assert stored(journal, member) == [1, 2]
 
 
@@ -297,3 +302,30 @@ async def test_an_owner_back_after_another_owner_wrote_for_its_partition_loads_i
     assert reply.body["cart"]["version"] == 3
     assert stored(journal, member) == [1, 2, 3]
     assert [i["name"] for i in reply.body["cart"]["items"]] == ["a", "b", "c"]
+
+
+async def test_a_batch_an_owner_appended_but_never_finished_is_emitted_by_the_next_owner_s_claim(
+    journal: MemoryJournal,
+) -> None:
+    """Its offsets may have been committed already (a batch is acknowledged to Kafka once it is appended, while it
+    is being finished): the command never comes back, so the claim is what emits it."""
+    member, other = uuid.uuid4(), uuid.uuid4()
+    dead = Worker(journal)
+    await dead.ask(member, "warm-up", add("apple"))
+    lease = dead.handler._lease
+    assert lease is not None
+    state = await journal.load(member)
+    from app.cart.member_cart import Accepted, decide_command
+
+    decision = decide_command(
+        state, "never-finished", command_from_dict(add("pear")), now=handler_module.now_utc(),
+        new_cart_id=uuid.uuid4(), new_event_id=uuid.uuid4,
+    )  # fmt: skip
+    assert isinstance(decision, Accepted)
+    await journal.append_batch(lease, [MemberAppend(member, 1, decision.events)])  # ...and it dies
+
+    successor = Worker(journal)
+    await successor.ask(other, "unrelated", add())
+
+    assert [e.event_id for e in decision.events] == [e.event_id for e in successor.emitted.events[:1]]
+    assert stored(journal, member) == [1, 2]
