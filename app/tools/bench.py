@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from app.tools.progress import ProgressLine
 
 
 @dataclass
@@ -95,15 +96,16 @@ async def bench(api: str, members: int, rounds: int, concurrency: int) -> Run:
         start = time.monotonic()
         done = 0
 
-        async def one() -> None:
-            nonlocal done
-            async with gate:
-                await member(client, rounds, vendors, start, run)
-            done += 1
-            print(f"\r  members done: {done}/{members}", end="", file=sys.stderr, flush=True)
+        with ProgressLine("  shopping", "members") as progress:
 
-        await asyncio.gather(*(one() for _ in range(members)))
-        print(file=sys.stderr)
+            async def one() -> None:
+                nonlocal done
+                async with gate:
+                    await member(client, rounds, vendors, start, run)
+                done += 1
+                progress.update(done, members, f"{len(run.errors)} error(s)")
+
+            await asyncio.gather(*(one() for _ in range(members)))
         run.seconds = time.monotonic() - start
     return run
 
