@@ -205,9 +205,12 @@ class CassandraJournal:
         splits: int = 64,
         concurrency: int = 4,
         page_size: int = 2000,
+        part: int = 0,
+        parts: int = 1,
     ) -> None:
         """Every row of the journal, page by page, to `consume`: the table's token ring cut into `splits` ranges,
-        `concurrency` ranges read at a time. Within a (member, bucket) partition events come in seq_nr order;
+        `concurrency` ranges read at a time (only share `part` of `parts` of them, for scans split over
+        processes). Within a (member, bucket) partition events come in seq_nr order;
         partitions and ranges come in no useful order. Not a snapshot: an event appended meanwhile may or may not
         be seen. Unlike walking `members`, one request brings a page of many members' events."""
 
@@ -225,7 +228,8 @@ class CassandraJournal:
 
             return read
 
-        await in_parallel((range_reader(low, high) for low, high in token_ranges(splits)), concurrency)
+        ranges = token_ranges(splits)[part::parts]
+        await in_parallel((range_reader(low, high) for low, high in ranges), concurrency)
 
     async def write_history(
         self, member_id: UUID, batches: Sequence[Sequence[StoredEvent]], rows_per_write: int = 100

@@ -10,10 +10,15 @@ counted twice by the PostgreSQL projection, which adds.
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from app.command_side.journal import CassandraJournal, JournalPage
@@ -27,6 +32,8 @@ from app.query_side.projections import (
     RowUpdate,
 )
 from app.runtime import Runtime
+from app.settings import Settings
+from app.stores.cassandra import connect_async
 
 VENDOR_BILLING_SQL = "vendor_billing_sql"
 READ_MODELS = {
@@ -37,6 +44,7 @@ READ_MODELS = {
 SOURCE = {POPULAR_ITEMS: POPULAR_ITEMS, VENDOR_BILLING: VENDOR_BILLING, VENDOR_BILLING_SQL: VENDOR_BILLING}
 
 Rows = dict[Row, RowState]
+PARALLEL_FROM_MEMBERS = 2000  # a smaller journal is read in seconds; starting processes would take longer
 Progress = Callable[[int, int | None, str], None]
 """Told how far the work has got: (done, the total if known, a detail); app.tools.progress.ProgressLine.update."""
 
@@ -69,44 +77,129 @@ class RowSum:
         if update.occurred_at >= self.last_event_at:
             self.name, self.last_event_at = update.name, update.occurred_at
 
+    def merge(self, other: RowSum) -> None:
+        self.total += other.total
+        self.updates += other.updates
+        if other.last_event_at >= self.last_event_at:
+            self.name, self.last_event_at = other.name, other.last_event_at
+
     def state(self) -> RowState:
         # The journal has no Kafka positions (no marks); `version` counts the updates, as the live owner's does.
         return RowState(self.total, self.name, self.updates, {}, self.last_event_at.isoformat())
 
 
-async def expected_rows(journal: CassandraJournal, progress: Progress | None = None) -> dict[str, Rows]:
-    """Every projection's rows, recomputed from the whole journal (only the event types the projections use are
-    decoded). Progress counts the members whose events have been read against the members in the index
-    (`members`), and the events read."""
-    sums: dict[str, dict[Row, RowSum]] = {name: {} for name in PROJECTIONS}
-    indexed = len(await journal.members())
-    seen: set[UUID] = set()
-    events = 0
+@dataclass
+class JournalSums:
+    """What (part of) the journal adds up to: per projection its rows, and the members and events read."""
 
-    def absorb(page: JournalPage) -> None:
-        nonlocal events
+    rows: dict[str, dict[Row, RowSum]] = field(default_factory=lambda: {name: {} for name in PROJECTIONS})
+    members: set[UUID] = field(default_factory=set)
+    events: int = 0
+
+    def absorb(self, page: JournalPage) -> None:
+        """A page of the journal through the projections (only the event types they use are decoded)."""
         for event in page.events(PROJECTED_EVENT_TYPES):
             for name, project in PROJECTIONS.items():
                 update = project(event, 0, 0)
                 if update is not None:
-                    add(sums[name], update)
-        seen.update(page.member_ids())
-        events += len(page)
-        if progress is not None:
-            progress(len(seen), indexed, f"{events:,} events")
+                    row = self.rows[name].get(update.row)
+                    if row is None:
+                        self.rows[name][update.row] = RowSum(update.delta, update.name, 1, update.occurred_at)
+                    else:
+                        row.add(update)
+        self.members.update(page.member_ids())
+        self.events += len(page)
 
+    def merge(self, other: JournalSums) -> None:
+        for name, rows in other.rows.items():
+            mine = self.rows[name]
+            for key, row in rows.items():
+                if key in mine:
+                    mine[key].merge(row)
+                else:
+                    mine[key] = row
+        self.members |= other.members
+        self.events += other.events
+
+    def states(self) -> dict[str, Rows]:
+        return {name: {row: summed.state() for row, summed in rows.items()} for name, rows in self.rows.items()}
+
+
+async def expected_rows(
+    runtime: Runtime, progress: Progress | None = None, processes: int | None = None
+) -> dict[str, Rows]:
+    """Every projection's rows, recomputed from the whole journal. Progress counts the members whose events have
+    been read against the members in the index (`members`), and the events read.
+
+    Decoding and projecting cost far more CPU than Cassandra spends reading, and one Python process uses one core:
+    a journal of `PARALLEL_FROM_MEMBERS` members or more is read by `processes` worker processes (default: one per
+    core, at most 4), each scanning its share of the token ranges; their sums are merged here."""
+    journal = await runtime.journal()
+    indexed = len(await journal.members())
+    if processes is None:
+        processes = min(os.cpu_count() or 1, 4) if indexed >= PARALLEL_FROM_MEMBERS else 1
     if progress is not None:
         progress(0, indexed, "0 events")
-    await journal.scan(absorb)
-    return {name: {row: summed.state() for row, summed in rows.items()} for name, rows in sums.items()}
+    if processes <= 1:
+        sums = JournalSums()
 
+        def absorb(page: JournalPage) -> None:
+            sums.absorb(page)
+            if progress is not None:
+                progress(len(sums.members), indexed, f"{sums.events:,} events")
 
-def add(rows: dict[Row, RowSum], update: RowUpdate) -> None:
-    row = rows.get(update.row)
-    if row is None:
-        rows[update.row] = RowSum(update.delta, update.name, 1, update.occurred_at)
+        await journal.scan(absorb)
     else:
-        row.add(update)
+        sums = await _in_processes(runtime.settings, processes, indexed, progress)
+    if progress is not None:
+        progress(len(sums.members), indexed, f"{sums.events:,} events")
+    return sums.states()
+
+
+async def _in_processes(settings: Settings, processes: int, indexed: int, progress: Progress | None) -> JournalSums:
+    context = multiprocessing.get_context("spawn")  # the driver runs threads: a forked copy of them is unsafe
+    counters = context.Array("q", 2 * processes, lock=False)  # per process: members and events read so far
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=_keep, initargs=(counters,)) as pool:
+        parts = [loop.run_in_executor(pool, _sum_part, settings, part, processes) for part in range(processes)]
+        pending: set[asyncio.Future[JournalSums]] = set(parts)
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=0.25)
+            if progress is not None:  # a member whose buckets fall in two shares counts twice until the end
+                progress(min(sum(counters[0::2]), indexed), indexed, f"{sum(counters[1::2]):,} events")
+        sums = JournalSums()
+        for part in parts:
+            sums.merge(part.result())
+    return sums
+
+
+_counters: Any = None
+
+
+def _keep(counters: Any) -> None:
+    global _counters
+    _counters = counters
+
+
+def _sum_part(settings: Settings, part: int, parts: int) -> JournalSums:
+    """In a worker process: the sums of share `part` of `parts` of the journal's token ranges."""
+    return asyncio.run(_scan_part(settings, part, parts))
+
+
+async def _scan_part(settings: Settings, part: int, parts: int) -> JournalSums:
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        journal = CassandraJournal(session, settings.cassandra_keyspace, settings.journal_bucket_size)
+        sums = JournalSums()
+
+        def absorb(page: JournalPage) -> None:
+            sums.absorb(page)
+            _counters[2 * part], _counters[2 * part + 1] = len(sums.members), sums.events
+
+        await journal.scan(absorb, part=part, parts=parts)
+        return sums
+    finally:
+        cluster.shutdown()
 
 
 async def actual_rows(runtime: Runtime, read_model: str) -> dict[Row, Decimal]:
@@ -127,7 +220,7 @@ def compare(read_model: str, expected: Rows, actual: dict[Row, Decimal]) -> list
 
 async def verify(runtime: Runtime, read_models: list[str], progress: Progress | None = None) -> list[Difference]:
     """Every difference between the read models and the journal (none: they agree to the cent)."""
-    expected = await expected_rows(await runtime.journal(), progress)
+    expected = await expected_rows(runtime, progress)
     differences: list[Difference] = []
     for read_model in read_models:
         differences += compare(read_model, expected[SOURCE[read_model]], await actual_rows(runtime, read_model))
@@ -136,7 +229,7 @@ async def verify(runtime: Runtime, read_models: list[str], progress: Progress | 
 
 async def rows_from_journal(runtime: Runtime, read_model: str, progress: Progress | None = None) -> Rows:
     """The read model's rows as the journal has them."""
-    return (await expected_rows(await runtime.journal(), progress))[SOURCE[read_model]]
+    return (await expected_rows(runtime, progress))[SOURCE[read_model]]
 
 
 async def replace_rows(runtime: Runtime, read_model: str, rows: Rows, progress: Progress | None = None) -> None:

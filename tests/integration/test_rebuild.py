@@ -123,7 +123,7 @@ async def test_rebuild_then_verify_finds_no_difference_and_verify_lists_a_plante
     seen, indexed, detail = progress[-1]
     assert indexed is not None and seen >= 60 and detail.endswith(" events")
 
-    expected = await expected_rows(await runtime.journal())
+    expected = await expected_rows(runtime)
     vendor = str(catalogue.items[0].vendor_id)
     billing = sorted(row for row in expected[VENDOR_BILLING] if row[0] == vendor)
     popular = sorted(row for row in expected[POPULAR_ITEMS] if row[0] == vendor)
@@ -143,6 +143,19 @@ async def test_rebuild_then_verify_finds_no_difference_and_verify_lists_a_plante
         ],
         key=str,
     )  # fmt: skip
+
+
+async def test_the_journal_read_by_worker_processes_adds_up_to_the_same_rows_as_read_by_one(runtime: Runtime) -> None:
+    catalogue = Catalogue.random(2, 10, random.Random())
+    await load(runtime, catalogue, events=600, members=20)
+    progress: list[tuple[int, int | None, str]] = []
+
+    by_one = await expected_rows(runtime, processes=1)
+    by_two = await expected_rows(runtime, lambda *p: progress.append(p), processes=2)
+
+    assert by_two == by_one
+    assert any(row[0] == str(catalogue.items[0].vendor_id) for row in by_two[VENDOR_BILLING])
+    assert progress[0] == (0, progress[0][1], "0 events") and progress[-1][0] >= 20
 
 
 async def plant(runtime: Runtime, settings: Settings, billing: tuple[str, ...], popular: tuple[str, ...]) -> None:
