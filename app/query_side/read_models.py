@@ -209,15 +209,15 @@ class CassandraReadModels:
                 for statement, params in partition[start : start + rows_per_batch]:
                     batch.add(statement, params)
                 batches.append((batch, None))
-        total = len(rows) * len(tables)  # progress in rows: every row is one write per table
+        total = len(rows) * len(tables)  # writes: one per row and table
 
-        def written(done_batches: int) -> None:
+        def written(done: int) -> None:
             if progress is not None:
-                progress(len(rows) * done_batches // len(batches), len(rows), f"{done_batches:,} batches")
+                progress(len(rows) * done // len(batches), len(rows), f"{done:,}/{len(batches):,} batches")
 
         await execute_all(self.session, batches, concurrency, 30.0, written)
         if progress is not None:
-            progress(len(rows), len(rows), f"{len(batches):,} batches of {total:,} writes")
+            progress(len(rows), len(rows), f"{total:,} writes in {len(batches):,} batches")
 
     async def newest_event_at(self) -> dict[str, datetime | None]:
         """Per projection, the time of the newest event it has applied."""

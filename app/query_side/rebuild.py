@@ -133,7 +133,9 @@ async def expected_rows(
 
     Decoding and projecting cost far more CPU than Cassandra spends reading, and one Python process uses one core:
     a journal of `PARALLEL_FROM_MEMBERS` members or more is read by `processes` worker processes (default: one per
-    core, at most 4), each scanning its share of the token ranges; their sums are merged here."""
+    core, at most 4), each scanning its share of the token ranges; their sums are merged here. The processes are
+    spawned (not forked: the driver runs threads), so a script that calls this must guard its entry point with
+    `if __name__ == "__main__":`, as `cart` does."""
     journal = await runtime.journal()
     indexed = len(await journal.members())
     if processes is None:
