@@ -6,7 +6,7 @@ batch and its bucket, money is Decimal with 2 decimals and every time is UTC (wh
 milliseconds). Carts are filled with 1-5 products of a catalogue (`--vendors`, `--products`), sometimes adjusted
 or emptied of one item, and checked out, so there are ItemPurchased events for the read models; the purchases of
 each member are spread over the last `--days` whole UTC days. The total is exactly `--events`, split evenly
-over `--members`; a member whose share ends in the middle of a cart keeps that one cart open.
+over `--members`; a member whose share leaves one event after a checkout ends with one item in an open cart.
 
 The rows written are the journal's own (`CassandraJournal.write_history`: the members index row, then the
 journal rows in the buckets `append` would have used), without the conditional write: member ids are fresh

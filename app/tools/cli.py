@@ -312,7 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--products", type=int, default=1000, help="products in the catalogue (default 1000)")
     load.add_argument("--days", type=int, default=60, help="purchases spread over the last N UTC days (default 60)")
     load.add_argument("--concurrency", type=int, default=32, help="members written at once (default 32)")
-    load.add_argument("--into-existing", action="store_true", help="load even if the keyspace already has a journal")
+    load.add_argument(
+        "--into-existing",
+        action="store_true",
+        help="load even if the keyspace already has a journal (the members loaded have fresh random ids, so they "
+        "cannot collide with existing ones; the read models will not have their purchases until rebuilt)",
+    )
     services = add("services", cmd_services, "install, start, stop or show Kafka, Cassandra and PostgreSQL")
     services.add_argument("action", choices=["up", "down", "status"])
     shell = add("shell", cmd_shell, "the interactive cart shell (the original's REPL), against the running HTTP API")
