@@ -30,6 +30,10 @@ Layout:
 - `journal` (member-keyed): rows in partition `(member_id, bucket)`. A command's events go, whole, into the bucket
   of its first seq_nr, and a command has at most a bucket's worth of events, so a reader that starts one bucket
   early and stops at the first empty bucket past the one it wants sees every event.
+
+For the operator (not part of `Journal`): `scan` reads every event of every member by token ranges of the table
+(verify and rebuild), `write_history` writes a new member's whole history at once (the bulk loader), `has_events`
+says whether a keyspace holds any journal at all.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ import json
 import logging
 import uuid
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -58,13 +63,15 @@ from app.cart.codec import (
 )
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
-from app.stores.cassandra import StoreUnavailable, execute
+from app.stores.cassandra import StoreUnavailable, execute, execute_all, in_parallel
 
 log = logging.getLogger(__name__)
 
 MEMBER_SHARDS = 64
 SEGMENT_BATCHES = 1000
 SEALED = -1
+TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
+"""The Murmur3 partitioner's ring; no partition key has the minimum token, so (TOKEN_MIN, TOKEN_MAX] is all of it."""
 
 
 class LeaseLost(RuntimeError):
@@ -229,6 +236,11 @@ class CassandraJournal:
         )
         self._write_head = prepare(f"INSERT INTO {ks}.journal_lease_heads (lease, segment) VALUES (?, ?)")
         self._read_head = prepare(f"SELECT segment FROM {ks}.journal_lease_heads WHERE lease = ?")
+        self._select_token_range = prepare(
+            f"SELECT * FROM {ks}.journal WHERE token(member_id, bucket) > ? AND token(member_id, bucket) <= ?"
+        )
+        self._any_member = prepare(f"SELECT member_id FROM {ks}.members LIMIT 1")
+        self._any_event = prepare(f"SELECT member_id FROM {ks}.journal LIMIT 1")
 
     def bucket_of(self, seq_nr: int) -> int:
         return seq_nr // self.bucket_size
@@ -469,6 +481,107 @@ class CassandraJournal:
             rows = await execute(self.session, self._select_members, (shard,), 30.0)
             found.extend(row.member_id for row in rows)
         return found
+
+    # --- For the operator: every event (verify, rebuild), a whole history at once (the bulk loader). -----------
+
+    async def scan(
+        self,
+        consume: Callable[[JournalPage], None],
+        splits: int = 64,
+        concurrency: int = 4,
+        page_size: int = 2000,
+        part: int = 0,
+        parts: int = 1,
+    ) -> None:
+        """Every row of the journal, page by page, to `consume`: the table's token ring cut into `splits` ranges,
+        `concurrency` ranges read at a time (only share `part` of `parts` of them, for scans split over
+        processes). Within a (member, bucket) partition events come in seq_nr order;
+        partitions and ranges come in no useful order. Not a snapshot: an event appended meanwhile may or may not
+        be seen. Unlike walking `members`, one request brings a page of many members' events."""
+
+        def range_reader(low: int, high: int) -> Callable[[], Awaitable[None]]:
+            async def read() -> None:
+                paging_state = None
+                while True:
+                    statement = self._select_token_range.bind((low, high))
+                    statement.fetch_size = page_size
+                    result = await execute(self.session, statement, None, 30.0, paging_state)
+                    consume(JournalPage(result.current_rows))
+                    paging_state = result.paging_state
+                    if paging_state is None:
+                        return
+
+            return read
+
+        ranges = token_ranges(splits)[part::parts]
+        await in_parallel((range_reader(low, high) for low, high in ranges), concurrency)
+
+    async def write_history(
+        self, member_id: UUID, batches: Sequence[Sequence[StoredEvent]], rows_per_write: int = 100
+    ) -> None:
+        """Write a member's whole history at once: the rows `index` writes, batch by batch from version 0 (the
+        members index row first, each batch in the bucket of its first seq_nr), with no lease and no log.
+        For the bulk loader only, and only for a member id with no journal yet (a fresh random one): nothing here
+        stops a second writer. Each write is an unlogged batch within one partition (one mutation)."""
+        version = 0
+        by_bucket: dict[int, list[tuple[Any, ...]]] = {}
+        for events in batches:
+            check_append(MemberAppend(member_id, version, tuple(events)), self.bucket_size)
+            bucket = self.bucket_of(events[0].seq_nr)
+            by_bucket.setdefault(bucket, []).extend(_row(member_id, bucket, e) for e in events)
+            version += len(events)
+        if not version:
+            return
+        shard = zlib.crc32(member_id.bytes) % MEMBER_SHARDS  # as `append_batch` indexes it
+        await execute(self.session, self._insert_member, (shard, member_id), self.timeout_s)
+        writes = []
+        for rows in by_bucket.values():
+            for start in range(0, len(rows), rows_per_write):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for row in rows[start : start + rows_per_write]:
+                    batch.add(self._insert, row)
+                writes.append((batch, None))
+        await execute_all(self.session, writes, concurrency=len(writes), timeout_s=self.timeout_s)
+
+    async def has_events(self) -> bool:
+        """True when the keyspace indexes any member or holds any event."""
+        for statement in (self._any_member, self._any_event):
+            if list(await execute(self.session, statement, None, 30.0)):
+                return True
+        return False
+
+
+@dataclass(frozen=True)
+class JournalPage:
+    """A page of journal rows from `scan`, decoded on demand: decoding (JSON, UUIDs, Decimals) is most of a
+    scan's cost, so a reader that needs only some event types decodes only those."""
+
+    rows: list[Any]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def member_ids(self) -> set[UUID]:
+        return {row.member_id for row in self.rows}
+
+    def events(self, types: Collection[str] | None = None) -> list[StoredEvent]:
+        """The page's events (of these type names only, if given), in the page's order."""
+        return [_stored(row) for row in self.rows if types is None or row.type in types]
+
+
+def token_ranges(splits: int) -> list[tuple[int, int]]:
+    """The ring cut into `splits` ranges (low, high]: together they hold every partition exactly once."""
+    step = (TOKEN_MAX - TOKEN_MIN) // max(1, splits)
+    bounds = [TOKEN_MIN + i * step for i in range(max(1, splits))] + [TOKEN_MAX]
+    return list(pairwise(bounds))
+
+
+def _row(member_id: UUID, bucket: int, e: StoredEvent) -> tuple[Any, ...]:
+    """A journal row's values, in the order of the INSERT statements (`append` builds the same tuple)."""
+    return (
+        member_id, bucket, e.seq_nr, e.event_id, e.cart_id, e.command_id, e.type,
+        e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),
+    )  # fmt: skip
 
 
 def _stored(row: Any) -> StoredEvent:

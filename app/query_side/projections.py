@@ -120,6 +120,9 @@ def vendor_billing_update(event: StoredEvent, partition: int, offset: int, index
 
 
 PROJECTIONS = {POPULAR_ITEMS: popular_items_update, VENDOR_BILLING: vendor_billing_update}
+PROJECTED_EVENT_TYPES = frozenset({ItemPurchased.__name__})
+"""The only event types any projection makes an update of (every other event projects to None), so readers of the
+whole journal (verify, rebuild) need not decode the others."""
 
 
 @dataclass(frozen=True)

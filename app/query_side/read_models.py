@@ -15,7 +15,7 @@ Contracts:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,7 +36,7 @@ from app.query_side.projections import (
     row_key,
     vendor_billing_row,
 )
-from app.stores.cassandra import execute, scan
+from app.stores.cassandra import execute, execute_all, scan
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ class CassandraReadModels:
         self._write_balance = p(
             f"INSERT INTO {ks}.balance_by_vendor (vendorid, year, month, balance) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
         )
+        # How many leading values of each write are its partition key: rebuild batches the writes per partition.
+        self._partition_key_width = {self._write_quantity: 4, self._write_day: 3, self._write_balance: 2}
         self._write_tracking = p(
             f"INSERT INTO {ks}.projection_rows (projection, row_key, version, marks, last_event_at) "
             "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
@@ -111,21 +113,25 @@ class CassandraReadModels:
         last = datetime.fromisoformat(state.last_event_at) if state.last_event_at else None
         return self._write_tracking, (projection, row_key(row), state.version, dict(state.marks), last, state.version)
 
-    async def write_popular_item(self, row: Row, state: RowState, track: bool = True) -> None:
+    def _popular_item_writes(self, row: Row, state: RowState) -> list[tuple[Any, tuple[Any, ...]]]:
         vendor, product, year, month, day = UUID(row[0]), UUID(row[1]), int(row[2]), int(row[3]), int(row[4])
         quantity, ts = int(state.total), state.version
-        await self._write(
-            [
-                (self._write_quantity, (vendor, product, year, month, day, quantity, state.name, ts)),
-                (self._write_day, (year, month, day, vendor, product, quantity, state.name, ts)),
-            ]
-        )
+        return [
+            (self._write_quantity, (vendor, product, year, month, day, quantity, state.name, ts)),
+            (self._write_day, (year, month, day, vendor, product, quantity, state.name, ts)),
+        ]
+
+    def _vendor_balance_writes(self, row: Row, state: RowState) -> list[tuple[Any, tuple[Any, ...]]]:
+        vendor, year, month = UUID(row[0]), int(row[1]), int(row[2])
+        return [(self._write_balance, (vendor, year, month, state.total, state.version))]
+
+    async def write_popular_item(self, row: Row, state: RowState, track: bool = True) -> None:
+        await self._write(self._popular_item_writes(row, state))
         if track:
             await self._write([self._tracking(POPULAR_ITEMS, row, state)])
 
     async def write_vendor_balance(self, row: Row, state: RowState, track: bool = True) -> None:
-        vendor, year, month = UUID(row[0]), int(row[1]), int(row[2])
-        await self._write([(self._write_balance, (vendor, year, month, state.total, state.version))])
+        await self._write(self._vendor_balance_writes(row, state))
         if track:
             await self._write([self._tracking(VENDOR_BILLING, row, state)])
 
@@ -160,25 +166,58 @@ class CassandraReadModels:
         ks = self.keyspace
         if projection == POPULAR_ITEMS:
             found = await scan(
-                self.session, f"SELECT vendorid, productid, year, month, day, quantity FROM {ks}.item_quantity_by_day"
+                self.session,
+                f"SELECT vendorid, productid, year, month, day, quantity FROM {ks}.item_quantity_by_day",
+                page_size=5000,
             )
             return {
                 popular_items_row(r.vendorid, r.productid, r.year, r.month, r.day): Decimal(r.quantity) for r in found
             }
-        found = await scan(self.session, f"SELECT vendorid, year, month, balance FROM {ks}.balance_by_vendor")
+        found = await scan(
+            self.session, f"SELECT vendorid, year, month, balance FROM {ks}.balance_by_vendor", page_size=5000
+        )
         return {vendor_billing_row(r.vendorid, r.year, r.month): r.balance for r in found}
 
-    async def replace_all(self, projection: str, rows: Mapping[Row, RowState]) -> None:
+    async def replace_all(
+        self,
+        projection: str,
+        rows: Mapping[Row, RowState],
+        progress: Callable[[int, int | None, str], None] | None = None,
+        concurrency: int = 16,
+        rows_per_batch: int = 100,
+    ) -> None:
         """Empty a projection's tables and write these rows (their tracking rows, which describe the live
-        projection, are left alone)."""
+        projection, are left alone). The writes are grouped by partition into unlogged batches (each one mutation
+        of one partition: a day of popular_items_by_day takes a few requests instead of one per product),
+        `concurrency` in flight. A row's two tables are no longer written in one batch: a rebuild is an offline
+        repair, and one that fails is run again from the TRUNCATE."""
         tables = (
             ["item_quantity_by_day", "popular_items_by_day"] if projection == POPULAR_ITEMS else ["balance_by_vendor"]
         )
         for table in tables:
             await execute(self.session, f"TRUNCATE {self.keyspace}.{table}", timeout_s=60)
-        write = self.write_popular_item if projection == POPULAR_ITEMS else self.write_vendor_balance
+        writes = self._popular_item_writes if projection == POPULAR_ITEMS else self._vendor_balance_writes
+        by_partition: dict[tuple[Any, ...], list[tuple[Any, tuple[Any, ...]]]] = {}
         for row, state in rows.items():
-            await write(row, state, False)
+            for statement, params in writes(row, state):
+                key = (statement, *params[: self._partition_key_width[statement]])
+                by_partition.setdefault(key, []).append((statement, params))
+        batches = []
+        for partition in by_partition.values():
+            for start in range(0, len(partition), rows_per_batch):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for statement, params in partition[start : start + rows_per_batch]:
+                    batch.add(statement, params)
+                batches.append((batch, None))
+        total = len(rows) * len(tables)  # writes: one per row and table
+
+        def written(done: int) -> None:
+            if progress is not None:
+                progress(len(rows) * done // len(batches), len(rows), f"{done:,}/{len(batches):,} batches")
+
+        await execute_all(self.session, batches, concurrency, 30.0, written)
+        if progress is not None:
+            progress(len(rows), len(rows), f"{total:,} writes in {len(batches):,} batches")
 
     async def newest_event_at(self) -> dict[str, datetime | None]:
         """Per projection, the time of the newest event it has applied."""
@@ -288,12 +327,14 @@ class PostgresVendorBilling:
         return {vendor_billing_row(r["vendor_id"], r["year"], r["month"]): Decimal(r["balance"]) for r in records}
 
     async def replace_all(self, rows: Mapping[Row, RowState]) -> None:
-        """Replace every row of vendor_billing with these, in one transaction (the positions are left alone)."""
+        """Replace every row of vendor_billing with these, in one transaction (COPY; the positions are left
+        alone)."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM vendor_billing")
-            await conn.executemany(
-                "INSERT INTO vendor_billing (vendor_id, year, month, balance) VALUES ($1, $2, $3, $4)",
-                [(UUID(row[0]), int(row[1]), int(row[2]), state.total) for row, state in rows.items()],
+            await conn.copy_records_to_table(
+                "vendor_billing",
+                records=[(UUID(row[0]), int(row[1]), int(row[2]), state.total) for row, state in rows.items()],
+                columns=["vendor_id", "year", "month", "balance"],
             )
 
     async def newest_event_at(self) -> datetime | None:

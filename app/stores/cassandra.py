@@ -7,7 +7,7 @@ future so agents and request handlers can ``await`` Cassandra without blocking t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from cassandra import ConsistencyLevel
@@ -108,3 +108,46 @@ async def scan(session: Session, query: str, params: Sequence[Any] | None = None
         paging_state = result.paging_state
         if paging_state is None:
             return rows
+
+
+async def in_parallel(jobs: Iterable[Callable[[], Awaitable[None]]], concurrency: int) -> None:
+    """Run the jobs, at most `concurrency` at a time, in the order given; the first failure cancels the rest and is
+    raised (what was done stays done)."""
+    pending = iter(jobs)
+
+    async def one_after_another() -> None:
+        # The workers share one iterator: each takes the next job when its previous one is done.
+        for job in pending:
+            await job()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, concurrency)):
+                group.create_task(one_after_another())
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+async def execute_all(
+    session: Session,
+    statements: Iterable[tuple[Any, Sequence[Any] | None]],
+    concurrency: int = 64,
+    timeout_s: float = 10.0,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Run every (statement, params), `concurrency` in flight at a time (the driver's async execution: bulk writes
+    of rebuild and the bulk loader); the number run."""
+    done = 0
+
+    def job(statement: Any, params: Sequence[Any] | None) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            nonlocal done
+            await execute(session, statement, params, timeout_s)
+            done += 1
+            if progress is not None:
+                progress(done)
+
+        return run
+
+    await in_parallel((job(statement, params) for statement, params in statements), concurrency)
+    return done

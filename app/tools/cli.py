@@ -2,7 +2,8 @@
 
 `cart run` (worker and API together), `cart worker`, `cart api`, `cart migrate`,
 `cart services up|down|status`, `cart shell [--api URL]` (the interactive cart shell), `cart bench` (measure a
-running system and the machine's ceilings).
+running system and the machine's ceilings), `cart status`, `cart verify`, `cart rebuild MODEL`, `cart load-journal`
+(a large generated journal, straight into Cassandra).
 Every sub-command has `--help` and exits non-zero on failure, with one clear line instead of a traceback.
 """
 
@@ -142,14 +143,16 @@ def cmd_status(_args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Recompute every total from the journal and report each difference; exit 0 when there is none."""
-    from app.query_side.rebuild import READ_MODELS, progress_bar, verify
+    from app.query_side.rebuild import READ_MODELS, verify
     from app.runtime import Runtime
+    from app.tools.progress import ProgressLine
 
     async def run() -> int:
         runtime = Runtime(get_settings())
         try:
             models = args.read_model or list(READ_MODELS)
-            differences = await verify(runtime, models, progress_bar("reading the journal"))
+            with ProgressLine("reading the journal", "members") as line:
+                differences = await verify(runtime, models, line.update)
         finally:
             await runtime.aclose()
         for difference in differences:
@@ -162,9 +165,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """Drop a read model's rows and rebuild them from the journal."""
-    from app.query_side.rebuild import READ_MODELS, progress_bar, rebuild
+    from app.query_side.rebuild import READ_MODELS, replace_rows, rows_from_journal
     from app.runtime import Runtime
     from app.streams.lag import drained
+    from app.tools.progress import ProgressLine
 
     settings = get_settings()
 
@@ -177,10 +181,59 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             )
         runtime = Runtime(settings)
         try:
-            count = await rebuild(runtime, args.read_model, progress_bar("reading the journal"))
+            with ProgressLine("reading the journal", "members") as line:
+                rows = await rows_from_journal(runtime, args.read_model, line.update)
+            with ProgressLine(f"writing {args.read_model}", "rows") as line:
+                await replace_rows(runtime, args.read_model, rows, line.update)
         finally:
             await runtime.aclose()
-        print(f"rebuilt {READ_MODELS[args.read_model]}: {count} rows")
+        print(f"rebuilt {READ_MODELS[args.read_model]}: {len(rows)} rows")
+        return 0
+
+    return run_store_command(run)
+
+
+def cmd_load_journal(args: argparse.Namespace) -> int:
+    """Generate a valid journal and write it straight into the keyspace of the settings (nothing goes via Kafka)."""
+    import random
+
+    from app.runtime import Runtime
+    from app.stores.migrations import migrate_cassandra
+    from app.tools.bulk_load import Catalogue, KeyspaceHasJournal, load_journal
+    from app.tools.progress import ProgressLine
+
+    members = args.members if args.members is not None else max(1, args.events // 40)
+    if min(args.events, members, args.vendors, args.products, args.days, args.concurrency) < 1:
+        return fail("--events, --members, --vendors, --products, --days and --concurrency must be at least 1")
+    if members > args.events:
+        return fail(f"--members {members} is more than --events {args.events}: every member has at least one event")
+    settings = get_settings()
+
+    async def run() -> int:
+        await migrate_cassandra(settings)
+        runtime = Runtime(settings, migrate_first=False)
+        rng = random.Random()
+        catalogue = Catalogue.random(args.vendors, args.products, rng)
+        try:
+            journal = await runtime.journal()
+            with ProgressLine("loading the journal", "events") as line:
+                loaded = await load_journal(
+                    journal, args.events, members, catalogue, rng, args.days, args.concurrency, args.into_existing,
+                    line.update,
+                )  # fmt: skip
+        except KeyspaceHasJournal as error:
+            return fail(
+                f"{error}; pass --into-existing to add fresh members to it (new random ids, so no existing history "
+                "is touched, but the read models will not have their purchases until rebuilt)"
+            )
+        finally:
+            await runtime.aclose()
+        print(
+            f"loaded {loaded.events:,} events of {loaded.members:,} members ({loaded.purchases:,} purchases) into "
+            f"keyspace {settings.cassandra_keyspace} in {loaded.seconds:.1f} s "
+            f"({loaded.events / max(loaded.seconds, 1e-9):,.0f} events/s)"
+        )
+        print("the read models do not have them: `cart rebuild MODEL` for each (`cart verify` lists what differs)")
         return 0
 
     return run_store_command(run)
@@ -223,6 +276,23 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = add("rebuild", cmd_rebuild, "drop a read model's rows and rebuild them from the journal")
     rebuild.add_argument("read_model", choices=READ_MODEL_NAMES)
     rebuild.add_argument("--force", action="store_true", help="rebuild even if the projections are behind")
+    load = add(
+        "load-journal",
+        cmd_load_journal,
+        "write a generated, valid journal straight into Cassandra (for measuring verify and rebuild)",
+    )
+    load.add_argument("--events", type=int, required=True, help="events in all (exactly)")
+    load.add_argument("--members", type=int, help="members, fresh random ids (default: events / 40)")
+    load.add_argument("--vendors", type=int, default=50, help="vendors in the catalogue (default 50)")
+    load.add_argument("--products", type=int, default=1000, help="products in the catalogue (default 1000)")
+    load.add_argument("--days", type=int, default=60, help="purchases spread over the last N UTC days (default 60)")
+    load.add_argument("--concurrency", type=int, default=32, help="members written at once (default 32)")
+    load.add_argument(
+        "--into-existing",
+        action="store_true",
+        help="load even if the keyspace already has a journal (the members loaded have fresh random ids, so they "
+        "cannot collide with existing ones; the read models will not have their purchases until rebuilt)",
+    )
     services = add("services", cmd_services, "install, start, stop or show Kafka, Cassandra and PostgreSQL")
     services.add_argument("action", choices=["up", "down", "status"])
     shell = add("shell", cmd_shell, "the interactive cart shell (the original's REPL), against the running HTTP API")

@@ -36,7 +36,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 from app.settings import Settings
 from app.stores.cassandra import connect_async, execute
 from app.tools.bench.cpu import CpuMeter, Watched
-from app.tools.bench.progress import Progress
+from app.tools.progress import Progress
 
 # About what the journal stores per event (an ItemAdded's payload) and what the API puts on cart-commands.
 EVENT_PAYLOAD = json.dumps(

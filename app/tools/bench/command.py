@@ -13,8 +13,8 @@ from typing import NoReturn, TypeVar
 
 from app.settings import get_settings
 from app.tools.bench import report
-from app.tools.bench.progress import Progress
 from app.tools.bench.runner import PARTS, BenchError, Options, run
+from app.tools.progress import Progress
 
 N = TypeVar("N", int, float)
 KEYSPACE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")

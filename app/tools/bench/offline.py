@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from app.settings import PROJECT_ROOT
-from app.tools.bench.progress import Progress
+from app.tools.progress import Progress
 
 READ_MODELS = ["popular_items", "vendor_billing", "vendor_billing_sql"]
 

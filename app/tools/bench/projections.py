@@ -49,7 +49,6 @@ from app.runtime import Runtime
 from app.settings import Settings
 from app.streams.lag import consumer_lag
 from app.tools.bench.cpu import CpuMeter, find_system
-from app.tools.bench.progress import Progress
 from app.tools.bench.stats import latency_summary
 from app.tools.bench.workload import (
     CartClient,
@@ -61,6 +60,7 @@ from app.tools.bench.workload import (
     price,
     stagger,
 )
+from app.tools.progress import Progress
 from schemas.records import CartEventRecord
 
 QUERY_AGENTS = "purchases,popular_items,vendor_billing,vendor_billing_sql,item_purchased"

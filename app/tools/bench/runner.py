@@ -22,7 +22,6 @@ from app.settings import Settings, get_settings
 from app.streams.lag import consumer_lag
 from app.tools.bench import ceilings, offline, profiling, projections
 from app.tools.bench.cpu import CpuMeter, Watched, find_system
-from app.tools.bench.progress import Progress
 from app.tools.bench.stats import ratio
 from app.tools.bench.workload import (
     CartClient,
@@ -34,6 +33,7 @@ from app.tools.bench.workload import (
     new_members,
     open_loop,
 )
+from app.tools.progress import Progress
 
 # In the order they run: the ceilings before the load (nothing of the bench's own is running yet), the profile
 # right after the saturation it needs, the projections' own system last but one (it leaves 100,000 events'

@@ -28,8 +28,8 @@ from typing import Any
 
 import aiohttp
 
-from app.tools.bench.progress import Progress
 from app.tools.bench.stats import latency_summary, per_second, percentile, rounded
+from app.tools.progress import Progress
 
 VENDOR_COUNT = 50
 SESSION = ("add", "add", "add", "adjust", "remove", "checkout")
