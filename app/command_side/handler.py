@@ -237,7 +237,14 @@ class CommandHandler:
 
     def _by_member(self, pending: Sequence[Pending]) -> dict[UUID, list[tuple[Pending, Command]]]:
         by_member: dict[UUID, list[tuple[Pending, Command]]] = {}
+        now = time.time()
         for p in pending:
+            if now > p.envelope.deadline:
+                # Nobody waits for this answer any more, so it is not applied. If it was applied before (the same
+                # command delivered again after a crash), its events are in the journal and the claim that followed
+                # the crash emitted them; a client that retries with the same key gets the first answer.
+                p.answer = ReplyStatus.EXPIRED, {"error": "Expired", "reason": "the command arrived after its deadline"}
+                continue
             try:
                 member_id = UUID(p.envelope.member_id)
                 command = command_from_dict(p.envelope.command)
@@ -284,14 +291,6 @@ class CommandHandler:
         written: dict[str, tuple[StoredEvent, ...]],
     ) -> MemberCart:
         envelope = p.envelope
-        if time.time() > envelope.deadline:
-            # Nobody waits for this answer any more; apply it only if it was applied before (then answer again).
-            outcome = state.outcome_of(envelope.command_id)
-            if outcome is not None and outcome.rejection is None:
-                self._answer_again(p, state, outcome, written)
-            else:
-                p.answer = ReplyStatus.EXPIRED, {"error": "Expired", "reason": "the command arrived after its deadline"}
-            return state
         fingerprint = command_fingerprint(envelope.command)
         decision = decide_command(
             state,

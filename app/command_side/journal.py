@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 MEMBER_SHARDS = 64
 SEGMENT_BATCHES = 1000
 SEALED = -1
+ROWS_PER_WRITE = 64
 TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
 """The Murmur3 partitioner's ring; no partition key has the minimum token, so (TOKEN_MIN, TOKEN_MAX] is all of it."""
 
@@ -343,7 +344,9 @@ class CassandraJournal:
             check_append(append, self.bucket_size)
         new_members = [a.member_id for a in appends if a.expected_version == 0]
         # Indexed before their first event, so a rebuild that walks the members never misses one.
-        await asyncio.gather(*(self._index_member(m) for m in new_members))
+        await self._write_unlogged(
+            [(self._insert_member, (zlib.crc32(m.bytes) % MEMBER_SHARDS, m)) for m in new_members]
+        )
         entries = [_log_entry(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
         events = orjson.dumps(entries).decode()
         batch, batch_id = lease.next_batch, uuid.uuid4()
@@ -400,28 +403,23 @@ class CassandraJournal:
         await self._write_member_rows(entries)
 
     async def _write_member_rows(self, entries: Sequence[tuple[StoredEvent, int]]) -> None:
-        by_partition: dict[tuple[UUID, int], list[StoredEvent]] = {}
-        for stored, bucket in entries:
-            by_partition.setdefault((stored.member_id, bucket), []).append(stored)
-        await asyncio.gather(*(self._write_rows(m, b, events) for (m, b), events in by_partition.items()))
+        """Many rows in few requests: unlogged batches of ROWS_PER_WRITE, whatever partitions they fall in (a
+        request per row made the next batch's conditional write wait behind hundreds of them)."""
+        rows = [(self._insert, _row(stored.member_id, bucket, stored)) for stored, bucket in entries]
+        await self._write_unlogged(rows)
 
-    async def _write_rows(self, member_id: UUID, bucket: int, events: Sequence[StoredEvent]) -> None:
-        def params(e: StoredEvent) -> tuple[Any, ...]:
-            return (
-                member_id, bucket, e.seq_nr, e.event_id, e.cart_id, e.command_id, e.type,
-                e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),
-            )  # fmt: skip
-
-        if len(events) == 1:
-            await self._run(self._insert, params(events[0]))
-            return
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)  # one Cassandra partition: applied as one mutation
-        for e in events:
-            batch.add(self._insert, params(e))
-        await self._run(batch)
-
-    async def _index_member(self, member_id: UUID) -> None:
-        await self._run(self._insert_member, (zlib.crc32(member_id.bytes) % MEMBER_SHARDS, member_id))
+    async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]]) -> None:
+        writes = []
+        for start in range(0, len(statements), ROWS_PER_WRITE):
+            chunk = statements[start : start + ROWS_PER_WRITE]
+            if len(chunk) == 1:
+                writes.append(self._run(*chunk[0]))
+                continue
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for statement, params in chunk:
+                batch.add(statement, params)
+            writes.append(self._run(batch))
+        await asyncio.gather(*writes)
 
     # --- reading ----------------------------------------------------------------------------------------------
 
@@ -577,7 +575,7 @@ def token_ranges(splits: int) -> list[tuple[int, int]]:
 
 
 def _row(member_id: UUID, bucket: int, e: StoredEvent) -> tuple[Any, ...]:
-    """A journal row's values, in the order of the INSERT statements (`append` builds the same tuple)."""
+    """A journal row's values, in the order of the INSERT statement."""
     return (
         member_id, bucket, e.seq_nr, e.event_id, e.cart_id, e.command_id, e.type,
         e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),

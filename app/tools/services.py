@@ -341,6 +341,9 @@ hints_directory: {self.home / "hints"}
 cdc_raw_directory: {self.home / "cdc_raw"}
 concurrent_reads: 8
 concurrent_writes: 8
+# The journal copies a batch's events to the member-keyed table in unlogged batches of a few dozen rows.
+batch_size_warn_threshold: 64KiB
+unlogged_batch_across_partitions_warn_threshold: 1000
 concurrent_counter_writes: 8
 compaction_throughput: 64MiB/s
 """
