@@ -60,9 +60,9 @@ class Settings(BaseSettings):
     # Batches: an agent takes at most this many messages at a time, waiting at most this long for more once one
     # has arrived (latency added when the load is light, fewer writes per message when it is heavy).
     command_batch_max: int = Field(default=500, ge=1, le=10_000)
-    command_batch_within_s: float = Field(default=0.003, gt=0, le=1)
+    command_batch_within_s: float = Field(default=0.0, ge=0, le=1)
     projection_batch_max: int = Field(default=2000, ge=1, le=100_000)
-    projection_batch_within_s: float = Field(default=0.01, gt=0, le=5)
+    projection_batch_within_s: float = Field(default=0.0, ge=0, le=5)
     # How long a producer waits to put more messages into one request (worker and API).
     producer_linger_s: float = Field(default=0.002, ge=0, le=1)
     # How many members' carts a worker keeps in memory (the rest are loaded from the journal when needed).

@@ -63,7 +63,7 @@ from app.cart.codec import (
 )
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
-from app.stores.cassandra import StoreUnavailable, execute, execute_all, in_parallel
+from app.stores.cassandra import StoreUnavailable, applied, execute, execute_all, in_parallel
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class CassandraJournal:
         then; claiming again is safe)."""
         lease = Lease(uuid.uuid4(), owner, frozenset(partitions))
         opened = await self._run(self._open_segment, (lease.id, 0, 0, owner))
-        if not opened.was_applied:  # a fresh random id: cannot be taken
+        if not applied(opened):  # a fresh random id: cannot be taken
             raise RuntimeError(f"lease {lease.id} exists already")
         sealed: dict[UUID, int] = {}
         for partition in sorted(lease.partitions):
@@ -271,7 +271,7 @@ class CassandraJournal:
                     moved = await self._run(self._first_owner, (self.topic, partition, lease.id, owner, now))
                 else:
                     moved = await self._run(self._next_owner, (lease.id, owner, now, self.topic, partition, previous))
-                if moved.was_applied:
+                if applied(moved):
                     lease.previous[partition] = previous
                     break
                 # Another claimer moved it first: seal that one too, then try again.
@@ -289,7 +289,7 @@ class CassandraJournal:
             if not head or head[0].next_batch is None:
                 # The owner has not entered this segment: close it before it can.
                 closed = await self._run(self._seal_ahead, (lease_id, segment, start))
-                if closed.was_applied:
+                if applied(closed):
                     return start
                 continue
             next_batch = head[0].next_batch
@@ -300,7 +300,7 @@ class CassandraJournal:
                 segment += 1  # full: the owner went on to the next segment (or will)
                 continue
             done = await self._run(self._seal, (next_batch, lease_id, segment, next_batch))
-            if done.was_applied:
+            if applied(done):
                 return int(next_batch)
 
     async def _index_sealed(self, lease_id: UUID, end: int) -> list[StoredEvent]:
@@ -365,16 +365,15 @@ class CassandraJournal:
             )
         while True:
             try:
-                result = await self._run(statement, params)
-                applied = bool(result.was_applied)
+                written = applied(await self._run(statement, params))
                 break
             except StoreUnavailable as error:
                 log.warning("batch %d of lease %s: %s; finding out whether it landed", batch, lease.id, error)
                 landed = await self._landed(lease, segment, batch, batch_id)
                 if landed is not None:
-                    applied = landed
+                    written = landed
                     break
-        if not applied:
+        if not written:
             raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")
         lease.next_batch = batch + 1
         if first_of_segment:

@@ -7,6 +7,10 @@ future so agents and request handlers can ``await`` Cassandra without blocking t
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
+import socket
+from collections import namedtuple
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -21,10 +25,29 @@ class StoreUnavailable(RuntimeError):
     """A store did not answer in time or refused the connection; nothing was written by the failed call."""
 
 
+@functools.lru_cache(maxsize=512)
+def _row_type(column_names: tuple[str, ...]) -> Any:
+    return namedtuple("Row", [re.sub(r"[^a-zA-Z0-9_]", "", c) or "column" for c in column_names], rename=True)
+
+
+def rows_of(column_names: list[str], rows: list[Any]) -> list[Any]:
+    """Rows as named tuples, as the driver's default factory makes them, but with one row class per column list
+    (the default makes a new namedtuple class for every result, which was a worker's largest single cost)."""
+    row = _row_type(tuple(column_names))
+    return [row(*r) for r in rows]
+
+
+def applied(result: Any) -> bool:
+    """Whether a conditional write (or batch) was applied: its first column, `[applied]`."""
+    first = result.one()
+    return bool(first[0]) if first is not None else False
+
+
 def connect(settings: Settings, keyspace: str | None = None, timeout_s: float = 10.0) -> tuple[Cluster, Session]:
     """Open a cluster connection (blocking: call it from a thread or at start-up, never per request)."""
     profile = ExecutionProfile(
         load_balancing_policy=RoundRobinPolicy(),
+        row_factory=rows_of,
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
         serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=timeout_s,
@@ -35,6 +58,9 @@ def connect(settings: Settings, keyspace: str | None = None, timeout_s: float = 
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=5,
         connect_timeout=timeout_s,
+        # The driver leaves Nagle's algorithm on: a request of a few kilobytes (a batch's events) then waited for
+        # the server's delayed ACK, 40 ms on every conditional write (measured: 44 ms without, 1.5 ms with).
+        sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
     try:
         session = cluster.connect(keyspace)

@@ -1,9 +1,10 @@
 """Taking a topic's messages in batches, per partition in offset order, and acknowledging nothing not processed.
 
-Every agent is a short function over a batch. `batched_agent` registers the Faust agent: it takes what has
-arrived on the agent's input (at most `max_batch` messages, waiting at most `within` seconds for more once one is
-there: Faust's `take_events`), decodes each message (None for a malformed one: nothing could ever process it, so
-it is skipped, not retried), groups the batch by partition and hands the agent's function
+Every agent is a short function over a batch. `batched_agent` registers the Faust agent: Faust delivers the
+agent's input into a queue all the time, and the agent takes what has arrived (at most `max_batch` messages; with
+`within` > 0 it waits that long for more once one is there), decodes each message (None for a malformed one:
+nothing could ever process it, so it is skipped, not retried), groups the batch by partition and hands the
+agent's function
 
 - `process(batch)`: the whole batch at once, `{partition: [(offset, value), ...]}` (the command side, which writes
   a batch with one fenced write), or
@@ -11,10 +12,10 @@ it is skipped, not retried), groups the batch by partition and hands the agent's
   concurrently (the query side), through the agent's in-order guard when it has one (app/streams/in_order.py):
   messages processed before are dropped, messages never delivered are read from Kafka first.
 
-Then it flushes the producer once (everything the batch sent, table changelogs included), and only then does
-Faust acknowledge the batch (`take_events` acks every event of a batch when the loop resumes). A store that does
-not answer is retried until it does; anything else ends the process without acknowledging (`process_reliably`),
-so the batch is delivered again after a restart.
+Then it flushes the producer once (everything the batch sent, table changelogs included), and only then does it
+acknowledge the batch's messages to Faust, in the order they came, so Faust never commits past one not processed.
+A store that does not answer is retried until it does; anything else ends the process without acknowledging
+(`process_reliably`), so the batch is delivered again after a restart.
 
 Faust tables assign a key to the partition of the message being processed (its `current_event`); a batch spans
 partitions, so each partition's work runs with one of its own events as the current event (`attributed_to`).
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -68,6 +70,25 @@ def by_partition(
     for messages in grouped.values():
         messages.sort(key=lambda m: m[1])
     return grouped
+
+
+async def next_batch(arrived: asyncio.Queue[T], max_batch: int, within: float) -> list[T]:
+    """Wait for a message, then take every message that has arrived, at most `max_batch`; with `within` > 0, wait
+    that long for more if fewer than `max_batch` have (fewer, larger batches at the price of latency)."""
+    batch = [await arrived.get()]
+    deadline = time.monotonic() + within
+    while len(batch) < max_batch:
+        try:
+            batch.append(arrived.get_nowait())
+        except asyncio.QueueEmpty:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(arrived.get(), left))
+            except TimeoutError:
+                break
+    return batch
 
 
 def batched_agent(
@@ -115,11 +136,25 @@ def batched_agent(
         await flush_changelogs()
 
     async def agent(stream: faust.StreamT[Any]) -> None:
+        # Acknowledged here, after each batch, in the order delivered (each partition's in offset order).
+        stream.enable_acks = False
+        arrived: asyncio.Queue[faust.EventT[Any]] = asyncio.Queue(maxsize=max_batch * 4)
+
+        async def take_in() -> None:
+            # Faust delivers into the queue while a batch is processed, so the next batch is ready when this one
+            # is done: the batch grows with the load (Faust's `take_events` stops delivering while a batch runs).
+            async for event in stream.events():
+                await arrived.put(event)
+
+        taking = asyncio.ensure_future(take_in())
         try:
-            async for events in stream.take_events(max_batch, within=within):  # type: ignore[attr-defined]
-                if events:
-                    await process_reliably(f"{name} batch of {len(events)}", partial(run_batch, events))
+            while True:
+                events = await next_batch(arrived, max_batch, within)
+                await process_reliably(f"{name} batch of {len(events)}", partial(run_batch, events))
+                for event in events:
+                    await stream.ack(event)
         finally:
+            taking.cancel()
             if on_stop is not None:
                 await on_stop()
 

@@ -34,7 +34,7 @@ from cassandra.cluster import Session
 from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from app.settings import Settings
-from app.stores.cassandra import connect_async, execute
+from app.stores.cassandra import applied, connect_async, execute
 from app.tools.bench.cpu import CpuMeter, Watched
 from app.tools.progress import Progress
 
@@ -123,7 +123,7 @@ def single_appender(session: Session, insert: PreparedStatement) -> Callable[[],
             while time.monotonic() < deadline:
                 params = (member, 0, done + 1, uuid.uuid4(), "ItemAdded", datetime.now(UTC), EVENT_PAYLOAD)
                 result = await execute(session, insert, params, timeout_s=10)
-                if not result.was_applied:
+                if not applied(result):
                     raise RuntimeError("a conditional append of the ceiling lost to nobody: the table is not fresh")
                 done += 1
             return done
@@ -167,7 +167,7 @@ async def fence_ceiling(
                 now = datetime.now(UTC)
                 for seq in range(next_seq + 1, next_seq + events_per_batch + 1):
                     batch.add(insert, (partition, 0, seq, uuid.uuid4(), "ItemAdded", now, EVENT_PAYLOAD))
-                if not (await execute(session, batch, timeout_s=10)).was_applied:
+                if not applied(await execute(session, batch, timeout_s=10)):
                     raise RuntimeError("a fenced batch of the ceiling lost to nobody: the table is not fresh")
                 next_seq += events_per_batch
             return next_seq
