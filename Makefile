@@ -36,7 +36,7 @@ services-status: venv ## Say what runs where
 migrate: services-up ## Create topics, keyspace and tables (idempotent)
 	@$(BIN)/cart migrate
 
-run: migrate ## Run the system: services, the cart worker and the HTTP API (Ctrl-C stops worker and API)
+run: migrate ## Run the system: services, the API and the workers, restarted if they die (Ctrl-C stops them)
 	@$(BIN)/cart run
 
 shell: venv ## The interactive cart shell, against the running API

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
 
     # Local state: the services' data and logs, the workers' table stores.
     state_dir: Path = PROJECT_ROOT / ".state"
+    # A worker's own table stores (default: `<state_dir>/worker`); each worker on a machine needs its own.
+    worker_dir: Path | None = None
 
     @property
     def cassandra_contact_points(self) -> list[str]:
@@ -114,7 +116,7 @@ class Settings(BaseSettings):
 
     @property
     def worker_data_dir(self) -> Path:
-        return self.state_dir / "worker"
+        return self.worker_dir or self.state_dir / "worker"
 
 
 @lru_cache(maxsize=1)

@@ -18,45 +18,78 @@ class Lag:
     partition: int
     committed: int | None
     end: int
+    group: str = ""
 
     @property
     def lag(self) -> int:
         return self.end - (self.committed or 0)
 
 
-def consumed_topics(settings: Settings) -> dict[str, str]:
-    """Topic -> the agents that read it (one consumer group, `app_id`, for all of them)."""
-    return {
-        settings.topic_commands: "cart_commands",
-        settings.topic_events: "purchases, item_purchased",
-        settings.topic_popular_items_updates: "popular_items",
-        settings.topic_vendor_billing_updates: "vendor_billing, vendor_billing_sql",
-    }
+AGENT_TOPICS = {
+    "cart_commands": "topic_commands",
+    "purchases": "topic_events",
+    "item_purchased": "topic_events",
+    "popular_items": "topic_popular_items_updates",
+    "vendor_billing": "topic_vendor_billing_updates",
+    "vendor_billing_sql": "topic_vendor_billing_updates",
+}
+
+
+def consumed_topics(settings: Settings, agents: list[str] | None = None) -> dict[str, str]:
+    """Topic -> the agents (of `agents`, default all) that read it."""
+    found: dict[str, list[str]] = {}
+    for agent, topic_setting in AGENT_TOPICS.items():
+        if agents is None or agent in agents:
+            found.setdefault(getattr(settings, topic_setting), []).append(agent)
+    return {topic: ", ".join(names) for topic, names in found.items()}
+
+
+def group_agents(settings: Settings, group: str) -> list[str] | None:
+    """The agents a consumer group of this deployment runs (its name says: `<app_id>` for all of them,
+    `<app_id>-<agent>-<agent>...` for a subset), or None if it is not one of this deployment's worker groups."""
+    if group == settings.app_id:
+        return list(AGENT_TOPICS)
+    prefix = settings.app_id + "-"
+    if not group.startswith(prefix):
+        return None
+    names = group[len(prefix) :].split("-")
+    return names if names and all(n in AGENT_TOPICS for n in names) else None
+
+
+async def worker_groups(settings: Settings, admin: AIOKafkaAdminClient) -> dict[str, list[str]]:
+    """This deployment's worker groups (all-in-one, or one per side when the sides run apart), with their agents."""
+    listed = [g[0] for g in await admin.list_consumer_groups()]
+    groups = {g: agents for g in listed if (agents := group_agents(settings, g)) is not None}
+    return groups or {settings.consumer_group: group_agents(settings, settings.consumer_group) or list(AGENT_TOPICS)}
 
 
 async def consumer_lag(settings: Settings) -> list[Lag]:
-    """Committed offset and end offset of every partition of the topics the workers consume."""
-    topics = consumed_topics(settings)
+    """Per worker group, the committed offset and end offset of every partition of the topics it consumes."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    rows: list[Lag] = []
     try:
         await admin.start()
         await consumer.start()
-        committed = await admin.list_consumer_group_offsets(settings.consumer_group)
         metadata = await consumer._client.fetch_all_metadata()
-        partitions = [
-            TopicPartition(topic, p) for topic in topics for p in sorted(metadata.partitions_for_topic(topic) or ())
-        ]
-        ends = await consumer.end_offsets(partitions)
+        for group, agents in sorted((await worker_groups(settings, admin)).items()):
+            topics = consumed_topics(settings, agents)
+            committed = await admin.list_consumer_group_offsets(group)
+            partitions = [
+                TopicPartition(topic, p) for topic in topics for p in sorted(metadata.partitions_for_topic(topic) or ())
+            ]
+            ends = await consumer.end_offsets(partitions)
+            rows += [
+                Lag(tp.topic, topics[tp.topic], tp.partition, committed[tp].offset if tp in committed else None,
+                    ends[tp], group)
+                for tp in partitions
+            ]  # fmt: skip
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
         with contextlib.suppress(Exception):
             await admin.close()
-    return [
-        Lag(tp.topic, topics[tp.topic], tp.partition, committed[tp].offset if tp in committed else None, ends[tp])
-        for tp in partitions
-    ]
+    return rows
 
 
 @dataclass(frozen=True)
@@ -66,24 +99,27 @@ class GroupMember:
     partitions: dict[str, list[int]]  # the consumed topics' partitions this worker owns
 
 
-async def group_members(settings: Settings) -> tuple[str, list[GroupMember]]:
-    """The worker group's state and, per worker, the partitions it owns (its carts and its read-model rows)."""
+async def group_members(settings: Settings) -> dict[str, tuple[str, list[GroupMember]]]:
+    """Per worker group: its state and, per worker, the partitions it owns (its carts or its read-model rows)."""
     from aiokafka.protocol.group import MemberAssignment
 
-    topics = consumed_topics(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
+    found: dict[str, tuple[str, list[GroupMember]]] = {}
     try:
         await admin.start()
-        described = await admin.describe_consumer_groups([settings.consumer_group])
+        for name, agents in sorted((await worker_groups(settings, admin)).items()):
+            topics = consumed_topics(settings, agents)
+            described = await admin.describe_consumer_groups([name])  # one at a time: see CommandBus.readiness
+            group = described[0].groups[0]
+            members = []
+            for member_id, _client_id, host, _metadata, assignment in group[5]:
+                owned = MemberAssignment.decode(assignment).assignment if assignment else []
+                members.append(GroupMember(member_id, host, {t: sorted(ps) for t, ps in owned if t in topics}))
+            found[name] = (group[2] or "unknown", members)
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
-    group = described[0].groups[0]
-    members = []
-    for member_id, _client_id, host, _metadata, assignment in group[5]:
-        owned = MemberAssignment.decode(assignment).assignment if assignment else []
-        members.append(GroupMember(member_id, host, {t: sorted(ps) for t, ps in owned if t in topics}))
-    return group[2] or "unknown", members
+    return found
 
 
 async def drained(settings: Settings, topics: list[str]) -> bool:

@@ -13,10 +13,7 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -83,29 +80,27 @@ def cmd_api(_args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Start the worker and the API as two processes; Ctrl-C stops both (the services keep running)."""
+    """The API, command workers and query-side workers, supervised (app/tools/supervisor.py): a process that dies
+    is started again; Ctrl-C, SIGTERM or SIGINT stops them all (the services keep running)."""
+    from app.streams.agent_names import COMMAND_AGENTS, QUERY_AGENTS
+    from app.tools.supervisor import Child, Supervisor
+
     s = get_settings()
+    if args.workers < 1:
+        return fail("--workers must be at least 1")
     if code := cmd_migrate(args):
         return code
-    processes = [subprocess.Popen(worker_command()), subprocess.Popen(api_command())]
-    print(f"cart worker and API starting; the API is at http://{s.api_host}:{s.api_port} (docs at /docs)")
+    workers = s.state_dir / "workers"
+    children = [Child("api", api_command())]
+    # The command side and the query side in processes of their own: each gets a core's worth of Python, and
+    # each scales apart (a second of each shares its group's partitions).
+    for n in range(1, args.workers + 1):
+        for kind, agents in (("command", COMMAND_AGENTS), ("query", QUERY_AGENTS)):
+            env = {"CART_AGENTS": ",".join(agents), "CART_WORKER_DIR": str(workers / f"{kind}-{n}")}
+            children.append(Child(f"{kind}-worker-{n}", worker_command(), env))
+    print(f"the API is at http://{s.api_host}:{s.api_port} (docs at /docs); {args.workers} command and query worker(s)")
     print("Ctrl-C stops them; `make services-down` stops Kafka, Cassandra and PostgreSQL.", flush=True)
-    try:
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
-        failed = [p for p in processes if p.returncode not in (None, 0)]
-        return fail("a process exited; see its output above") if failed else 0
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in processes:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    return Supervisor(children).run()
 
 
 def cmd_status(_args: argparse.Namespace) -> int:
@@ -122,14 +117,15 @@ def cmd_status(_args: argparse.Namespace) -> int:
     except Exception as error:
         return fail(f"cannot read the consumer group: {error}")
     try:
-        state, members = asyncio.run(group_members(settings))
+        groups = asyncio.run(group_members(settings))
     except Exception as error:
-        return fail(f"cannot describe the worker group: {error}")
-    print(f"\nworker group {settings.consumer_group}: {state}, {len(members)} worker(s)")
-    for member in members:
-        owned = "; ".join(f"{topic} {parts}" for topic, parts in sorted(member.partitions.items()))
-        print(f"  {member.member_id[-12:]} on {member.host.lstrip('/')}: {owned or 'no partitions'}")
-    print(f"\nconsumer group {settings.consumer_group}: position applied and lag per partition")
+        return fail(f"cannot describe the worker groups: {error}")
+    for name, (state, members) in groups.items():
+        print(f"\nworker group {name}: {state}, {len(members)} worker(s)")
+        for member in members:
+            owned = "; ".join(f"{topic} {parts}" for topic, parts in sorted(member.partitions.items()))
+            print(f"  {member.member_id[-12:]} on {member.host.lstrip('/')}: {owned or 'no partitions'}")
+    print("\nposition applied and lag per partition")
     print(f"{'topic':<28} {'agents':<36} {'part':>4} {'applied':>9} {'end':>9} {'lag':>7}")
     for r in rows:
         applied = "-" if r.committed is None else str(r.committed)
@@ -262,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("run", cmd_run, "run the cart worker and the HTTP API together (Ctrl-C stops both)")
+    run = add("run", cmd_run, "run the API and the workers, restarted if they die (Ctrl-C stops them all)")
+    run.add_argument("--workers", type=int, default=1, help="command workers and query-side workers, each (default 1)")
     add(
         "worker",
         cmd_worker,

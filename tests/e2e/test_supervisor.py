@@ -1,0 +1,94 @@
+"""`cart run` as a user runs it: a command worker SIGKILLed again and again is started again and the system keeps
+answering; SIGTERM to `cart run` alone stops every process it started (no orphans holding the ports)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import free_port
+from tests.e2e.system import RUN_DIR, delete_topics, isolated_env, post_until_accepted
+
+pytestmark = pytest.mark.slow
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().split(") ")[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def command_worker_of(supervisor: int) -> int:
+    for pid in children_of(supervisor):
+        try:
+            if b"CART_AGENTS=cart_commands" in Path(f"/proc/{pid}/environ").read_bytes():
+                return pid
+        except OSError:
+            continue
+    raise AssertionError("no command worker among cart run's children")
+
+
+def wait_answering(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    member = str(uuid.uuid4())
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/cart/{member}", timeout=15).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout}s")
+
+
+def test_cart_run_restarts_a_killed_worker_and_stops_everything_on_sigterm() -> None:
+    port = free_port()
+    env = isolated_env("run", port)
+    url = f"http://127.0.0.1:{port}"
+    log = (RUN_DIR / f"cart-run-{port}.log").open("wb")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "app.tools.cli", "run"],
+        env={**os.environ, **env, "CART_STATE_DIR": str(RUN_DIR / f"run-{port}")},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_answering(url)
+        member, item = str(uuid.uuid4()), {"vendorId": str(uuid.uuid4()), "name": "x", "price": "1.00", "quantity": 1}
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for n in range(3):
+                os.kill(command_worker_of(run.pid), signal.SIGKILL)  # while the API keeps serving
+                outcome = post_until_accepted(
+                    client, f"/cart/{member}", {**item, "productId": str(uuid.uuid4())}, f"{member}-{n}", attempts=120
+                )
+                assert not isinstance(outcome, str), outcome
+                assert outcome.json()["version"] == n + 1
+        children = children_of(run.pid)
+        assert len(children) == 3  # the API and a command and a query-side worker, all started again if need be
+
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(90) == 0
+        for pid in children:
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        text = (RUN_DIR / f"cart-run-{port}.log").read_text(errors="replace")
+        assert text.count("command-worker-1 killed by SIGKILL; starting it again") == 3, text[-3000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+        log.close()
+        asyncio.run(delete_topics(env))
