@@ -12,8 +12,8 @@ from typing import Any
 
 from app.cart.rules import ItemPurchased
 from app.cart.stored_event import StoredEvent
-from app.streams.batches import batched_agent
-from app.streams.faust_app import app, cart_events_topic, guarded, item_purchased_topic, settings, stored_event
+from app.streams.batches import query_agent
+from app.streams.faust_app import cart_events_topic, item_purchased_topic, stored_event
 from app.streams.in_order import Delivered, TablePositions
 from tables.hydrators import item_purchased_positions
 
@@ -46,14 +46,4 @@ async def publish(partition: int, messages: Delivered[StoredEvent]) -> None:
 
 
 positions = TablePositions(item_purchased_positions)
-guard = guarded("item_purchased", cart_events_topic, positions, stored_event, publish)
-item_purchased = batched_agent(
-    app,
-    cart_events_topic,
-    "item_purchased",
-    stored_event,
-    max_batch=settings.projection_batch_max,
-    within=settings.projection_batch_within_s,
-    process_partition=publish,
-    guard=guard,
-)
+item_purchased = query_agent(cart_events_topic, "item_purchased", stored_event, positions, publish)

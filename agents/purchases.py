@@ -15,13 +15,10 @@ from typing import Any
 from app.cart.stored_event import StoredEvent
 from app.query_side.projections import popular_items_update, vendor_billing_update
 from app.runtime import process_runtime
-from app.streams.batches import batched_agent
+from app.streams.batches import query_agent
 from app.streams.faust_app import (
-    app,
     cart_events_topic,
-    guarded,
     popular_items_updates_topic,
-    settings,
     stored_event,
     vendor_billing_updates_topic,
 )
@@ -63,14 +60,4 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) ->
     positions.record(partition, messages[-1][0])
 
 
-guard = guarded("purchases", cart_events_topic, positions, stored_event, forward_purchases)
-purchases = batched_agent(
-    app,
-    cart_events_topic,
-    "purchases",
-    stored_event,
-    max_batch=settings.projection_batch_max,
-    within=settings.projection_batch_within_s,
-    process_partition=forward_purchases,
-    guard=guard,
-)
+purchases = query_agent(cart_events_topic, "purchases", stored_event, positions, forward_purchases)

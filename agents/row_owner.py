@@ -17,8 +17,8 @@ from typing import Any
 import faust
 
 from app.query_side.projections import Row, RowState, RowUpdate
-from app.streams.batches import batched_agent
-from app.streams.faust_app import app, flush_changelogs, guarded, settings
+from app.streams.batches import query_agent
+from app.streams.faust_app import flush_changelogs
 from app.streams.in_order import Delivered, TablePositions
 
 Write = Callable[[Row, RowState], Awaitable[None]]
@@ -44,14 +44,4 @@ def row_owner(name: str, topic: faust.TopicT, rows: Any, write: Callable[[], Awa
             await asyncio.gather(*(writer(row, state) for row, state in touched.values()))
         positions.record(partition, messages[-1][0])
 
-    guard = guarded(name, topic, positions, RowUpdate.from_dict, apply_updates)
-    return batched_agent(
-        app,
-        topic,
-        name,
-        RowUpdate.from_dict,
-        max_batch=settings.projection_batch_max,
-        within=settings.projection_batch_within_s,
-        process_partition=apply_updates,
-        guard=guard,
-    )
+    return query_agent(topic, name, RowUpdate.from_dict, positions, apply_updates)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from app.query_side.projections import RowUpdate
 from app.runtime import process_runtime
-from app.streams.batches import batched_agent
-from app.streams.faust_app import app, guarded, settings, vendor_billing_updates_topic
+from app.streams.batches import query_agent
+from app.streams.faust_app import vendor_billing_updates_topic
 from app.streams.in_order import Delivered
 
 
@@ -24,14 +24,6 @@ async def apply_updates(partition: int, messages: Delivered[RowUpdate]) -> None:
     await (await process_runtime().vendor_billing_sql()).apply_batch(partition, messages)
 
 
-guard = guarded("vendor_billing_sql", vendor_billing_updates_topic, SqlPositions(), RowUpdate.from_dict, apply_updates)
-vendor_billing_sql = batched_agent(
-    app,
-    vendor_billing_updates_topic,
-    "vendor_billing_sql",
-    RowUpdate.from_dict,
-    max_batch=settings.projection_batch_max,
-    within=settings.projection_batch_within_s,
-    process_partition=apply_updates,
-    guard=guard,
+vendor_billing_sql = query_agent(
+    vendor_billing_updates_topic, "vendor_billing_sql", RowUpdate.from_dict, SqlPositions(), apply_updates
 )

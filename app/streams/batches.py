@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 import faust
 from faust.streams import _current_event
 
-from app.streams.in_order import Delivered, InOrder
+from app.streams.in_order import Delivered, InOrder, Positions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -161,3 +161,26 @@ def batched_agent(
     agent.__name__ = name
     agent.__qualname__ = name
     return app.agent(topic, name=name, concurrency=1)(agent)
+
+
+def query_agent(
+    topic: faust.TopicT,
+    name: str,
+    decode: Callable[[Any], T],
+    positions: Positions,
+    process: Callable[[int, Delivered[T]], Awaitable[None]],
+) -> Any:
+    """A query-side agent: each partition's messages, in batches, through an in-order guard over `positions`."""
+    from app.streams.faust_app import app, guarded, settings
+
+    guard = guarded(name, topic, positions, decode, process)
+    return batched_agent(
+        app,
+        topic,
+        name,
+        decode,
+        process_partition=process,
+        guard=guard,
+        max_batch=settings.projection_batch_max,
+        within=settings.projection_batch_within_s,
+    )

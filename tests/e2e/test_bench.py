@@ -7,22 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from app.tools.bench.report import HEADLINE
 from tests.e2e.system import Process, cart_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
-REQUIRED = [
-    "commands_per_s",
-    "cpu_ms_per_command",
-    "p99_ms_at_200_per_s",
-    "p99_ms_at_500_per_s",
-    "projection_events_per_s",
-    "rebuild_1m_events_s",
-    "verify_1m_events_s",
-    "append_ceiling_per_s",
-    "kafka_ceiling_msgs_per_s",
-    "http_ceiling_per_s",
-    "machine",
-]
+REQUIRED = [*HEADLINE, "machine"]
 TINY = [
     "--members", "6", "--concurrency", "2", "--seconds", "2",
     "--rates", "5,10", "--level-seconds", "2", "--late-limit-s", "3", "--drain-s", "3",

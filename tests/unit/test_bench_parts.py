@@ -15,7 +15,8 @@ from app.tools.bench import report
 from app.tools.bench.cpu import classify, parse_machine_ticks, parse_proc_stat, tree_ticks
 from app.tools.bench.profiling import parse_collapsed, top_functions
 from app.tools.bench.projections import EVENTS_PER_SESSION, plan_backlog
-from app.tools.bench.runner import HEADLINE, Options, document, machine_info
+from app.tools.bench.report import HEADLINE
+from app.tools.bench.runner import Options, document, machine_info
 from app.tools.bench.stats import per_second, percentile
 from app.tools.bench.workload import SESSION, CartClient, Member, Outcome, Tally, member_pool, new_members, open_loop
 from app.tools.progress import Progress

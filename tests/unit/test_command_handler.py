@@ -105,6 +105,22 @@ def stored(journal: MemoryJournal, member: UUID) -> list[int]:
     return sorted(journal.events.get(member, {}))
 
 
+async def appended_by_an_owner_that_dies(journal: MemoryJournal, member: UUID, key: str) -> tuple[StoredEvent, ...]:
+    """An owner adds an apple for the member, then appends a pear under `key` and dies before finishing it."""
+    from app.cart.member_cart import Accepted, decide_command
+
+    dead = Worker(journal)
+    await dead.ask(member, "warm-up", add("apple"))
+    assert dead.handler._lease is not None
+    decision = decide_command(
+        await journal.load(member), key, command_from_dict(add("pear")), now=handler_module.now_utc(),
+        new_cart_id=uuid.uuid4(), new_event_id=uuid.uuid4,
+    )  # fmt: skip
+    assert isinstance(decision, Accepted)
+    await journal.append_batch(dead.handler._lease, [MemberAppend(member, 1, decision.events)])
+    return decision.events
+
+
 @pytest.fixture()
 def journal() -> MemoryJournal:
     return MemoryJournal()
@@ -218,23 +234,11 @@ async def test_a_command_appended_by_a_dead_owner_is_emitted_by_the_next_and_a_r
 ) -> None:
     """An owner appended the command's events and died before emitting them or answering."""
     member = uuid.uuid4()
-    dead = Worker(journal)
-    await dead.ask(member, "warm-up", add("apple"))  # so that the dead owner holds a lease
-    lease = dead.handler._lease
-    assert lease is not None
-    from app.cart.member_cart import Accepted, decide_command
-
-    state = await journal.load(member)
-    decision = decide_command(
-        state, "k", command_from_dict(add("pear")), now=handler_module.now_utc(),
-        new_cart_id=uuid.uuid4(), new_event_id=uuid.uuid4,
-    )  # fmt: skip
-    assert isinstance(decision, Accepted)
-    await journal.append_batch(lease, [MemberAppend(member, 1, decision.events)])  # ...and it dies here
+    events = await appended_by_an_owner_that_dies(journal, member, "k")
 
     successor = Worker(journal)
     late = await successor.ask(member, "k", add("pear"), deadline=time.time() - 1)  # redelivered after its deadline
-    ids = [e.event_id for e in decision.events]
+    ids = [e.event_id for e in events]
     assert late.status == ReplyStatus.EXPIRED  # nobody waits for it: not applied again, not loaded
     assert [e.event_id for e in successor.emitted.events] == ids  # emitted by the claim, with the same ids
 
@@ -310,22 +314,10 @@ async def test_a_batch_an_owner_appended_but_never_finished_is_emitted_by_the_ne
     """Its offsets may have been committed already (a batch is acknowledged to Kafka once it is appended, while it
     is being finished): the command never comes back, so the claim is what emits it."""
     member, other = uuid.uuid4(), uuid.uuid4()
-    dead = Worker(journal)
-    await dead.ask(member, "warm-up", add("apple"))
-    lease = dead.handler._lease
-    assert lease is not None
-    state = await journal.load(member)
-    from app.cart.member_cart import Accepted, decide_command
-
-    decision = decide_command(
-        state, "never-finished", command_from_dict(add("pear")), now=handler_module.now_utc(),
-        new_cart_id=uuid.uuid4(), new_event_id=uuid.uuid4,
-    )  # fmt: skip
-    assert isinstance(decision, Accepted)
-    await journal.append_batch(lease, [MemberAppend(member, 1, decision.events)])  # ...and it dies
+    events = await appended_by_an_owner_that_dies(journal, member, "never-finished")
 
     successor = Worker(journal)
     await successor.ask(other, "unrelated", add())
 
-    assert [e.event_id for e in decision.events] == [e.event_id for e in successor.emitted.events[:1]]
+    assert [e.event_id for e in events] == [e.event_id for e in successor.emitted.events[:1]]
     assert stored(journal, member) == [1, 2]

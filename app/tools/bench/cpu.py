@@ -121,8 +121,11 @@ def classify(pid: int, args: Sequence[str], settings: Settings, api_port: int) -
     if is_api(args):
         return "api" if option(args, "--port") == str(api_port) else None
     if is_worker(args):
-        app_id = environment(pid).get("CART_APP_ID", DEFAULT_APP_ID)
-        return "worker" if app_id == settings.app_id else None
+        env = environment(pid)
+        if env.get("CART_APP_ID", DEFAULT_APP_ID) != settings.app_id:
+            return None
+        agents = env.get("CART_AGENTS", "all")
+        return {"cart_commands": "command-worker"}.get(agents, "worker" if agents == "all" else "query-worker")
     if "kafka.Kafka" in args:
         return "kafka"
     if any(a.endswith("CassandraDaemon") for a in args):
@@ -144,10 +147,11 @@ def find_system(settings: Settings, api_port: int, extra: Mapping[int, str] | No
         kind = extra.get(pid) or classify(pid, cmdline(pid), settings, api_port)
         if kind is not None:
             found.append(Watched(kind, pid))
-    workers = [w for w in found if w.name == "worker"]
-    if len(workers) > 1:
-        numbered = {w.pid: f"worker-{n}" for n, w in enumerate(workers, start=1)}
-        found = [Watched(numbered.get(w.pid, w.name), w.pid) for w in found]
+    for kind in ("worker", "command-worker", "query-worker"):
+        workers = [w for w in found if w.name == kind]
+        if len(workers) > 1:
+            numbered = {w.pid: f"{kind}-{n}" for n, w in enumerate(workers, start=1)}
+            found = [Watched(numbered.get(w.pid, w.name), w.pid) for w in found]
     return found
 
 

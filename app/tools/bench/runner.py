@@ -22,6 +22,7 @@ from app.settings import Settings, get_settings
 from app.streams.lag import consumer_lag
 from app.tools.bench import ceilings, offline, profiling, projections
 from app.tools.bench.cpu import CpuMeter, Watched, find_system
+from app.tools.bench.report import HEADLINE_KEYS
 from app.tools.bench.stats import ratio
 from app.tools.bench.workload import (
     CartClient,
@@ -48,18 +49,6 @@ PARTS = (
     "read-delay",
     "projections",
     "offline",
-)
-HEADLINE = (
-    "commands_per_s",
-    "cpu_ms_per_command",
-    "p99_ms_at_200_per_s",
-    "p99_ms_at_500_per_s",
-    "projection_events_per_s",
-    "rebuild_1m_events_s",
-    "verify_1m_events_s",
-    "append_ceiling_per_s",
-    "kafka_ceiling_msgs_per_s",
-    "http_ceiling_per_s",
 )
 
 
@@ -214,7 +203,7 @@ async def part_saturation(bench: Bench) -> dict[str, Any]:
 
 async def part_profile(bench: Bench) -> dict[str, Any]:
     o = bench.options
-    targets = [(w.name, w.pid) for w in bench.watched if w.name == "api" or w.name.startswith("worker")]
+    targets = [(w.name, w.pid) for w in bench.watched if w.name == "api" or "worker" in w.name]
     if not targets:
         return {"error": "no API or worker process of the system found on this machine"}
     load = asyncio.create_task(
@@ -312,7 +301,7 @@ async def run(options: Options, progress: Progress) -> dict[str, Any]:
     api_port = urlparse(options.api).port or 80
     watched = find_system(settings, api_port)
     progress.note("processes watched: " + (", ".join(f"{w.name} ({w.pid})" for w in watched) or "none"))
-    missing = {"api", "worker"} - {w.name.split("-")[0] for w in watched}
+    missing = {"api", "worker"} - {"worker" if "worker" in w.name else w.name for w in watched}
     if missing:
         progress.note(f"  not found on this machine: {', '.join(sorted(missing))} (their CPU is not broken out)")
     started, machine = datetime.now(UTC), machine_info()
@@ -398,7 +387,7 @@ def headline(parts: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str
     projections = parts.get("projections", {})
     if projections.get("caught_up") is False:
         notes["projection_events_per_s"] = "the rate until the time-out: the backlog was not caught up"
-    return {key: values.get(key) for key in (*HEADLINE, "fence_ceiling_events_per_s")}, reasons, notes
+    return {key: values.get(key) for key in HEADLINE_KEYS}, reasons, notes
 
 
 def ratios(values: dict[str, Any]) -> dict[str, float | None]:
