@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services-up services-down services-status stop migrate run worker api shell bench test test-unit \
+.PHONY: help venv services-up services-down services-status stop migrate run worker api shell bench drills test test-unit \
         test-integration test-e2e lint typecheck clean
 
 help: ## List the targets
@@ -47,6 +47,9 @@ bench: venv ## Measure the running system (`make run` elsewhere) and the machine
 
 test: migrate ## Run the whole test suite against the real services
 	@$(BIN)/python -m pytest
+
+drills: migrate ## Every fault drill under load at full length (prints the figures; about 15 min)
+	@CART_LONG_DRILLS=1 $(BIN)/python -m pytest tests/drills -m drill -s
 
 test-unit: venv ## Unit tests only (no services needed)
 	@$(BIN)/python -m pytest tests/unit

@@ -13,7 +13,7 @@ from tables.hydrators import popular_items_rows
 
 
 async def write_popular_item() -> Write:
-    return (await process_runtime().read_models()).write_popular_item
+    return (await process_runtime().read_models()).write_popular_items
 
 
 popular_items = row_owner("popular_items", popular_items_updates_topic, popular_items_rows, write_popular_item)

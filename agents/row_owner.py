@@ -2,7 +2,7 @@
 
 For a run of one partition's updates: apply each to its row as kept in the agent's table (an update already in the
 row's marks changes nothing), keep every touched row in the table and make the table durable, then write each
-row's absolute value once with `write` (one write per row per batch, concurrently), then record the offset
+row's absolute value once with `write` (one write per row per batch, many rows per request), then record the offset
 (durable with the next flush). A crash before that repeats the updates, which the marks absorb, and the writes,
 which are harmless. Each partition is processed in offset order with no gap, whatever Faust delivers
 (app/streams/in_order.py).
@@ -10,7 +10,6 @@ which are harmless. Each partition is processed in offset order with no gap, wha
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from app.streams.batches import query_agent
 from app.streams.faust_app import flush_changelogs
 from app.streams.in_order import Delivered, TablePositions
 
-Write = Callable[[Row, RowState], Awaitable[None]]
+Write = Callable[[list[tuple[Row, RowState]]], Awaitable[None]]
 
 
 def row_owner(name: str, topic: faust.TopicT, rows: Any, write: Callable[[], Awaitable[Write]]) -> Any:
@@ -40,8 +39,7 @@ def row_owner(name: str, topic: faust.TopicT, rows: Any, write: Callable[[], Awa
             rows[key] = state.to_dict()
         if touched:
             await flush_changelogs()
-            writer = await write()
-            await asyncio.gather(*(writer(row, state) for row, state in touched.values()))
+            await (await write())(list(touched.values()))
         positions.record(partition, messages[-1][0])
 
     return query_agent(topic, name, RowUpdate.from_dict, positions, apply_updates)

@@ -13,7 +13,7 @@ from tables.hydrators import vendor_balance_rows
 
 
 async def write_vendor_balance() -> Write:
-    return (await process_runtime().read_models()).write_vendor_balance
+    return (await process_runtime().read_models()).write_vendor_balances
 
 
 vendor_billing = row_owner("vendor_billing", vendor_billing_updates_topic, vendor_balance_rows, write_vendor_balance)

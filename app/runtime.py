@@ -66,7 +66,10 @@ class Runtime:
             session = await self.cassandra()
             s = self.settings
             self._journal = await prepared(
-                partial(CassandraJournal, topic=s.topic_commands), session, s.cassandra_keyspace, s.journal_bucket_size
+                partial(CassandraJournal, topic=s.topic_commands, partitions=s.partitions),
+                session,
+                s.cassandra_keyspace,
+                s.journal_bucket_size,
             )
         return self._journal
 
@@ -81,8 +84,9 @@ class Runtime:
             if self._pg_pool is None:
                 await self._migrate_once()
                 try:
+                    # A connection per partition: each partition's batch is a transaction of its own, at once.
                     self._pg_pool = await asyncpg.create_pool(
-                        self.settings.postgres_dsn, min_size=1, max_size=4, timeout=10
+                        self.settings.postgres_dsn, min_size=1, max_size=max(4, self.settings.partitions), timeout=10
                     )
                 except (OSError, asyncpg.PostgresError, TimeoutError) as error:
                     raise StoreUnavailable(f"PostgreSQL is not reachable: {error}") from error

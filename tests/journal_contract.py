@@ -293,6 +293,25 @@ class JournalContract:
         assert await journal.read(member_id) == indexed + unindexed
         assert successor.unfinished == unindexed  # for the successor to emit: they may never have been
 
+    async def test_a_lease_cannot_write_for_a_member_of_a_partition_it_does_not_own(self, journal: Any) -> None:
+        """A process that writes for a member it does not own is refused, whatever lease it holds."""
+        from app.command_side.journal import NotOwner
+        from app.streams.partitioning import partition_of
+
+        partitions = 4
+        members = [uuid4() for _ in range(8)]
+        mine = partition_of(str(members[0]), partitions)
+        others = [m for m in members if partition_of(str(m), partitions) != mine]
+        journal.partitions = partitions
+        try:
+            lease = await journal.claim([mine], "owner of one partition")
+            await append(journal, members[0], 0, batch(members[0], 1, 1), lease=lease)
+            with pytest.raises(NotOwner):
+                await journal.append_batch(lease, [MemberAppend(others[0], 0, tuple(batch(others[0], 1, 1)))])
+            assert await journal.read(others[0]) == []
+        finally:
+            journal.partitions = None
+
     async def test_a_claim_says_which_partitions_come_from_a_given_previous_lease(self, journal: Any) -> None:
         kept, moved = a_partition(), a_partition()
         mine = await journal.claim([kept, moved], "me")

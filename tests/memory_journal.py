@@ -13,13 +13,14 @@ from uuid import UUID
 from app.cart.codec import member_cart_from_dict, member_cart_to_dict
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import Lease, LeaseLost, MemberAppend, check_append
+from app.command_side.journal import Lease, LeaseLost, MemberAppend, check_append, check_owned
 from app.stores.cassandra import StoreUnavailable
 
 
 class MemoryJournal:
-    def __init__(self, bucket_size: int = 10_000) -> None:
+    def __init__(self, bucket_size: int = 10_000, partitions: int | None = None) -> None:
         self.bucket_size = bucket_size
+        self.partitions = partitions
         self.events: dict[UUID, dict[int, StoredEvent]] = {}  # the member-keyed journal
         self.logs: dict[UUID, list[tuple[int, list[StoredEvent]]]] = {}  # lease -> (done mark, events) a batch
         self.sealed: set[UUID] = set()
@@ -60,6 +61,7 @@ class MemoryJournal:
             return -1
         for append in appends:
             check_append(append, self.bucket_size)
+        check_owned(lease, appends, self.partitions)
         async with self._lock:
             if lease.id in self.sealed:
                 raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")

@@ -38,6 +38,7 @@ from app.streams.lag import consumer_lag
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+RETRY_AFTER_S = "1"
 
 REQUESTS = Counter("cart_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram("cart_http_request_seconds", "HTTP request latency", ["method", "route"])
@@ -93,7 +94,8 @@ class BodyLimit:
 
 
 class Metrics:
-    """Counts requests and their latency per route (pure ASGI: a BaseHTTPMiddleware costs a task per request)."""
+    """Counts requests and their latency per route, and gives every 503 a `Retry-After` (pure ASGI: a
+    BaseHTTPMiddleware costs a task per request)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -109,6 +111,10 @@ class Metrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = list(message.get("headers", []))
+                if status == 503 and not any(name.lower() == b"retry-after" for name, _ in headers):
+                    # Every 503 is temporary here (a worker taking over, a store coming back): say when to retry.
+                    message = {**message, "headers": [*headers, (b"retry-after", RETRY_AFTER_S.encode())]}
             await send(message)
 
         try:

@@ -52,7 +52,7 @@ from app.cart.member_cart import (
 )
 from app.cart.rules import Command, ItemPurchased, purchase_total
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import Journal, Lease, LeaseLost, MemberAppend
+from app.command_side.journal import Journal, Lease, LeaseLost, MemberAppend, NotOwner
 from app.command_side.member_carts import MemberCarts
 from app.stores.transient import until_done
 from schemas.records import CommandEnvelope, CommandReply, ReplyStatus, event_dict
@@ -176,6 +176,11 @@ class CommandHandler:
         if appends:
             try:
                 batch_nr = await self.journal.append_batch(lease, appends)
+            except NotOwner as error:  # commands on a partition Kafka's partitioner would not give them: misconfigured
+                log.error("%s; is CART_PARTITIONS the partition count of %s?", error, "cart-commands")
+                for p in pending:
+                    p.answer = unavailable("this worker cannot write for this cart (misconfigured partitions)")
+                return self._answer_all(pending)
             except LeaseLost as error:
                 log.warning("%s; answering this batch 503, a new owner will process it", error)
                 self._lose(lease)

@@ -64,6 +64,7 @@ from app.cart.codec import (
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
 from app.stores.cassandra import StoreUnavailable, applied, execute, execute_all, in_parallel
+from app.streams.partitioning import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
 
 class LeaseLost(RuntimeError):
     """A new owner has claimed one of the lease's partitions: this owner wrote nothing and must stop writing."""
+
+
+class NotOwner(ValueError):
+    """An append for a member whose partition the lease does not own; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,16 @@ def check_append(append: MemberAppend, bucket_size: int) -> None:
         raise ValueError("every event of an append must be the member's")
     if len(seq_nrs) > bucket_size:
         raise ValueError(f"a batch of {len(seq_nrs)} events does not fit in a bucket of {bucket_size}")
+
+
+def check_owned(lease: Lease, appends: Sequence[MemberAppend], partitions: int | None) -> None:
+    """Refuse (NotOwner) appends for members of partitions the lease does not own: a member's partition is the one
+    Kafka's partitioner gives its id among `partitions`, as the API keys its commands."""
+    if partitions is None:
+        return
+    strangers = [a.member_id for a in appends if partition_of(str(a.member_id), partitions) not in lease.partitions]
+    if strangers:
+        raise NotOwner(f"lease {lease.id} does not own the partitions of members {strangers[:3]}")
 
 
 @dataclass
@@ -174,6 +189,7 @@ class CassandraJournal:
     timeout_s: float = 5.0
     segment_batches: int = SEGMENT_BATCHES
     topic: str = "cart-commands"  # whose partitions the leases own (several deployments may share a keyspace)
+    partitions: int | None = None  # how many that topic has: a lease may then write only for its own members
 
     def __post_init__(self) -> None:
         ks = self.keyspace
@@ -342,6 +358,7 @@ class CassandraJournal:
             return -1
         for append in appends:
             check_append(append, self.bucket_size)
+        check_owned(lease, appends, self.partitions)
         new_members = [a.member_id for a in appends if a.expected_version == 0]
         # Indexed before their first event, so a rebuild that walks the members never misses one.
         await self._write_unlogged(

@@ -15,6 +15,7 @@ Contracts:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,6 +125,26 @@ class CassandraReadModels:
     def _vendor_balance_writes(self, row: Row, state: RowState) -> list[tuple[Any, tuple[Any, ...]]]:
         vendor, year, month = UUID(row[0]), int(row[1]), int(row[2])
         return [(self._write_balance, (vendor, year, month, state.total, state.version))]
+
+    async def write_popular_items(self, rows: Sequence[tuple[Row, RowState]]) -> None:
+        """Many rows' absolute values, then their tracking rows (after: readers read marks, then values), in few
+        requests."""
+        await self._write_unlogged([w for row, state in rows for w in self._popular_item_writes(row, state)])
+        await self._write_unlogged([self._tracking(POPULAR_ITEMS, row, state) for row, state in rows])
+
+    async def write_vendor_balances(self, rows: Sequence[tuple[Row, RowState]]) -> None:
+        """As `write_popular_items`, for balance_by_vendor."""
+        await self._write_unlogged([w for row, state in rows for w in self._vendor_balance_writes(row, state)])
+        await self._write_unlogged([self._tracking(VENDOR_BILLING, row, state) for row, state in rows])
+
+    async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]], per_request: int = 32) -> None:
+        writes = []
+        for start in range(0, len(statements), per_request):
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for statement, params in statements[start : start + per_request]:
+                batch.add(statement, params)
+            writes.append(execute(self.session, batch, timeout_s=self.timeout_s))
+        await asyncio.gather(*writes)
 
     async def write_popular_item(self, row: Row, state: RowState, track: bool = True) -> None:
         await self._write(self._popular_item_writes(row, state))
@@ -260,12 +281,11 @@ class PostgresVendorBilling:
         offset, the positions and the balances commit together. The offset row is locked first, so two owners of
         the partition take turns and the second finds the work done."""
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO vendor_billing_offsets (partition, last_offset) VALUES ($1, -1) ON CONFLICT DO NOTHING",
-                partition,
-            )
+            # One statement that creates the row if need be, locks it, and says where the partition is.
             last = await conn.fetchval(
-                "SELECT last_offset FROM vendor_billing_offsets WHERE partition = $1 FOR UPDATE", partition
+                "INSERT INTO vendor_billing_offsets AS o (partition, last_offset) VALUES ($1, -1) "
+                "ON CONFLICT (partition) DO UPDATE SET last_offset = o.last_offset RETURNING o.last_offset",
+                partition,
             )
             fresh = [(offset, update) for offset, update in messages if offset > last]
             if not fresh:

@@ -57,10 +57,18 @@ def group_agents(settings: Settings, group: str) -> list[str] | None:
 
 
 async def worker_groups(settings: Settings, admin: AIOKafkaAdminClient) -> dict[str, list[str]]:
-    """This deployment's worker groups (all-in-one, or one per side when the sides run apart), with their agents."""
+    """This deployment's worker groups that have workers (all-in-one, or one per side when the sides run apart),
+    with their agents. A group nobody consumes in any more (the all-in-one group after a move to one group per
+    side) would show a lag that never goes down, so it counts only when no group has workers at all."""
     listed = [g[0] for g in await admin.list_consumer_groups()]
-    groups = {g: agents for g in listed if (agents := group_agents(settings, g)) is not None}
-    return groups or {settings.consumer_group: group_agents(settings, settings.consumer_group) or list(AGENT_TOPICS)}
+    known = {g: agents for g in listed if (agents := group_agents(settings, g)) is not None}
+    active = {}
+    for group, agents in known.items():
+        described = await admin.describe_consumer_groups([group])  # one at a time: see CommandBus.readiness
+        if described[0].groups[0][5]:  # its members
+            active[group] = agents
+    fallback = {settings.consumer_group: group_agents(settings, settings.consumer_group) or list(AGENT_TOPICS)}
+    return active or known or fallback
 
 
 async def consumer_lag(settings: Settings) -> list[Lag]:

@@ -73,6 +73,7 @@ def test_while_cassandra_does_not_answer_commands_get_503_and_nothing_is_half_ap
         refused = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
         history = client.get(f"/cart/{member}/events")
     assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
     assert refused.json()["reason"]
     assert history.status_code == 503, history.text
 

@@ -153,9 +153,9 @@ def plan_backlog(events: int, rng: random.Random, max_members: int = MAX_SEED_ME
 
 
 async def append_backlog(journal: CassandraJournal, members: Sequence[SeedMember], progress: Progress) -> None:
-    """Every member's sessions, one batch of appends per round of sessions (as an owner writes, under a lease of its
-    own on a partition nobody else uses)."""
-    lease = await journal.claim([random.randrange(100_000, 2**31 - 1)], "bench-seed")
+    """Every member's sessions, one batch of appends per round of sessions, as the owner of every partition of the
+    bench's own system writes them (nothing else writes there: its command worker is not running)."""
+    lease = await journal.claim(range(journal.partitions or 1), "bench-seed")
     done = 0
     total = sum(len(m.sessions) for m in members)
     for round_ in range(max(len(m.sessions) for m in members)):
