@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,25 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     # How soon a dead worker's partitions move to a live one (Kafka's consumer session timeout).
     session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
+
+    # Who may call the API (app/api/auth.py): bearer JWTs whose subject is the member id. "off" is for development
+    # only (every request acts as an operator). A shared secret (HS256) from `auth_secret` or `auth_secret_file`
+    # (default `<state_dir>/auth/signing-key`, which `cart run` and `cart token` create), or, for tokens issued
+    # elsewhere, a PEM public key or a JWKS file (RS256/ES256).
+    auth: Literal["on", "off"] = "on"
+    auth_issuer: str = "shopping-cart"
+    auth_audience: str = "shopping-cart"
+    auth_secret: SecretStr | None = None
+    auth_secret_file: Path | None = None
+    auth_public_key_file: Path | None = None
+    auth_jwks_file: Path | None = None
+    auth_algorithms: str = ""  # pinned; default HS256 with a secret, RS256,ES256 with a public key or JWKS
+    auth_metrics: bool = False  # /metrics needs a token with scope "metrics"
+    # Abuse limits: requests per second (and the burst allowed) per member and per client address.
+    member_rate_per_s: float = Field(default=50.0, gt=0)
+    member_burst: int = Field(default=100, ge=1)
+    client_rate_per_s: float = Field(default=5000.0, gt=0)
+    client_burst: int = Field(default=10_000, ge=1)
 
     # HTTP API
     api_host: str = "127.0.0.1"

@@ -26,6 +26,8 @@ TEST_ENV = {
     "CART_CASSANDRA_KEYSPACE": f"shopping_cart_test{_tag.replace('-', '_')}",
     "CART_POSTGRES_DATABASE": f"shopping_cart_test{_tag.replace('-', '_')}",
     "CART_API_PORT": str(19001 + _offset),
+    # The API checks tokens signed with this (app/api/auth.py); the tests sign theirs with it too.
+    "CART_AUTH_SECRET": os.environ.get("CART_TEST_AUTH_SECRET", "test-secret-" + os.urandom(16).hex()),
     "CART_WORKER_WEB_PORT": str(16066 + _offset),
 }
 for key, value in TEST_ENV.items():

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Query
 
-from app.api.deps import BackendsDep
+from app.api.deps import BackendsDep, MemberDep
 from app.api.models import AddItemBody, AdjustQuantityBody
 from app.cart.rules import AddItem as AddItemCommand
 from app.cart.rules import AdjustQuantity, Checkout, Command, GetCart, RemoveItem
@@ -92,7 +92,11 @@ async def ask(backends: BackendsDep, member_id: UUID, key: str | None, command: 
 
 @router.post("/{memberId}", summary="Add an item to the member's cart")
 async def add_item(
-    memberId: UUID, item: Annotated[AddItemBody, Body()], backends: BackendsDep, key: IdempotencyKey = None
+    memberId: UUID,
+    item: Annotated[AddItemBody, Body()],
+    backends: BackendsDep,
+    member: MemberDep,
+    key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Add an item that is not yet in the cart; 409 ItemAlreadyInCart if it is."""
     return cart_body(await ask(backends, memberId, key, AddItemCommand(item.to_item())))
@@ -100,7 +104,11 @@ async def add_item(
 
 @router.put("/{memberId}", summary="Add an item to the member's cart (as the original's code did)")
 async def put_item(
-    memberId: UUID, item: Annotated[AddItemBody, Body()], backends: BackendsDep, key: IdempotencyKey = None
+    memberId: UUID,
+    item: Annotated[AddItemBody, Body()],
+    backends: BackendsDep,
+    member: MemberDep,
+    key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Same as POST."""
     return cart_body(await ask(backends, memberId, key, AddItemCommand(item.to_item())))
@@ -108,7 +116,7 @@ async def put_item(
 
 @router.delete("/{memberId}/productId/{productId}", summary="Remove an item")
 async def remove_item(
-    memberId: UUID, productId: UUID, backends: BackendsDep, key: IdempotencyKey = None
+    memberId: UUID, productId: UUID, backends: BackendsDep, member: MemberDep, key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Remove the product from the cart; 409 ItemNotInCart if it is not there."""
     return cart_body(await ask(backends, memberId, key, RemoveItem(productId)))
@@ -120,6 +128,7 @@ async def adjust_quantity(
     productId: UUID,
     body: Annotated[AdjustQuantityBody, Body()],
     backends: BackendsDep,
+    member: MemberDep,
     key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Change the quantity by `delta` (negative decreases); 409 NegativeQuantity if it would drop to 0 or below."""
@@ -127,14 +136,16 @@ async def adjust_quantity(
 
 
 @router.get("/{memberId}", summary="The member's cart")
-async def get_cart(memberId: UUID, backends: BackendsDep) -> dict[str, Any]:
+async def get_cart(memberId: UUID, backends: BackendsDep, member: MemberDep) -> dict[str, Any]:
     """`{memberId, cartId, version, items, total}`, served by the cart's owner after every accepted command."""
     cart: dict[str, Any] = camel((await ask(backends, memberId, None, GetCart()))["cart"])
     return cart
 
 
 @router.post("/{memberId}/checkout", summary="Buy everything in the cart")
-async def checkout(memberId: UUID, backends: BackendsDep, key: IdempotencyKey = None) -> dict[str, Any]:
+async def checkout(
+    memberId: UUID, backends: BackendsDep, member: MemberDep, key: IdempotencyKey = None
+) -> dict[str, Any]:
     """Purchase every item: the items purchased, their total, the time and the cartId. Empties the cart."""
     reply = await ask(backends, memberId, key, Checkout())
     body = cart_body(reply)
@@ -159,6 +170,7 @@ async def checkout(memberId: UUID, backends: BackendsDep, key: IdempotencyKey = 
 async def history(
     memberId: UUID,
     backends: BackendsDep,
+    member: MemberDep,
     from_seq_nr: Annotated[int, Query(alias="fromSeqNr", ge=1, le=2**62)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:

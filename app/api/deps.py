@@ -6,9 +6,11 @@ import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
+from uuid import UUID
 
 from fastapi import Depends, Request
 
+from app.api.auth import ADMIN, ANALYTICS, ANYONE, Principal, TokenChecker
 from app.command_side.command_bus import CommandBus
 from app.command_side.journal import CassandraJournal
 from app.query_side.read_models import CassandraReadModels, PostgresVendorBilling
@@ -62,3 +64,31 @@ async def get_backends(request: Request) -> Backends:
 
 
 BackendsDep = Annotated[Backends, Depends(get_backends)]
+
+
+async def get_principal(request: Request) -> Principal:
+    """Who the request acts as (AuthError 401 when it cannot say)."""
+    checker: TokenChecker | None = request.app.state.tokens
+    if checker is None:
+        return ANYONE
+    return checker.principal(request.headers.get("authorization"))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def member_principal(memberId: UUID, principal: PrincipalDep, request: Request) -> Principal:
+    """The request acts for this member (its own cart, or an operator's token), within the member's rate."""
+    principal.check_member(memberId)
+    request.app.state.member_limits.take(str(memberId))
+    return principal
+
+
+async def analytics_principal(principal: PrincipalDep) -> Principal:
+    """The request may read the read models (scope analytics, or an operator's token)."""
+    principal.check_scope(ANALYTICS, ADMIN)
+    return principal
+
+
+MemberDep = Annotated[Principal, Depends(member_principal)]
+AnalyticsDep = Annotated[Principal, Depends(analytics_principal)]

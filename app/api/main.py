@@ -24,9 +24,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.auth import ADMIN, METRICS, AuthError, TokenChecker
 from app.api.cart_routes import CommandRefused
 from app.api.cart_routes import router as cart_router
 from app.api.deps import Backends
+from app.api.limits import Buckets, TooManyRequests
 from app.api.read_routes import router as read_router
 from app.command_side.command_bus import CartServiceUnavailable, CommandBus
 from app.runtime import Runtime
@@ -125,6 +127,28 @@ class Metrics:
             LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
 
 
+class ClientLimit:
+    """The per-client-address rate limit (app/api/limits.py), before anything else is done for the request."""
+
+    def __init__(self, app: ASGIApp, buckets: Buckets) -> None:
+        self.app = app
+        self.buckets = buckets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("client"):
+            try:
+                self.buckets.take(scope["client"][0])
+            except TooManyRequests as error:
+                response = JSONResponse(
+                    error_body("TooManyRequests", error.reason),
+                    status_code=429,
+                    headers={"Retry-After": str(int(error.retry_after_s))},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def error_body(error: str, reason: str, **extra: Any) -> dict[str, Any]:
     return {"error": error, "reason": reason, **extra}
 
@@ -153,9 +177,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(cart_router)
     app.include_router(read_router)
+    if settings.auth == "off":
+        log.warning("CART_AUTH=off: EVERY REQUEST ACTS AS AN OPERATOR, with no token. For development only.")
+        app.state.tokens = None
+    else:
+        app.state.tokens = TokenChecker(settings)  # fails at start, with the reason, if there is no key
+    app.state.member_limits = Buckets("member", settings.member_rate_per_s, settings.member_burst)
 
     app.add_middleware(Metrics)
+    app.add_middleware(ClientLimit, buckets=Buckets("client", settings.client_rate_per_s, settings.client_burst))
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_request: Request, error: AuthError) -> JSONResponse:
+        # 401 says how to authenticate (RFC 6750); 403 does not: the token was understood.
+        headers = {"WWW-Authenticate": 'Bearer realm="shopping-cart"'} if error.status_code == 401 else None
+        return JSONResponse(error_body(error.error, error.reason), status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(TooManyRequests)
+    async def too_many(_request: Request, error: TooManyRequests) -> JSONResponse:
+        headers = {"Retry-After": str(int(error.retry_after_s))}
+        return JSONResponse(error_body("TooManyRequests", error.reason), status_code=429, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -197,8 +239,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"])
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         """Prometheus metrics, with each consumer's position and lag per topic and partition."""
+        if settings.auth_metrics and request.app.state.tokens is not None:
+            request.app.state.tokens.principal(request.headers.get("authorization")).check_scope(METRICS, ADMIN)
         try:
             for row in await asyncio.wait_for(consumer_lag(settings), 5):
                 labels = (row.topic, str(row.partition), row.agents)

@@ -19,7 +19,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from app.api.deps import BackendsDep
+from app.api.deps import AnalyticsDep, BackendsDep
 from app.query_side.projections import POPULAR_ITEMS, VENDOR_BILLING, popular_items_row, row_key, vendor_billing_row
 from app.query_side.read_models import Freshness, merge
 from app.streams.partitioning import partition_of
@@ -67,6 +67,7 @@ def not_found(what: str) -> JSONResponse:
 @router.get("/popular-items/top", summary="The most bought items of a day, across vendors")
 async def top_items(
     backends: BackendsDep,
+    reader: AnalyticsDep,
     day: Annotated[date, Query(alias="date", description="the UTC day, YYYY-MM-DD")],
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
@@ -83,6 +84,7 @@ async def popular_items(
     year: Year,
     month: Month,
     backends: BackendsDep,
+    reader: AnalyticsDep,
     after: After = None,
     waitMs: WaitMs = 0,
 ) -> Any:
@@ -107,6 +109,7 @@ async def vendor_billing(
     vendorId: UUID,
     year: Year,
     backends: BackendsDep,
+    reader: AnalyticsDep,
     source: Annotated[Literal["postgres", "cassandra"], Query()] = "postgres",
     after: After = None,
     waitMs: WaitMs = 0,

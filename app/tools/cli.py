@@ -75,8 +75,45 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_api(_args: argparse.Namespace) -> int:
+    ensure_key()
     command = api_command()
     os.execv(command[0], command)
+
+
+def ensure_key() -> None:
+    """The local signing key the API checks tokens with (unless a key is configured, or auth is off)."""
+    from app.api.auth import ensure_signing_key
+
+    s = get_settings()
+    if s.auth == "on" and s.auth_secret is None and s.auth_public_key_file is None and s.auth_jwks_file is None:
+        ensure_signing_key(s)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a bearer token for local use: the subject is a member id, or a name mapped as the shell maps it."""
+    import uuid as uuid_module
+
+    from app.api.auth import SCOPES, mint
+    from app.tools.names import member_id
+
+    s = get_settings()
+    if s.auth_public_key_file is not None or s.auth_jwks_file is not None:
+        return fail("the API checks tokens issued elsewhere (CART_AUTH_PUBLIC_KEY_FILE/JWKS_FILE): get one there")
+    unknown = sorted(set(args.scope) - set(SCOPES))
+    if unknown:
+        return fail(f"unknown scope(s) {unknown}; known: {', '.join(SCOPES)}")
+    if args.ttl < 1:
+        return fail("--ttl must be at least 1 second")
+    try:
+        subject = str(uuid_module.UUID(args.member))
+    except ValueError:
+        subject = str(member_id(args.member))
+    ensure_key()
+    try:
+        print(mint(s, subject, args.scope, args.ttl))
+    except ValueError as error:
+        return fail(str(error))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -90,6 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail("--workers must be at least 1")
     if code := cmd_migrate(args):
         return code
+    ensure_key()
     workers = s.state_dir / "workers"
     children = [Child("api", api_command())]
     # The command side and the query side in processes of their own: each gets a core's worth of Python, and
@@ -266,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run one Faust worker (`faust -A app.worker worker`); CART_AGENTS picks its agents",
     )
     add("api", cmd_api, "run the HTTP API")
+    token = add("token", cmd_token, "print a bearer token for the API, for local use")
+    token.add_argument(
+        "member", metavar="NAME_OR_ID", help="a member id, or a name (mapped to an id as the shell does)"
+    )
+    token.add_argument("--scope", action="append", default=[], help="carts:admin, analytics or metrics (repeatable)")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
     add("migrate", cmd_migrate, "create topics, keyspace and tables (idempotent)")
     add("status", cmd_status, "services, consumer group, position applied and lag per topic and partition")
     verify = add("verify", cmd_verify, "recompute every read model's totals from the journal; list each difference")

@@ -342,33 +342,61 @@ class Refused(Exception):
         self.body = body
 
 
+def member_tokens() -> Callable[[UUID], str] | None:
+    """A token per member, made with the local signing key (app/api/auth.py), or None when auth is off."""
+    from app.api.auth import ensure_signing_key, mint
+    from app.settings import get_settings
+
+    settings = get_settings()
+    if settings.auth == "off":
+        return None
+    if settings.auth_secret is None:
+        ensure_signing_key(settings)
+    made: dict[UUID, str] = {}
+
+    def token_for(member: UUID) -> str:
+        if member not in made:
+            made[member] = mint(settings, str(member), [], ttl_s=12 * 3600)
+        return made[member]
+
+    return token_for
+
+
 class CartApi:
     """The cart routes of the HTTP API; raises ShellError when the API cannot be reached, Refused for a non-200."""
 
-    def __init__(self, base_url: str, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        transport: httpx.BaseTransport | None = None,
+        token_for: Callable[[UUID], str] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client = httpx.Client(base_url=self.base_url, timeout=TIMEOUT_S, transport=transport)
+        self.token_for = token_for  # the member's bearer token (the shell makes one per member it acts for)
 
     def close(self) -> None:
         self.client.close()
 
     def get_cart(self, member: UUID) -> dict[str, Any]:
-        return self._call("GET", f"/cart/{member}")
+        return self._call("GET", f"/cart/{member}", member)
 
     def add(self, member: UUID, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", f"/cart/{member}", json=body, changes=True)
+        return self._call("POST", f"/cart/{member}", member, json=body, changes=True)
 
     def remove(self, member: UUID, product: UUID) -> dict[str, Any]:
-        return self._call("DELETE", f"/cart/{member}/productId/{product}", changes=True)
+        return self._call("DELETE", f"/cart/{member}/productId/{product}", member, changes=True)
 
     def adjust(self, member: UUID, product: UUID, delta: int) -> dict[str, Any]:
-        return self._call("PATCH", f"/cart/{member}/productId/{product}", json={"delta": delta}, changes=True)
+        return self._call("PATCH", f"/cart/{member}/productId/{product}", member, json={"delta": delta}, changes=True)
 
     def checkout(self, member: UUID) -> dict[str, Any]:
-        return self._call("POST", f"/cart/{member}/checkout", changes=True)
+        return self._call("POST", f"/cart/{member}/checkout", member, changes=True)
 
-    def _call(self, method: str, path: str, json: Any = None, changes: bool = False) -> dict[str, Any]:
+    def _call(self, method: str, path: str, member: UUID, json: Any = None, changes: bool = False) -> dict[str, Any]:
         headers = {"Idempotency-Key": str(uuid.uuid4())} if changes else {}
+        if self.token_for is not None:
+            headers["Authorization"] = f"Bearer {self.token_for(member)}"
         try:
             response = self.client.request(method, path, json=json, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout):
@@ -569,7 +597,12 @@ def run_shell(
         err(f"--api must be an http:// or https:// URL, e.g. http://127.0.0.1:9001, not '{base_url}'")
         return 1
     try:
-        cart_api = CartApi(base_url)
+        token_for = member_tokens()
+    except ValueError as error:  # auth on, and no key to sign with
+        err(f"cannot make a token: {one_line(str(error))}")
+        return 1
+    try:
+        cart_api = CartApi(base_url, token_for=token_for)
     except Exception as error:
         err(f"--api is not a usable URL: {one_line(str(error))}")
         return 1

@@ -35,7 +35,7 @@ import httpx
 
 from app.settings import Settings
 from tests.e2e.conftest import free_port
-from tests.e2e.system import RUN_DIR, delete_topics, drop_stores, isolated_env, read_topic
+from tests.e2e.system import RUN_DIR, delete_topics, drop_stores, isolated_env, operator_headers, read_topic
 
 SESSION = ("add", "add", "add", "adjust", "remove", "checkout")
 
@@ -115,7 +115,7 @@ class DrillSystem:
         deadline, member = time.monotonic() + timeout, str(uuid.uuid4())
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/cart/{member}", timeout=15).status_code == 200:
+                if httpx.get(f"{self.url}/cart/{member}", timeout=15, headers=operator_headers()).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -195,7 +195,8 @@ async def shop(system: DrillSystem, members: int, concurrency: int, seconds: flo
         idle.put_nowait(s)
     stop_at = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=system.url, timeout=20, limits=limits) as client:
+    headers = operator_headers()
+    async with httpx.AsyncClient(base_url=system.url, timeout=20, limits=limits, headers=headers) as client:
 
         async def one_client() -> None:
             while time.monotonic() < stop_at:

@@ -10,7 +10,7 @@ import pytest
 from app.settings import get_settings
 from app.stores.migrations import migrate
 from app.tools.services import Postgres
-from tests.e2e.system import Process, System, api_url, start_api, start_worker, wait_ready
+from tests.e2e.system import Process, System, api_url, operator_headers, start_api, start_worker, wait_ready
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def system() -> Iterator[dict[str, Process]]:
 
 @pytest.fixture()
 def client(system: dict[str, Process]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_url(), timeout=30) as c:
+    with httpx.Client(base_url=api_url(), timeout=30, headers=operator_headers()) as c:
         yield c
 
 

@@ -76,6 +76,20 @@ def start_api(**env: str) -> Process:
     return Process(f"api-{port}", api_command(port), env)
 
 
+def operator_headers() -> dict[str, str]:
+    """An operator's token (any cart, the read models, metrics), as the tests' clients send it."""
+    from app.api.auth import ADMIN, ANALYTICS, METRICS, mint
+
+    return {"Authorization": f"Bearer {mint(get_settings(), 'test-operator', [ADMIN, ANALYTICS, METRICS], 6 * 3600)}"}
+
+
+def member_headers(member: str) -> dict[str, str]:
+    """A member's own token."""
+    from app.api.auth import mint
+
+    return {"Authorization": f"Bearer {mint(get_settings(), member, [], 3600)}"}
+
+
 def api_url() -> str:
     s = get_settings()
     return f"http://{s.api_host}:{s.api_port}"
@@ -237,7 +251,7 @@ class System:
         return worker
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        return httpx.Client(base_url=self.url, timeout=30, headers=operator_headers())
 
     def close(self) -> None:
         for p in [*self.workers, self.api]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import free_port
-from tests.e2e.system import RUN_DIR, delete_topics, isolated_env, post_until_accepted
+from tests.e2e.system import RUN_DIR, delete_topics, isolated_env, operator_headers, post_until_accepted
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,7 @@ def wait_answering(url: str, timeout: float = 180) -> None:
     member = str(uuid.uuid4())
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/cart/{member}", timeout=15).status_code == 200:
+            if httpx.get(f"{url}/cart/{member}", timeout=15, headers=operator_headers()).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -70,7 +70,7 @@ def test_cart_run_restarts_a_killed_worker_and_stops_everything_on_sigterm() -> 
     try:
         wait_answering(url)
         member, item = str(uuid.uuid4()), {"vendorId": str(uuid.uuid4()), "name": "x", "price": "1.00", "quantity": 1}
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, headers=operator_headers()) as client:
             for n in range(3):
                 os.kill(command_worker_of(run.pid), signal.SIGKILL)  # while the API keeps serving
                 outcome = post_until_accepted(

@@ -176,7 +176,24 @@ class CartClient:
 
 def http_session(api: str, connections: int) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections, ttl_dns_cache=None)
-    return aiohttp.ClientSession(base_url=api, connector=connector)
+    return aiohttp.ClientSession(base_url=api, connector=connector, headers=bench_headers())
+
+
+def bench_headers() -> dict[str, str]:
+    """The bench acts as an operator (any member's cart, the read models): `CART_BENCH_TOKEN` if given (tokens
+    issued elsewhere), else a token it signs with the local key; none when auth is off."""
+    import os
+
+    from app.api.auth import ADMIN, ANALYTICS, ensure_signing_key, mint
+    from app.settings import get_settings
+
+    token = os.environ.get("CART_BENCH_TOKEN")
+    settings = get_settings()
+    if token is None and settings.auth == "on":
+        if settings.auth_secret is None:
+            ensure_signing_key(settings)
+        token = mint(settings, "cart-bench", [ADMIN, ANALYTICS], ttl_s=24 * 3600)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 @dataclass
