@@ -17,7 +17,7 @@ import uuid
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 
 from app.cart.command_codec import command_to_dict
 from app.cart.rules import Command
@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 
 # The API waits this much longer than the deadline it gives the worker, so an answer sent just in time arrives.
 GRACE_S = 1.0
+
+# After these an idempotent producer never sends again (aiokafka's sender task has ended): a broker that restarted
+# and lost its producer state answers OutOfOrderSequenceNumber to every later batch. Only a new producer (a new
+# producer id) gets through; the worker's Idempotency-Key check keeps a resent command from applying twice.
+PRODUCER_FATAL = (OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId)
 
 
 class CartServiceUnavailable(RuntimeError):
@@ -42,18 +47,47 @@ class CommandBus:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._listener: asyncio.Task[None] | None = None
+        self._renewing: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    def _new_producer(self) -> AIOKafkaProducer:
         s = self.settings
-        timeout_ms = int(s.command_timeout_s * 1000)
-        self._producer = AIOKafkaProducer(
+        return AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=int(s.producer_linger_s * 1000),  # concurrent requests' commands in one produce request
-            request_timeout_ms=timeout_ms,
+            request_timeout_ms=int(s.command_timeout_s * 1000),
             client_id=f"cart-api-{uuid.uuid4().hex[:8]}",
         )
+
+    def _renew_producer(self, broken: AIOKafkaProducer) -> None:
+        """Replace a producer that can never send again, once, in the background (requests get 503 meanwhile)."""
+        if self._producer is not broken or (self._renewing is not None and not self._renewing.done()):
+            return
+
+        async def renew(old: AIOKafkaProducer) -> None:
+            log.warning("the Kafka producer can no longer send; starting a new one")
+            with contextlib.suppress(Exception):
+                await old.stop()
+            while True:
+                fresh = self._new_producer()
+                try:
+                    await fresh.start()
+                except KafkaError as error:
+                    log.warning("a new Kafka producer could not start: %s; retrying", error)
+                    with contextlib.suppress(Exception):
+                        await fresh.stop()
+                    await asyncio.sleep(1)
+                    continue
+                self._producer = fresh
+                log.info("a new Kafka producer is sending the commands")
+                return
+
+        self._renewing = asyncio.create_task(renew(broken), name="renew-producer")
+
+    async def start(self) -> None:
+        s = self.settings
+        self._producer = self._new_producer()
         self._consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, enable_auto_commit=False)
         try:
             await self._producer.start()
@@ -68,6 +102,10 @@ class CommandBus:
         self._listener = asyncio.create_task(self._listen(), name="cart-replies")
 
     async def stop(self) -> None:
+        if self._renewing is not None:
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -128,7 +166,8 @@ class CommandBus:
 
     async def ask(self, member_id: UUID, command_id: str, command: Command) -> CommandReply:
         """Send one command and return the owner's reply; CartServiceUnavailable when there is none in time."""
-        if self._producer is None:
+        producer = self._producer
+        if producer is None:
             raise CartServiceUnavailable("the API is not connected to Kafka")
         timeout = self.settings.command_timeout_s
         correlation_id = uuid.uuid4().hex
@@ -145,13 +184,12 @@ class CommandBus:
         try:
             try:
                 await asyncio.wait_for(
-                    self._producer.send_and_wait(
-                        self.settings.topic_commands,
-                        envelope.dumps(),
-                        key=str(member_id).encode(),
-                    ),
+                    producer.send_and_wait(self.settings.topic_commands, envelope.dumps(), key=str(member_id).encode()),
                     timeout,
                 )
+            except PRODUCER_FATAL as error:
+                self._renew_producer(producer)
+                raise CartServiceUnavailable(f"Kafka did not take the command: {error}; reconnecting") from error
             except (KafkaError, TimeoutError) as error:
                 raise CartServiceUnavailable(f"Kafka did not take the command: {error or 'timed out'}") from error
             try:
