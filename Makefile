@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services-up services-down services-status stop migrate run worker api shell bench drills test test-unit \
+.PHONY: help venv services-up services-down services-status stop migrate run worker api shell bench drills test test-unit openapi \
         test-integration test-e2e lint typecheck clean
 
 help: ## List the targets
@@ -59,6 +59,9 @@ test-integration: migrate ## Integration tests against the real services
 
 test-e2e: migrate ## End-to-end tests over HTTP and the CLI
 	@$(BIN)/python -m pytest tests/e2e
+
+openapi: venv ## Write the API's OpenAPI document to docs/openapi.json (a test fails when it is stale)
+	@$(BIN)/cart openapi --write
 
 lint: venv ## Ruff and mypy
 	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

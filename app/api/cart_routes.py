@@ -12,25 +12,38 @@ import uuid
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Header, Query
+from fastapi import APIRouter, Body, Header, Path, Query
 
 from app.api.deps import BackendsDep, MemberDep
-from app.api.models import AddItemBody, AdjustQuantityBody
+from app.api.models import ADD_ITEM_EXAMPLES, ADJUST_EXAMPLES, AddItemBody, AdjustQuantityBody
+from app.api.views import AUTHENTICATED, CartState, CartView, CheckoutView, HistoryPage, errors
 from app.cart.rules import AddItem as AddItemCommand
 from app.cart.rules import AdjustQuantity, Checkout, Command, GetCart, RemoveItem
 from schemas.records import ReplyStatus, event_dict
 
 router = APIRouter(prefix="/cart", tags=["cart"])
 
-IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9._:\-]{1,128}$",
         description="Makes a retry safe: the same key for the same member returns the first reply and writes nothing.",
+        examples=["add-pc-1"],
     ),
 ]
+MemberId = Annotated[
+    UUID, Path(description="the member, whose cart it is", examples=["9a475f59-8863-43cc-aebd-7da999c16bea"])
+]
+ProductId = Annotated[UUID, Path(examples=["9054a277-9998-4bb4-be89-7d1ac45828d2"])]
+
+COMMAND_ERRORS = errors(*AUTHENTICATED, 409, 413, 422, 503)
+COMMAND_ERRORS[422] = {
+    **COMMAND_ERRORS[422],
+    "description": "malformed input: the field and the reason; or `IdempotencyKeyReused`: this member sent the "
+    "Idempotency-Key with a different command (nothing was written)",
+}
+QUERY_ERRORS = errors(*AUTHENTICATED, 422, 503)
 
 
 @functools.cache
@@ -61,21 +74,8 @@ class CommandRefused(Exception):
         self.body = body
 
 
-def invalid_key() -> CommandRefused:
-    return CommandRefused(
-        422,
-        {
-            "error": "ValidationError",
-            "reason": "Idempotency-Key must be 1-128 characters of letters, digits and ._:-",
-            "fields": [{"field": "header.Idempotency-Key", "reason": "invalid"}],
-        },
-    )
-
-
 async def ask(backends: BackendsDep, member_id: UUID, key: str | None, command: Command) -> dict[str, Any]:
     """The owner's reply body on success (as the worker sent it); CommandRefused (409, 422, 503) otherwise."""
-    if key is not None and not IDEMPOTENCY_KEY.match(key):
-        raise invalid_key()
     # The key is scoped to the member: the same key from two members names two commands.
     result = await backends.bus.ask(member_id, key or str(uuid.uuid4()), command)
     match result.outcome:
@@ -90,10 +90,12 @@ async def ask(backends: BackendsDep, member_id: UUID, key: str | None, command: 
             raise CommandRefused(503, {"error": "ServiceUnavailable", "reason": reason})
 
 
-@router.post("/{memberId}", summary="Add an item to the member's cart")
+@router.post(
+    "/{memberId}", summary="Add an item to the member's cart", response_model=CartView, responses=COMMAND_ERRORS
+)
 async def add_item(
-    memberId: UUID,
-    item: Annotated[AddItemBody, Body()],
+    memberId: MemberId,
+    item: Annotated[AddItemBody, Body(openapi_examples=ADD_ITEM_EXAMPLES)],
     backends: BackendsDep,
     member: MemberDep,
     key: IdempotencyKey = None,
@@ -102,10 +104,15 @@ async def add_item(
     return cart_body(await ask(backends, memberId, key, AddItemCommand(item.to_item())))
 
 
-@router.put("/{memberId}", summary="Add an item to the member's cart (as the original's code did)")
+@router.put(
+    "/{memberId}",
+    summary="Add an item to the member's cart (as the original's code did)",
+    response_model=CartView,
+    responses=COMMAND_ERRORS,
+)
 async def put_item(
-    memberId: UUID,
-    item: Annotated[AddItemBody, Body()],
+    memberId: MemberId,
+    item: Annotated[AddItemBody, Body(openapi_examples=ADD_ITEM_EXAMPLES)],
     backends: BackendsDep,
     member: MemberDep,
     key: IdempotencyKey = None,
@@ -114,19 +121,26 @@ async def put_item(
     return cart_body(await ask(backends, memberId, key, AddItemCommand(item.to_item())))
 
 
-@router.delete("/{memberId}/productId/{productId}", summary="Remove an item")
+@router.delete(
+    "/{memberId}/productId/{productId}", summary="Remove an item", response_model=CartView, responses=COMMAND_ERRORS
+)
 async def remove_item(
-    memberId: UUID, productId: UUID, backends: BackendsDep, member: MemberDep, key: IdempotencyKey = None
+    memberId: MemberId, productId: ProductId, backends: BackendsDep, member: MemberDep, key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Remove the product from the cart; 409 ItemNotInCart if it is not there."""
     return cart_body(await ask(backends, memberId, key, RemoveItem(productId)))
 
 
-@router.patch("/{memberId}/productId/{productId}", summary="Adjust an item's quantity")
+@router.patch(
+    "/{memberId}/productId/{productId}",
+    summary="Adjust an item's quantity",
+    response_model=CartView,
+    responses=COMMAND_ERRORS,
+)
 async def adjust_quantity(
-    memberId: UUID,
-    productId: UUID,
-    body: Annotated[AdjustQuantityBody, Body()],
+    memberId: MemberId,
+    productId: ProductId,
+    body: Annotated[AdjustQuantityBody, Body(openapi_examples=ADJUST_EXAMPLES)],
     backends: BackendsDep,
     member: MemberDep,
     key: IdempotencyKey = None,
@@ -135,16 +149,21 @@ async def adjust_quantity(
     return cart_body(await ask(backends, memberId, key, AdjustQuantity(productId, body.delta)))
 
 
-@router.get("/{memberId}", summary="The member's cart")
-async def get_cart(memberId: UUID, backends: BackendsDep, member: MemberDep) -> dict[str, Any]:
+@router.get("/{memberId}", summary="The member's cart", response_model=CartState, responses=QUERY_ERRORS)
+async def get_cart(memberId: MemberId, backends: BackendsDep, member: MemberDep) -> dict[str, Any]:
     """`{memberId, cartId, version, items, total}`, served by the cart's owner after every accepted command."""
     cart: dict[str, Any] = camel((await ask(backends, memberId, None, GetCart()))["cart"])
     return cart
 
 
-@router.post("/{memberId}/checkout", summary="Buy everything in the cart")
+@router.post(
+    "/{memberId}/checkout",
+    summary="Buy everything in the cart",
+    response_model=CheckoutView,
+    responses=errors(*AUTHENTICATED, 409, 422, 503),
+)
 async def checkout(
-    memberId: UUID, backends: BackendsDep, member: MemberDep, key: IdempotencyKey = None
+    memberId: MemberId, backends: BackendsDep, member: MemberDep, key: IdempotencyKey = None
 ) -> dict[str, Any]:
     """Purchase every item: the items purchased, their total, the time and the cartId. Empties the cart."""
     reply = await ask(backends, memberId, key, Checkout())
@@ -166,9 +185,14 @@ async def checkout(
     }
 
 
-@router.get("/{memberId}/events", summary="The member's history, from the journal")
+@router.get(
+    "/{memberId}/events",
+    summary="The member's history, from the journal",
+    response_model=HistoryPage,
+    responses=QUERY_ERRORS,
+)
 async def history(
-    memberId: UUID,
+    memberId: MemberId,
     backends: BackendsDep,
     member: MemberDep,
     from_seq_nr: Annotated[int, Query(alias="fromSeqNr", ge=1, le=2**62)] = 1,

@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.auth import ADMIN, ANALYTICS, ANYONE, Principal, TokenChecker
 from app.command_side.command_bus import CommandBus
@@ -54,6 +55,12 @@ class Backends:
         except Exception as error:
             checks["cassandra"] = f"not reachable: {error}"
         checks["kafka"], checks["workers"] = await self.bus.readiness()
+        try:
+            billing = await asyncio.wait_for(self.runtime.vendor_billing_sql(), 5)
+            await billing.answers(timeout_s=3)
+            checks["postgres"] = True
+        except Exception as error:
+            checks["postgres"] = f"not reachable: {error or 'timed out'}"
         return checks
 
 
@@ -66,8 +73,20 @@ async def get_backends(request: Request) -> Backends:
 BackendsDep = Annotated[Backends, Depends(get_backends)]
 
 
-async def get_principal(request: Request) -> Principal:
-    """Who the request acts as (AuthError 401 when it cannot say)."""
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="A JWT whose subject is the member id; scope `carts:admin` acts for any member, `analytics` reads "
+    "the read models. `cart token NAME_OR_ID [--scope S]` prints one for local use.",
+)
+
+
+async def get_principal(
+    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Principal:
+    """Who the request acts as (AuthError 401 when it cannot say). `_declared` puts the bearer scheme in the OpenAPI
+    document; the checker reads the header itself, to say exactly what is wrong with it."""
     checker: TokenChecker | None = request.app.state.tokens
     if checker is None:
         return ANYONE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from pydantic import SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +32,7 @@ from app.api.cart_routes import router as cart_router
 from app.api.deps import Backends
 from app.api.limits import Buckets, TooManyRequests
 from app.api.read_routes import router as read_router
+from app.api.views import AUTHENTICATED, Health, Readiness, errors
 from app.command_side.command_bus import CartServiceUnavailable, CommandBus
 from app.runtime import Runtime
 from app.settings import Settings, get_settings
@@ -153,6 +156,21 @@ def error_body(error: str, reason: str, **extra: Any) -> dict[str, Any]:
     return {"error": error, "reason": reason, **extra}
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the published document gives this request's path (Starlette's own Allow names one route's)."""
+    table: list[tuple[re.Pattern[str], list[str]]] | None = getattr(request.app.state, "allowed", None)
+    if table is None:
+        table = [
+            (
+                re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$"),
+                sorted(m.upper() for m in ops),
+            )
+            for path, ops in request.app.openapi()["paths"].items()
+        ]
+        request.app.state.allowed = table
+    return next((methods for pattern, methods in table if pattern.match(request.url.path)), [])
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -200,8 +218,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(error_body("TooManyRequests", error.reason), status_code=429, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body("HTTPError", str(error.detail)), status_code=error.status_code)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's answer to a body it cannot even decode (not UTF-8): malformed input, as invalid JSON is.
+            fields = [{"field": "body", "reason": "the body is not JSON text (UTF-8)"}]
+            return JSONResponse(error_body("ValidationError", "body: " + fields[0]["reason"], fields=fields), 422)
+        body = error_body("HTTPError", str(error.detail))
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette's Allow names the methods of the first route on the path only (one route per method here).
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
@@ -226,21 +253,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def store_unavailable(_request: Request, error: Exception) -> JSONResponse:
         return JSONResponse(error_body("ServiceUnavailable", f"a store did not answer: {error}"), status_code=503)
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], response_model=Health, responses=errors(429))
     async def health() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["operations"])
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        response_model=Readiness,
+        responses={**errors(429), 503: {"model": Readiness, "description": "not ready: each check says why"}},
+    )
     async def ready(request: Request) -> JSONResponse:
-        """Kafka and Cassandra answer and a cart worker owns the command partitions."""
+        """Kafka and Cassandra answer and a cart worker owns the command partitions; PostgreSQL is reported too."""
         checks = await request.app.state.backends.readiness()
-        ok = all(v is True for v in checks.values())
+        ok = all(checks[name] is True for name in ("cassandra", "kafka", "workers"))
         return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"])
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={
+            200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+            **errors(*AUTHENTICATED),
+        },
+    )
     async def metrics(request: Request) -> Response:
-        """Prometheus metrics, with each consumer's position and lag per topic and partition."""
+        """Prometheus metrics, with each consumer's position and lag per topic and partition. Open unless
+        `CART_AUTH_METRICS` is set; then a token with scope `metrics` or `carts:admin`."""
         if settings.auth_metrics and request.app.state.tokens is not None:
             request.app.state.tokens.principal(request.headers.get("authorization")).check_scope(METRICS, ADMIN)
         try:
@@ -253,3 +294,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document the API serves at /openapi.json (the same whatever the settings: no store is reached).
+    `docs/openapi.json` is a copy, kept by `cart openapi --write`; a test fails when the two differ."""
+    settings = get_settings().model_copy(update={"auth": "on", "auth_secret": SecretStr("only-for-the-document")})
+    document: dict[str, Any] = create_app(settings).openapi()
+    return document

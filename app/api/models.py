@@ -2,16 +2,68 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from app.cart.rules import MAX_QUANTITY, Item
 
 MAX_NAME_LENGTH = 200
 MAX_PRICE = Decimal("1000000000")  # a billion per unit: far above any real price, far below NUMERIC(21,2)
+
+
+ADD_ITEM_EXAMPLES: dict[str, Any] = {
+    "awesome-desktop-pc": {
+        "summary": "The original README's request",
+        "value": {
+            "productId": "9054a277-9998-4bb4-be89-7d1ac45828d2",
+            "vendorId": "fbea6379-b76c-478b-8f86-4f1626fb8acf",
+            "name": "awesome-desktop-pc",
+            "price": "3200",
+            "quantity": 1,
+        },
+    },
+    "cents": {
+        "summary": "A price with cents, as a string",
+        "value": {
+            "productId": "5c1a8e4e-3b9a-4d0e-9d6f-0a2b5d7c9e11",
+            "vendorId": "fbea6379-b76c-478b-8f86-4f1626fb8acf",
+            "name": "orange",
+            "price": "1.25",
+            "quantity": 6,
+        },
+    },
+}
+ADJUST_EXAMPLES: dict[str, Any] = {
+    "increase": {"summary": "Two more", "value": {"delta": 2}},
+    "decrease": {"summary": "One fewer (never to 0 or below: remove the item instead)", "value": {"delta": -1}},
+}
+PRICE_PATTERN = re.compile(r"^([0-9]{1,9}(\.[0-9]{1,2})?|1000000000(\.00?)?)$")
+"""A unit price as a string: at most MAX_PRICE, at most 2 decimal places."""
+CENT = Decimal("0.01")
+PRICE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": PRICE_PATTERN.pattern},
+        {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
+    ],
+    "description": 'unit price: a decimal string of at most 2 decimal places ("3200", "19.99"), or a whole number; '
+    "at most 1000000000",
+}
+
+
+def whole(value: object) -> object:
+    """A JSON integer, which JSON Schema says `3` and `3.0` both are; never a bool, a string or 1.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("must be a whole number")
+
+
+WHOLE = BeforeValidator(whole)  # after the Field in an Annotated: nested, pydantic writes `ge` into the schema
 
 
 class AddItemBody(BaseModel):
@@ -21,38 +73,38 @@ class AddItemBody(BaseModel):
 
     productId: UUID
     vendorId: UUID
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
-    price: Decimal
-    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"\S", description="not blank")]
+    price: Annotated[Decimal, Field(json_schema_extra=PRICE_SCHEMA)]
+    quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY), WHOLE]
 
     @field_validator("name")
     @classmethod
-    def name_is_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("name must not be blank")
-        return value.strip()
+    def name_without_padding(cls, value: str) -> str:
+        # Never blank: the pattern asks for a character that is not white space (Unicode's White_Space, as JSON
+        # Schema means it; str.strip also strips a few separators that are not, hence the `or`).
+        return value.strip() or value
 
     @field_validator("price", mode="before")
     @classmethod
-    def price_is_a_string_or_number(cls, value: object) -> object:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError('price must be a decimal number, as a string ("3200.50") or a number')
-        # A JSON number arrives as a float; its shortest repr is the literal the client wrote.
-        return str(value) if isinstance(value, float) else value
+    def price_is_a_decimal_string_or_whole_number(cls, value: object) -> object:
+        # Exactly what PRICE_SCHEMA says, so a client generated from the OpenAPI document is never refused. A
+        # fractional JSON number is refused: it is a binary float by the time it is parsed, and money is not; a
+        # whole one (`3200` or `3200.0`, both integers to JSON Schema) is exact.
+        if isinstance(value, str) and PRICE_PATTERN.fullmatch(value):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PRICE:
+            return value
+        raise ValueError(
+            f'price must be a decimal string of at most 2 decimal places ("3200.50") or a whole number, from 0 to '
+            f"{MAX_PRICE}"
+        )
 
     @field_validator("price")
     @classmethod
-    def price_is_money(cls, value: Decimal) -> Decimal:
-        if not value.is_finite():
-            raise ValueError("price must be a finite number")
-        if value.is_signed():  # also "-0": a price is never written with a minus sign
-            raise ValueError("price must not be negative")
-        if value > MAX_PRICE:
-            raise ValueError(f"price must be at most {MAX_PRICE}")
-        exponent = value.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -2 and value != value.quantize(Decimal("0.01")):
-            raise ValueError("price must have at most 2 decimal places")
-        return value.quantize(Decimal("0.01")) if exponent != 0 else value
+    def price_in_cents(cls, value: Decimal) -> Decimal:
+        return value.quantize(CENT) if value.as_tuple().exponent != 0 else value  # "19.9" is "19.90"; "3200" stays
 
     def to_item(self) -> Item:
         return Item(self.productId, self.vendorId, self.name, self.price, self.quantity)
@@ -61,7 +113,16 @@ class AddItemBody(BaseModel):
 class AdjustQuantityBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    delta: Annotated[StrictInt, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+    delta: Annotated[
+        int,
+        Field(
+            ge=-MAX_QUANTITY,
+            le=MAX_QUANTITY,
+            json_schema_extra={"not": {"const": 0}},
+            description="the change in quantity; negative decreases; never 0",
+        ),
+        WHOLE,
+    ]
 
     @field_validator("delta")
     @classmethod

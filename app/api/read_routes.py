@@ -17,9 +17,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AnalyticsDep, BackendsDep
+from app.api.views import AUTHENTICATED, PopularItemsMonth, TopItems, VendorBilling, errors
 from app.query_side.projections import POPULAR_ITEMS, VENDOR_BILLING, popular_items_row, row_key, vendor_billing_row
 from app.query_side.read_models import Freshness, merge
 from app.streams.partitioning import partition_of
@@ -33,6 +35,29 @@ After = Annotated[
     Query(pattern=r"^\d{1,6}:\d{1,19}$", description="partition:offset of an event the answer must include"),
 ]
 WaitMs = Annotated[int, Query(ge=0, le=10_000, description="how long to wait for `after` (bounded)")]
+VendorId = Annotated[UUID, Path(examples=["fbea6379-b76c-478b-8f86-4f1626fb8acf"])]
+ProductId = Annotated[UUID, Path(examples=["9054a277-9998-4bb4-be89-7d1ac45828d2"])]
+Day = Annotated[
+    str,
+    Query(
+        alias="date",
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        description="the UTC day, YYYY-MM-DD",
+        json_schema_extra={"format": "date"},
+        examples=["2026-12-01"],
+    ),
+]
+READ_ERRORS = errors(*AUTHENTICATED, 404, 422, 503)
+
+
+def the_day(value: str) -> date:
+    """A YYYY-MM-DD that names a day (the pattern has made sure of the shape; 2026-02-30 is still refused here)."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise RequestValidationError(
+            [{"loc": ("query", "date"), "msg": f"not a day: {value}", "type": "value_error"}]
+        ) from error
 
 
 def parse_after(after: str | None) -> tuple[int, int] | None:
@@ -64,23 +89,34 @@ def not_found(what: str) -> JSONResponse:
     return JSONResponse({"error": "NotFound", "reason": f"no {what}"}, status_code=404)
 
 
-@router.get("/popular-items/top", summary="The most bought items of a day, across vendors")
+@router.get(
+    "/popular-items/top",
+    summary="The most bought items of a day, across vendors",
+    response_model=TopItems,
+    responses=errors(*AUTHENTICATED, 422, 503),
+)
 async def top_items(
     backends: BackendsDep,
     reader: AnalyticsDep,
-    day: Annotated[date, Query(alias="date", description="the UTC day, YYYY-MM-DD")],
+    on: Day,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Items ranked by quantity bought that day."""
+    day = the_day(on)
     models = await backends.read_models()
     items = await models.most_popular(day.year, day.month, day.day, limit)
     return {"date": day.isoformat(), "items": items}
 
 
-@router.get("/popular-items/{vendorId}/{productId}/{year}/{month}", summary="Quantity bought per day of a month")
+@router.get(
+    "/popular-items/{vendorId}/{productId}/{year}/{month}",
+    summary="Quantity bought per day of a month",
+    response_model=PopularItemsMonth,
+    responses=READ_ERRORS,
+)
 async def popular_items(
-    vendorId: UUID,
-    productId: UUID,
+    vendorId: VendorId,
+    productId: ProductId,
     year: Year,
     month: Month,
     backends: BackendsDep,
@@ -104,9 +140,14 @@ async def popular_items(
     return {**body, "days": days, "projection": projection}
 
 
-@router.get("/vendor-billing/{vendorId}/{year}", summary="A vendor's balance per month of a year")
+@router.get(
+    "/vendor-billing/{vendorId}/{year}",
+    summary="A vendor's balance per month of a year",
+    response_model=VendorBilling,
+    responses=READ_ERRORS,
+)
 async def vendor_billing(
-    vendorId: UUID,
+    vendorId: VendorId,
     year: Year,
     backends: BackendsDep,
     reader: AnalyticsDep,

@@ -259,6 +259,11 @@ class PostgresVendorBilling:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
+    async def answers(self, timeout_s: float) -> None:
+        """Returns when PostgreSQL answers a query within `timeout_s`; raises otherwise (for `/ready`)."""
+        async with self.pool.acquire(timeout=timeout_s) as conn:
+            await conn.fetchval("SELECT 1", timeout=timeout_s)
+
     async def last_offset(self, partition: int) -> int | None:
         """The last offset of `partition` of vendor-billing-updates applied here (None: none yet)."""
         async with self.pool.acquire() as conn:

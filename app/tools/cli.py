@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from app.settings import get_settings
@@ -280,6 +281,25 @@ def run_store_command(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return fail(f"{type(error).__name__}: {error} (are the services up? `make services-up`)")
 
 
+OPENAPI_FILE = Path("docs/openapi.json")
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Print the API's OpenAPI document, or write it to docs/openapi.json (the copy the drift test checks)."""
+    import json
+
+    from app.api.main import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+    if not args.write:
+        print(text, end="")
+        return 0
+    OPENAPI_FILE.parent.mkdir(parents=True, exist_ok=True)
+    OPENAPI_FILE.write_text(text)
+    print(f"wrote {OPENAPI_FILE}")
+    return 0
+
+
 def cmd_bench(_args: argparse.Namespace) -> int:
     # Reached only as `cart bench` with no options: `main` hands every `cart bench ...` to the bench's own parser.
     from app.tools.bench.command import main as bench_main
@@ -310,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--scope", action="append", default=[], help="carts:admin, analytics or metrics (repeatable)")
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
+    openapi = add("openapi", cmd_openapi, "print the HTTP API's OpenAPI document (as served at /openapi.json)")
+    openapi.add_argument("--write", action="store_true", help=f"write it to {OPENAPI_FILE} instead")
     add("migrate", cmd_migrate, "create topics, keyspace and tables (idempotent)")
     add("status", cmd_status, "services, consumer group, position applied and lag per topic and partition")
     verify = add("verify", cmd_verify, "recompute every read model's totals from the journal; list each difference")

@@ -65,7 +65,7 @@ def test_the_original_readme_requests_work_verbatim(client: httpx.Client) -> Non
 
 
 def test_an_item_is_added_adjusted_and_read_back(client: httpx.Client) -> None:
-    member, item = a_member(), an_item(price=19.99, quantity=1)
+    member, item = a_member(), an_item(price="19.99", quantity=1)
     assert client.put(f"/cart/{member}", json=item).status_code == 200
     adjusted = client.patch(f"/cart/{member}/productId/{item['productId']}", json={"delta": 4})
     assert adjusted.status_code == 200, adjusted.text
@@ -141,6 +141,9 @@ BAD_ITEMS = [
     ({"price": "NaN"}, "price"),
     ({"price": True}, "price"),
     ({"price": "1e400"}, "price"),
+    # A fractional JSON number is a binary float by the time it is parsed: money travels as a decimal string.
+    ({"price": 19.99}, "price"),
+    ({"price": " 3200"}, "price"),
     ({"name": ""}, "name"),
     ({"name": "   "}, "name"),
     ({"name": "x" * 201}, "name"),
@@ -174,6 +177,7 @@ def test_a_missing_field_is_a_422(client: httpx.Client) -> None:
     [
         ("POST", "/cart/not-a-member", json.dumps(an_item())),
         ("POST", "/cart/{member}", "{not json"),
+        ("POST", "/cart/{member}", b'{"name": "\xff\xfe"}'),  # not UTF-8
         ("POST", "/cart/{member}", "[]"),
         ("DELETE", "/cart/{member}/productId/nope", None),
         ("PATCH", "/cart/{member}/productId/{product}", '{"delta": 0}'),
@@ -183,7 +187,9 @@ def test_a_missing_field_is_a_422(client: httpx.Client) -> None:
         ("GET", "/cart/{member}/events?limit=0", None),
     ],
 )
-def test_malformed_requests_are_422_never_500(client: httpx.Client, method: str, path: str, body: str | None) -> None:
+def test_malformed_requests_are_422_never_500(
+    client: httpx.Client, method: str, path: str, body: str | bytes | None
+) -> None:
     url = path.format(member=a_member(), product=uuid.uuid4())
     response = client.request(method, url, content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
@@ -275,3 +281,20 @@ def test_operations_endpoints_answer(client: httpx.Client) -> None:
     assert "cart_http_requests_total" in client.get("/metrics").text
     assert client.get("/docs").status_code == 200
     assert "/cart/{memberId}/checkout" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/cart/{member}", {"GET", "POST", "PUT"}),
+        ("/cart/{member}/productId/{product}", {"DELETE", "PATCH"}),
+        ("/cart/{member}/checkout", {"POST"}),
+    ],
+)
+def test_a_method_the_path_does_not_serve_is_405_naming_every_method_it_does(
+    client: httpx.Client, path: str, allowed: set[str]
+) -> None:
+    response = client.request("OPTIONS", path.format(member=a_member(), product=uuid.uuid4()))
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+    assert response.json()["error"] == "HTTPError"

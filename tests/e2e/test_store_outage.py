@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +73,9 @@ def test_while_cassandra_does_not_answer_commands_get_503_and_nothing_is_half_ap
     with isolated.client() as client, paused("cassandra"):
         refused = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
         history = client.get(f"/cart/{member}/events")
+        ready = client.get("/ready")
+    assert ready.status_code == 503 and ready.json()["ready"] is False
+    assert ready.json()["cassandra"] is not True and "not reachable" in ready.json()["cassandra"], ready.text
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["reason"]
@@ -91,8 +95,45 @@ def test_while_kafka_does_not_answer_commands_get_503(isolated: System) -> None:
         with paused("kafka"):
             # The client's own timeout (30 s) is far above the API's command timeout (4 s): a hang fails here.
             refused = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
+            ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["kafka"] is not True, ready.text
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"] == "ServiceUnavailable"
         accepted = until_accepted(client, member, item, key)
         assert [e["seqNr"] for e in client.get(f"/cart/{member}/events").json()["events"]] == [1]
         assert accepted.json()["items"][0]["productId"] == item["productId"]
+
+
+def test_while_postgresql_is_down_ready_names_it_and_commands_go_on(isolated_stores: System) -> None:
+    """PostgreSQL serves one read model: /ready says it is away but stays 200, carts keep working, and both the
+    check and the PostgreSQL read model come back by themselves when it returns. (Its own database: PostgreSQL's
+    positions are per partition number, and another system's topics have the same numbers.)"""
+    from app.tools.services import Postgres
+
+    isolated = isolated_stores
+    isolated.start_worker()
+    member, item, key = str(uuid.uuid4()), an_item(), f"k-{uuid.uuid4()}"
+    postgres = Postgres(get_settings())
+    with isolated.client() as client:
+        assert client.get("/ready").json()["postgres"] is True
+        postgres.down()
+        try:
+            ready = client.get("/ready")
+            assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
+            assert "not reachable" in ready.json()["postgres"], ready.text
+            assert until_accepted(client, member, item, key).json()["version"] == 1
+            billing = client.get(f"/vendor-billing/{item['vendorId']}/2026?source=postgres")
+            assert billing.status_code == 503 and billing.json()["reason"], billing.text
+        finally:
+            postgres.up()
+        deadline = time.monotonic() + 60
+        while client.get("/ready").json()["postgres"] is not True:
+            assert time.monotonic() < deadline, "the PostgreSQL check did not come back within 60 s"
+            time.sleep(1)
+        checkout = client.post(f"/cart/{member}/checkout", headers={"Idempotency-Key": f"c-{uuid.uuid4()}"})
+        assert checkout.status_code == 200, checkout.text
+        year, position = checkout.json()["purchasedAt"][:4], checkout.json()["events"][-1]["position"]
+        after = f"after={position['partition']}:{position['offset']}&waitMs=10000"
+        seen = client.get(f"/vendor-billing/{item['vendorId']}/{year}?source=postgres&{after}")
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["projection"]["caughtUp"] is True, seen.text
