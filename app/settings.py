@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 9001
+    # A request must arrive whole (headers and body) within this long of its first byte: slow clients get a 408.
+    request_read_timeout_s: float = Field(default=10.0, gt=0)
     command_timeout_s: float = Field(default=10.0, gt=0)
 
     # Batches: an agent takes at most this many messages at a time, waiting at most this long for more once one

@@ -58,11 +58,12 @@ def worker_command() -> list[str]:
 
 
 def api_command(port: int | None = None) -> list[str]:
-    """The API process: uvicorn with uvloop and httptools (the pure-Python h11 parser costs far more per request)."""
+    """The API process: uvicorn with uvloop and httptools (the pure-Python h11 parser costs far more per request),
+    with a deadline on reading each request (app/api/http_protocol.py)."""
     s = get_settings()
     return [
         sys.executable, "-m", "uvicorn", "app.api.main:create_app", "--factory",
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        "--loop", "uvloop", "--http", "app.api.http_protocol:TimedHttpToolsProtocol", "--no-access-log",
         "--host", s.api_host, "--port", str(port or s.api_port), "--log-level", "warning",
     ]  # fmt: skip
 
