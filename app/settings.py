@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     cassandra_port: int = 9042
     cassandra_keyspace: str = Field(default="shopping_cart", pattern=r"^[a-z][a-z0-9_]{0,47}$")
     cassandra_replication_factor: int = Field(default=1, ge=1)
+    # The local Cassandra's commit log (`cart services up`). `batch` (the default) syncs it to disk before a write
+    # is acknowledged, so an acknowledged command survives a power loss of the machine; `group` does too, syncing
+    # every CART_CASSANDRA_COMMITLOG_WINDOW_MS; `periodic` acknowledges at once and syncs every 10 s (a power loss
+    # can take up to 10 s of acknowledged commands). Measured costs: docs/operations.md.
+    cassandra_commitlog_sync: Literal["batch", "group", "periodic"] = "batch"
+    cassandra_commitlog_window_ms: int = Field(default=5, ge=1, le=1000)
 
     # PostgreSQL
     postgres_host: str = "127.0.0.1"

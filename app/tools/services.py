@@ -315,14 +315,21 @@ class Cassandra:
         finally:
             cluster.shutdown()
 
+    def commitlog(self) -> str:
+        sync, window_ms = self.settings.cassandra_commitlog_sync, self.settings.cassandra_commitlog_window_ms
+        if sync == "group":
+            return f"commitlog_sync: group\ncommitlog_sync_group_window: {window_ms}ms"
+        if sync == "batch":
+            return "commitlog_sync: batch"
+        return "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms"
+
     def config(self) -> str:
         host = self.host
         return f"""cluster_name: shopping-cart
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+{self.commitlog()}
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:

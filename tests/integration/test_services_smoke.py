@@ -54,3 +54,14 @@ async def test_a_row_written_to_postgres_is_read_back(settings: Settings) -> Non
         assert await conn.fetchval("SELECT name FROM smoke WHERE id = $1", row_id) == "orange"
     finally:
         await conn.close()
+
+
+async def test_the_local_cassandra_syncs_its_commit_log_before_it_acknowledges(settings: Settings) -> None:
+    """Acknowledged means on disk on one node too: the running Cassandra says so itself (system_views.settings)."""
+    cluster, session = await connect_async(settings)
+    try:
+        rows = await execute(session, "SELECT name, value FROM system_views.settings WHERE name = 'commitlog_sync'")
+        assert {r.name: r.value for r in rows} == {"commitlog_sync": settings.cassandra_commitlog_sync}
+        assert settings.cassandra_commitlog_sync in ("batch", "group")
+    finally:
+        cluster.shutdown()
