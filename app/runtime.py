@@ -22,6 +22,7 @@ from app.settings import Settings
 from app.stores.cassandra import StoreUnavailable, connect_async
 from app.stores.migrations import migrate
 from app.streams.in_order import KafkaLog
+from app.streams.kafka_clients import kafka_options
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class Runtime:
 
     def kafka_log(self) -> KafkaLog:
         if self._kafka_log is None:
-            self._kafka_log = KafkaLog(self.settings.kafka_bootstrap)
+            self._kafka_log = KafkaLog(kafka_options(self.settings))
         return self._kafka_log
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,14 @@ class Settings(BaseSettings):
     topic_vendor_billing_updates: str = "vendor-billing-updates"
     partitions: int = Field(default=12, ge=1, le=1024)
     reply_partitions: int = Field(default=4, ge=1, le=1024)
+    # How every Kafka client connects (app/streams/kafka_clients.py). The local broker listens for PLAINTEXT on
+    # kafka_bootstrap's port and for SASL_SSL (SCRAM, its own certificate) on kafka_secure_port.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-256"
+    kafka_username: str = "cart"
+    kafka_password: SecretStr | None = None  # default: the local broker's `<credentials_dir>/kafka-password`
+    kafka_ca_file: Path | None = None  # default: the local broker's `<credentials_dir>/kafka-ca.pem`
+    kafka_secure_port: int = 9094
 
     # Cassandra
     cassandra_hosts: str = "127.0.0.1"
@@ -44,12 +53,18 @@ class Settings(BaseSettings):
     # can take up to 10 s of acknowledged commands). Measured costs: docs/operations.md.
     cassandra_commitlog_sync: Literal["batch", "group", "periodic"] = "batch"
     cassandra_commitlog_window_ms: int = Field(default=5, ge=1, le=1000)
+    # Password authentication. Without a password given here, the one `cart services up` generated for the local
+    # Cassandra (`<credentials_dir>/cassandra-password`) is used, if there is one; with neither, no credentials
+    # are sent (a cluster without authentication).
+    cassandra_username: str = "cart"
+    cassandra_password: SecretStr | None = None
 
     # PostgreSQL
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 5432
     postgres_user: str = "postgres"
-    postgres_password: str = ""
+    # As for Cassandra: given here, or the local cluster's `<credentials_dir>/postgres-password`.
+    postgres_password: SecretStr | None = None
     postgres_database: str = Field(default="shopping_cart", pattern=r"^[a-z][a-z0-9_]{0,62}$")
 
     # The Faust app (also the consumer group id) and what a worker process runs.
@@ -114,6 +129,8 @@ class Settings(BaseSettings):
 
     # Local state: the services' data and logs, the workers' table stores.
     state_dir: Path = PROJECT_ROOT / ".state"
+    # The local services' generated passwords (not under state_dir: each test worker has a state_dir of its own).
+    credentials_dir: Path = PROJECT_ROOT / ".state" / "credentials"
     # A worker's own table stores (default: `<state_dir>/worker`); each worker on a machine needs its own.
     worker_dir: Path | None = None
 
@@ -121,9 +138,35 @@ class Settings(BaseSettings):
     def cassandra_contact_points(self) -> list[str]:
         return [h.strip() for h in self.cassandra_hosts.split(",") if h.strip()]
 
+    def credential(self, name: str, given: SecretStr | None) -> str | None:
+        """A password: the one given in the settings, else the local services' file `name`, else none."""
+        if given is not None:
+            return given.get_secret_value()
+        path = self.credentials_dir / name
+        return path.read_text().strip() if path.is_file() else None
+
+    @property
+    def cassandra_secret(self) -> str | None:
+        return self.credential("cassandra-password", self.cassandra_password)
+
+    @property
+    def kafka_secret(self) -> str | None:
+        return self.credential("kafka-password", self.kafka_password)
+
+    @property
+    def kafka_ca(self) -> Path | None:
+        local = self.credentials_dir / "kafka-ca.pem"
+        return self.kafka_ca_file or (local if local.is_file() else None)
+
+    @property
+    def postgres_secret(self) -> str | None:
+        return self.credential("postgres-password", self.postgres_password)
+
     @property
     def postgres_dsn(self) -> str:
-        auth = self.postgres_user + (f":{self.postgres_password}" if self.postgres_password else "")
+        """The connection string, with the password: pass it to a driver, never to a log line or a message."""
+        secret = self.postgres_secret
+        auth = quote(self.postgres_user, safe="") + (f":{quote(secret, safe='')}" if secret else "")
         return f"postgresql://{auth}@{self.postgres_host}:{self.postgres_port}/{self.postgres_database}"
 
     @property

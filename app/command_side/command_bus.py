@@ -22,6 +22,7 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced
 from app.cart.command_codec import command_to_dict
 from app.cart.rules import Command
 from app.settings import Settings
+from app.streams.kafka_clients import kafka_options
 from schemas.records import CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class CommandBus:
     def _new_producer(self) -> AIOKafkaProducer:
         s = self.settings
         return AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap,
+            **kafka_options(s),
             acks="all",
             enable_idempotence=True,
             linger_ms=int(s.producer_linger_s * 1000),  # concurrent requests' commands in one produce request
@@ -88,7 +89,7 @@ class CommandBus:
     async def start(self) -> None:
         s = self.settings
         self._producer = self._new_producer()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**kafka_options(s), enable_auto_commit=False)
         try:
             await self._producer.start()
             await self._consumer.start()
@@ -142,7 +143,7 @@ class CommandBus:
         """(Kafka answers, a worker group consuming the commands is Stable): True or the reason it is not."""
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(**kafka_options(self.settings), request_timeout_ms=3000)
         try:
             await asyncio.wait_for(admin.start(), 5)
             # The command workers' group is `app_id` (all agents in one process) or `app_id-...cart_commands...`.

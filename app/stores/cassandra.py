@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from cassandra import ConsistencyLevel
+from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import RoundRobinPolicy
 
@@ -52,9 +53,11 @@ def connect(settings: Settings, keyspace: str | None = None, timeout_s: float = 
         serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
         request_timeout=timeout_s,
     )
+    secret = settings.cassandra_secret
     cluster = Cluster(
         settings.cassandra_contact_points,
         port=settings.cassandra_port,
+        auth_provider=PlainTextAuthProvider(settings.cassandra_username, secret) if secret else None,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=5,
         connect_timeout=timeout_s,

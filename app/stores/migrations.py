@@ -9,6 +9,8 @@ import contextlib
 import logging
 
 from app.settings import Settings
+from app.stores.cassandra import StoreUnavailable
+from app.streams.kafka_clients import kafka_options
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,7 @@ async def migrate_kafka(settings: Settings) -> None:
     # The Faust tables' changelogs too: Faust would create them at start, but a worker that checks a changelog's
     # partitions right after creating it can miss it in the metadata and crash (seen on first starts).
     changelogs = {f"{settings.consumer_group}-{table}-changelog" for table in FAUST_TABLES}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -147,7 +149,10 @@ async def migrate_cassandra(settings: Settings) -> None:
 async def migrate_postgres(settings: Settings) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(settings.postgres_dsn, timeout=15)
+    try:
+        conn = await asyncpg.connect(settings.postgres_dsn, timeout=15)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as error:  # a refused password too: 503, never a 500
+        raise StoreUnavailable(f"PostgreSQL is not reachable: {error}") from error
     try:
         # Several processes migrate at start; the advisory lock makes them take turns.
         await conn.execute("SELECT pg_advisory_lock(727274)")

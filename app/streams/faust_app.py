@@ -22,6 +22,7 @@ from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
 from app.streams.in_order import Delivered, InOrder, Positions, stalled
+from app.streams.kafka_clients import faust_credentials
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> faust.App:
     return CartApp(
         settings.consumer_group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings),
         store="rocksdb://",
         datadir=str(settings.worker_data_dir),
         topic_partitions=settings.partitions,

@@ -74,8 +74,8 @@ class KafkaLog:
     """Reads a partition's messages directly, with a consumer of its own (no group, no commits), and the group's
     committed offsets: what `in_order` and `stalled` need from Kafka, and nothing else."""
 
-    def __init__(self, bootstrap: str, stall_timeout_s: float = 30.0) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: dict[str, Any], stall_timeout_s: float = 30.0) -> None:
+        self.kafka = kafka  # kafka_options(settings)
         self.stall_timeout_s = stall_timeout_s
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
@@ -84,9 +84,7 @@ class KafkaLog:
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             # `earliest`: a read that starts below the log's start (retention) begins at the start, not at the end.
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-            )
+            consumer = AIOKafkaConsumer(**self.kafka, enable_auto_commit=False, auto_offset_reset="earliest")
             await consumer.start()
             self._consumer = consumer
         return self._consumer
@@ -129,7 +127,7 @@ class KafkaLog:
     async def committed(self, group: str) -> dict[tuple[str, int], int]:
         """The group's committed offsets: (topic, partition) -> the next offset the group will read."""
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
+            admin = AIOKafkaAdminClient(**self.kafka, request_timeout_ms=10000)
             await admin.start()
             self._admin = admin
         offsets = await self._admin.list_consumer_group_offsets(group)

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
+from app.streams.kafka_clients import kafka_options
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,8 @@ async def worker_groups(settings: Settings, admin: AIOKafkaAdminClient) -> dict[
 
 async def consumer_lag(settings: Settings) -> list[Lag]:
     """Per worker group, the committed offset and end offset of every partition of the topics it consumes."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=10000)
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     rows: list[Lag] = []
     try:
         await admin.start()
@@ -111,7 +112,7 @@ async def group_members(settings: Settings) -> dict[str, tuple[str, list[GroupMe
     """Per worker group: its state and, per worker, the partitions it owns (its carts or its read-model rows)."""
     from aiokafka.protocol.group import MemberAssignment
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=10000)
     found: dict[str, tuple[str, list[GroupMember]]] = {}
     try:
         await admin.start()

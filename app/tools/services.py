@@ -15,6 +15,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -158,7 +159,9 @@ class Kafka:
     async def _metadata(self) -> bool:
         from aiokafka import AIOKafkaClient
 
-        client = AIOKafkaClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=5000)
+        # The PLAINTEXT listener: the local broker always has one, whatever the clients are configured to use.
+        host, _ = self.settings.kafka_host_port
+        client = AIOKafkaClient(bootstrap_servers=f"{host}:{self.plaintext_port}", request_timeout_ms=5000)
         try:
             await client.bootstrap()
             return bool(client.cluster.brokers())
@@ -167,19 +170,58 @@ class Kafka:
         finally:
             await client.close()
 
+    @property
+    def plaintext_port(self) -> int:
+        """The PLAINTEXT listener's port: kafka_bootstrap's, unless the clients use the secure one (then 9092)."""
+        s = self.settings
+        return s.kafka_host_port[1] if s.kafka_security_protocol == "PLAINTEXT" else 9092
+
+    def tls(self) -> tuple[Path, str]:
+        """The broker's key and self-signed certificate (a PKCS12 keystore, made once with the JDK's keytool) and
+        the keystore's password; the certificate also goes to `<credentials_dir>/kafka-ca.pem` for the clients."""
+        s = self.settings
+        keystore, ca = s.credentials_dir / "kafka-tls.p12", s.credentials_dir / "kafka-ca.pem"
+        password = ensure_password(s, "kafka-keystore-password")
+        if not keystore.is_file():
+            host = s.kafka_host_port[0]
+            steps = [
+                ["keytool", "-genkeypair", "-alias", "kafka", "-keyalg", "RSA", "-keysize", "2048",
+                 "-validity", "3650", "-dname", "CN=localhost", "-ext", f"SAN=ip:{host},dns:localhost",
+                 "-keystore", str(keystore), "-storetype", "PKCS12", "-storepass", password, "-keypass", password],
+                ["keytool", "-exportcert", "-rfc", "-alias", "kafka", "-keystore", str(keystore),
+                 "-storepass", password, "-file", str(ca)],
+            ]  # fmt: skip
+            for step in steps:
+                result = subprocess.run(step, capture_output=True, text=True)
+                if result.returncode != 0:
+                    keystore.unlink(missing_ok=True)
+                    raise ServiceError(f"keytool failed: {result.stdout[-1000:]}{result.stderr[-1000:]}")
+            keystore.chmod(0o600)
+        return keystore, password
+
     def config(self) -> str:
-        host, port = self.settings.kafka_host_port
+        host, _ = self.settings.kafka_host_port
+        port, secure = self.plaintext_port, self.settings.kafka_secure_port
         ctl = self.settings.kafka_controller_port
+        keystore, keystore_password = self.tls()
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         return "\n".join(
             [
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@{host}:{ctl}",
-                f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{ctl}",
-                f"advertised.listeners=PLAINTEXT://{host}:{port}",
+                # PLAINTEXT for the local stack's own clients; SASL_SSL (SCRAM over TLS) for clients configured so.
+                f"listeners=PLAINTEXT://{host}:{port},SASL_SSL://{host}:{secure},CONTROLLER://{host}:{ctl}",
+                f"advertised.listeners=PLAINTEXT://{host}:{port},SASL_SSL://{host}:{secure}",
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+                "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+                f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram}",
+                f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}",
+                f"listener.name.sasl_ssl.ssl.keystore.location={keystore}",
+                f"listener.name.sasl_ssl.ssl.keystore.password={keystore_password}",
+                "listener.name.sasl_ssl.ssl.keystore.type=PKCS12",
                 f"log.dirs={self.home / 'data'}",
                 "num.partitions=1",
                 # Topics are created on purpose (app.stores.migrations, Faust): a typo must fail, not make a topic.
@@ -195,13 +237,18 @@ class Kafka:
         )
 
     def up(self) -> None:
+        host, _ = self.settings.kafka_host_port
+        properties = self.home / "server.properties"
         if self.answers():
-            say(f"Kafka: already running on {self.settings.kafka_bootstrap}")
-            return
-        say(f"Kafka: starting on {self.settings.kafka_bootstrap}")
+            if properties.is_file() and properties.read_text() == self.config():
+                say(f"Kafka: already running on {host}:{self.plaintext_port}")
+                self.ensure_scram_user()
+                return
+            say("Kafka: running with another configuration (an earlier version's?); restarting it with this one")
+            self.down()
+        say(f"Kafka: starting on {host}:{self.plaintext_port} (SASL_SSL on {self.settings.kafka_secure_port})")
         self.home.mkdir(parents=True, exist_ok=True)
         classpath = maven_classpath("kafka", self.home / "classpath.txt")
-        properties = self.home / "server.properties"
         properties.write_text(self.config())
         log4j = self.home / "log4j.properties"
         log4j.write_text(
@@ -232,6 +279,34 @@ class Kafka:
                 raise ServiceError(f"Kafka storage format failed:\n{result.stdout}{result.stderr}")
         spawn([*java, "kafka.Kafka", str(properties)], self.log, self.pid_file, self.home)
         wait_until("Kafka", self.answers, self.log, lambda: read_pid(self.pid_file) is not None)
+        self.ensure_scram_user()
+
+    def ensure_scram_user(self) -> None:
+        """The SCRAM credentials of `kafka_username` with the generated password (once per password: a marker
+        file holds a digest of what was set)."""
+        s = self.settings
+        password = s.kafka_password.get_secret_value() if s.kafka_password else ensure_password(s, "kafka-password")
+        marker = self.home / "scram-user"
+        digest = hashlib.sha256(f"{s.kafka_username}:{password}".encode()).hexdigest()
+        if marker.is_file() and marker.read_text().strip() == digest:
+            return
+        classpath = maven_classpath("kafka", self.home / "classpath.txt")
+        host, _ = s.kafka_host_port
+        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):  # one per request: Kafka refuses two for one user
+            result = subprocess.run(
+                ["java", "-Xmx256m", "-cp", classpath, "kafka.admin.ConfigCommand",
+                 "--bootstrap-server", f"{host}:{self.plaintext_port}", "--alter",
+                 "--add-config", f"{mechanism}=[iterations=8192,password={password}]",
+                 "--entity-type", "users", "--entity-name", s.kafka_username],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if result.returncode != 0:
+                said = (result.stdout + result.stderr).replace(password, "***")  # never the password itself
+                raise ServiceError(
+                    f"Kafka: could not set the {mechanism} credentials of {s.kafka_username}: {said[-1500:]}"
+                )
+        marker.write_text(digest + "\n")
+        say(f"  Kafka: SCRAM user {s.kafka_username} with a generated password on SASL_SSL port {s.kafka_secure_port}")
 
     def down(self) -> None:
         stop_pid("Kafka", self.pid_file)
@@ -300,18 +375,28 @@ class Cassandra:
     def host(self) -> str:
         return self.settings.cassandra_contact_points[0]
 
-    def answers(self) -> bool:
-        if not port_open(self.host, self.settings.cassandra_port):
-            return False
-        from cassandra.cluster import Cluster
+    def _query(self, user: str, password: str, cql: str) -> str:
+        """Run one statement as `user`: "ok", "refused" (the credentials) or "down"."""
+        from cassandra import AuthenticationFailed
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster, NoHostAvailable
 
-        cluster = Cluster([self.host], port=self.settings.cassandra_port, connect_timeout=5)
+        cluster = Cluster(
+            [self.host],
+            port=self.settings.cassandra_port,
+            connect_timeout=5,
+            auth_provider=PlainTextAuthProvider(user, password),
+        )
         try:
-            session = cluster.connect()
-            session.execute("SELECT release_version FROM system.local", timeout=5)
-            return True
+            cluster.connect().execute(cql, timeout=10)
+            return "ok"
+        except NoHostAvailable as error:
+            refused = any(isinstance(e, AuthenticationFailed) for e in error.errors.values())
+            return "refused" if refused else "down"
+        except AuthenticationFailed:
+            return "refused"
         except Exception:
-            return False
+            return "down"
         finally:
             cluster.shutdown()
 
@@ -323,12 +408,53 @@ class Cassandra:
             return "commitlog_sync: batch"
         return "commitlog_sync: periodic\ncommitlog_sync_period: 10000ms"
 
+    def answers(self) -> bool:
+        """Up and answering a login (ours, or a refusal of it: on first start, before `secure`, there is no role)."""
+        if not port_open(self.host, self.settings.cassandra_port):
+            return False
+        # Refused counts as up: `secure` says what is wrong with the credentials.
+        return self._query(self.settings.cassandra_username, self.password(), PROBE_CQL) in ("ok", "refused")
+
+    def password(self) -> str:
+        s = self.settings
+        given = s.cassandra_password
+        return given.get_secret_value() if given is not None else ensure_password(s, "cassandra-password")
+
+    def secure(self) -> None:
+        """Our role with the generated password, and the well-known default superuser disabled. Idempotent."""
+        s = self.settings
+        password = self.password()
+        if self._query(s.cassandra_username, password, PROBE_CQL) == "ok":
+            return
+        # The generated password is URL-safe base64: no quote to escape in the statement.
+        create = (
+            f"CREATE ROLE IF NOT EXISTS {s.cassandra_username} WITH PASSWORD = '{password}' "
+            "AND LOGIN = true AND SUPERUSER = true"
+        )
+        deadline = time.monotonic() + 60
+        while self._query("cassandra", "cassandra", create) != "ok":
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"Cassandra refuses role {s.cassandra_username} with the password in {s.credentials_dir} and the "
+                    "default superuser: the cluster was secured with another password (delete .state/cassandra to "
+                    "start it afresh)"
+                )
+            time.sleep(1)  # the default superuser is created a moment after the port opens
+        retire = f"ALTER ROLE cassandra WITH PASSWORD = '{secrets.token_urlsafe(24)}' AND LOGIN = false"
+        if self._query(s.cassandra_username, password, retire) != "ok":
+            raise ServiceError("Cassandra: could not disable the default superuser `cassandra`")
+        say(f"  Cassandra: role {s.cassandra_username} with a generated password; the default superuser is disabled")
+
     def config(self) -> str:
         host = self.host
         return f"""cluster_name: shopping-cart
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
+# Logins with a password (the generated one, see `secure`); every role here is a superuser, so no authorizer.
+authenticator: PasswordAuthenticator
+authorizer: AllowAllAuthorizer
+role_manager: CassandraRoleManager
 {self.commitlog()}
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
@@ -356,13 +482,18 @@ compaction_throughput: 64MiB/s
 """
 
     def up(self) -> None:
+        yaml = self.home / "cassandra.yaml"
         if self.answers():
-            say(f"Cassandra: already running on {self.host}:{self.settings.cassandra_port}")
-            return
+            if yaml.is_file() and yaml.read_text() == self.config():
+                say(f"Cassandra: already running on {self.host}:{self.settings.cassandra_port}")
+                self.secure()
+                return
+            # E.g. without password authentication, or another commit log mode: what runs must be what is written.
+            say("Cassandra: running with another configuration (an earlier version's?); restarting it with this one")
+            self.down()
         say(f"Cassandra: starting on {self.host}:{self.settings.cassandra_port} (cold start takes 20-60s)")
         self.home.mkdir(parents=True, exist_ok=True)
         classpath = maven_classpath("cassandra", self.home / "classpath.txt")
-        yaml = self.home / "cassandra.yaml"
         yaml.write_text(self.config())
         logback = self.home / "logback.xml"
         logback.write_text(
@@ -393,9 +524,31 @@ compaction_throughput: 64MiB/s
         ]
         spawn(command, self.log, self.pid_file, self.home)
         wait_until("Cassandra", self.answers, self.log, lambda: read_pid(self.pid_file) is not None)
+        self.secure()
 
     def down(self) -> None:
         stop_pid("Cassandra", self.pid_file)
+
+
+def ensure_password(settings: Settings, name: str) -> str:
+    """The local service's generated password (`<credentials_dir>/name`, made on first use, readable by root only)."""
+    path = settings.credentials_dir / name
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()
+
+
+PROBE_CQL = "SELECT release_version FROM system.local"
+
+# Who may log in to the local cluster: over TCP only with a password; on its socket only the `postgres` OS user.
+PG_HBA = """# Written by `cart services up` (app/tools/services.py).
+local   all   all                  peer
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
 
 
 def postgres_can_reach(folder: Path) -> bool:
@@ -461,7 +614,7 @@ class Postgres:
                 host=s.postgres_host,
                 port=s.postgres_port,
                 user=s.postgres_user,
-                password=s.postgres_password or None,
+                password=s.postgres_secret,
                 database=database,
                 timeout=5,
             )
@@ -516,7 +669,43 @@ class Postgres:
             if result.returncode != 0:
                 raise ServiceError(f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{tail(self.log)}")
             wait_until("PostgreSQL", self.answers, self.log, lambda: True)
+        self.secure()
         self.create_database()
+
+    def secure(self) -> None:
+        """The superuser's generated password, and password (SCRAM) logins over TCP. Idempotent; the first call on
+        a cluster made with `--auth=trust` sets the password while trust still lets it in, then closes the door."""
+        asyncio.run(self._secure())
+
+    async def _secure(self) -> None:
+        import asyncpg
+
+        s = self.settings
+        given = s.postgres_password
+        password = given.get_secret_value() if given is not None else ensure_password(s, "postgres-password")
+        try:
+            conn = await asyncpg.connect(
+                host=s.postgres_host, port=s.postgres_port, user=s.postgres_user, password=password,
+                database="postgres", timeout=10,
+            )  # fmt: skip
+        except asyncpg.InvalidPasswordError as error:
+            raise ServiceError(
+                f"PostgreSQL refuses {s.postgres_user} with the password in {s.credentials_dir}: the cluster was "
+                f"secured with another one (delete {self.home} to start it afresh)"
+            ) from error
+        try:
+            hba = await conn.fetchval("SHOW hba_file")
+            wanted = PG_HBA.format(user=s.postgres_user)
+            if await asyncio.to_thread(Path(hba).read_text) == wanted:
+                return
+            await conn.execute("SET password_encryption = 'scram-sha-256'")
+            # A parameter cannot be bound in ALTER ROLE; the generated password is URL-safe base64 (no quote).
+            await conn.execute(f"ALTER ROLE \"{s.postgres_user}\" WITH PASSWORD '{password}'")
+            await asyncio.to_thread(Path(hba).write_text, wanted)
+            await conn.fetchval("SELECT pg_reload_conf()")
+            say(f"  PostgreSQL: {s.postgres_user} logs in with a generated password (SCRAM) from now on")
+        finally:
+            await conn.close()
 
     def create_database(self) -> None:
         asyncio.run(self._create_database())
@@ -529,7 +718,7 @@ class Postgres:
             host=s.postgres_host,
             port=s.postgres_port,
             user=s.postgres_user,
-            password=s.postgres_password or None,
+            password=s.postgres_secret,
             database="postgres",
             timeout=10,
         )

@@ -233,8 +233,8 @@ def cart_cli(env: dict[str, str], *args: str, timeout: float = 300) -> subproces
 class System:
     """A worker and an API with topics and a consumer group of their own (and, if asked, their own stores)."""
 
-    def __init__(self, tag: str, port: int, own_stores: bool = False) -> None:
-        self.env = isolated_env(tag, port, own_stores)
+    def __init__(self, tag: str, port: int, own_stores: bool = False, extra_env: dict[str, str] | None = None) -> None:
+        self.env = {**isolated_env(tag, port, own_stores), **(extra_env or {})}
         if own_stores:
             from app.settings import Settings
             from app.tools.services import Postgres

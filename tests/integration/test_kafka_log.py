@@ -13,6 +13,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from app.settings import Settings
 from app.streams.in_order import KafkaLog
+from app.streams.kafka_clients import kafka_options
 
 
 @pytest.fixture()
@@ -36,7 +37,7 @@ async def topic(settings: Settings) -> AsyncIterator[str]:
 
 
 async def test_reads_exactly_the_offsets_asked_for_in_order(settings: Settings, topic: str) -> None:
-    log = KafkaLog(settings.kafka_bootstrap)
+    log = KafkaLog(kafka_options(settings))
     try:
         assert await log.beginning(topic, 1) == 0
         assert [(o, v) async for o, v in log.read(topic, 1, 3, 7)] == [(3, b"m3"), (4, b"m4"), (5, b"m5"), (6, b"m6")]
@@ -49,7 +50,7 @@ async def test_reads_exactly_the_offsets_asked_for_in_order(settings: Settings, 
 async def test_reading_past_the_end_of_the_partition_times_out_instead_of_hanging(
     settings: Settings, topic: str
 ) -> None:
-    log = KafkaLog(settings.kafka_bootstrap, stall_timeout_s=2)
+    log = KafkaLog(kafka_options(settings), stall_timeout_s=2)
     try:
         with pytest.raises(TimeoutError):
             _ = [o async for o, _ in log.read(topic, 1, 8, 12)]  # 10 and 11 do not exist (yet)
@@ -65,7 +66,7 @@ async def test_a_read_that_starts_below_the_log_start_begins_at_the_start(settin
         await admin.delete_records({TopicPartition(topic, 1): RecordsToDelete(6)})
     finally:
         await admin.close()
-    log = KafkaLog(settings.kafka_bootstrap)
+    log = KafkaLog(kafka_options(settings))
     try:
         assert await log.beginning(topic, 1) == 6
         assert [o async for o, _ in log.read(topic, 1, 2, 9)] == [6, 7, 8]  # not nothing (a reset to the end)
@@ -77,7 +78,7 @@ async def test_committed_offsets_are_the_groups(settings: Settings, topic: str) 
     group = f"test-group-{uuid.uuid4().hex[:8]}"
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
-    log = KafkaLog(settings.kafka_bootstrap)
+    log = KafkaLog(kafka_options(settings))
     try:
         consumer.assign([TopicPartition(topic, 1)])
         await consumer.commit({TopicPartition(topic, 1): OffsetAndMetadata(7, "")})

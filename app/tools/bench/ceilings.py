@@ -35,6 +35,7 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from app.settings import Settings
 from app.stores.cassandra import applied, connect_async, execute
+from app.streams.kafka_clients import kafka_options
 from app.tools.bench.cpu import CpuMeter, Watched
 from app.tools.progress import Progress
 
@@ -217,7 +218,7 @@ async def kafka_ceiling(
     """Produce command-sized messages (keyed like commands, acks=all) for `seconds` while consuming them from the
     same topic; messages/s from the first send to the last message consumed."""
     topic = throwaway_name("bench-ceiling").replace("_", "-")
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=15000)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, settings.partitions, 1)])
@@ -231,8 +232,8 @@ async def kafka_ceiling(
 async def produce_and_consume(
     settings: Settings, topic: str, seconds: float, progress: Progress, watched: Sequence[Watched], window: int
 ) -> dict[str, Any]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     await producer.start()
     await consumer.start()
     try:

@@ -47,6 +47,7 @@ from app.command_side.handler import now_utc
 from app.command_side.journal import CassandraJournal, MemberAppend
 from app.runtime import Runtime
 from app.settings import Settings
+from app.streams.kafka_clients import kafka_options
 from app.streams.lag import consumer_lag
 from app.tools.bench.cpu import CpuMeter, find_system
 from app.tools.bench.stats import latency_summary
@@ -173,7 +174,7 @@ async def append_backlog(journal: CassandraJournal, members: Sequence[SeedMember
 
 async def produce_backlog(settings: Settings, members: Sequence[SeedMember], progress: Progress) -> int:
     """Every event on cart-events as the command worker emits it; members interleaved, each in seq_nr order."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     produced = 0
     try:
@@ -368,7 +369,7 @@ async def drop_own_system(system: OwnSystem) -> None:
 
     settings = system.settings
     with contextlib.suppress(Exception):
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+        admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=15000)
         await admin.start()
         try:
             named = {v for k, v in system.env.items() if k.startswith("CART_TOPIC_")}
