@@ -240,7 +240,8 @@ class Kafka:
         host, _ = self.settings.kafka_host_port
         properties = self.home / "server.properties"
         if self.answers():
-            if properties.is_file() and properties.read_text() == self.config():
+            if (properties.is_file() and properties.read_text() == self.config()) or read_pid(self.pid_file) is None:
+                # Ours and as configured, or started from elsewhere (another checkout): used as it is.
                 say(f"Kafka: already running on {host}:{self.plaintext_port}")
                 self.ensure_scram_user()
                 return
@@ -484,7 +485,8 @@ compaction_throughput: 64MiB/s
     def up(self) -> None:
         yaml = self.home / "cassandra.yaml"
         if self.answers():
-            if yaml.is_file() and yaml.read_text() == self.config():
+            if (yaml.is_file() and yaml.read_text() == self.config()) or read_pid(self.pid_file) is None:
+                # Ours and as configured, or started from elsewhere (another checkout): used as it is.
                 say(f"Cassandra: already running on {self.host}:{self.settings.cassandra_port}")
                 self.secure()
                 return
