@@ -17,8 +17,8 @@ from fastapi import APIRouter, Body, Header, Path, Query
 from app.api.deps import BackendsDep, MemberDep
 from app.api.models import ADD_ITEM_EXAMPLES, ADJUST_EXAMPLES, AddItemBody, AdjustQuantityBody
 from app.api.views import AUTHENTICATED, CartState, CartView, CheckoutView, HistoryPage, errors
+from app.cart.rules import MAX_ITEMS, MAX_QUANTITY, AdjustQuantity, Checkout, Command, GetCart, RemoveItem
 from app.cart.rules import AddItem as AddItemCommand
-from app.cart.rules import AdjustQuantity, Checkout, Command, GetCart, RemoveItem
 from schemas.records import ReplyStatus, event_dict
 
 router = APIRouter(prefix="/cart", tags=["cart"])
@@ -44,6 +44,11 @@ COMMAND_ERRORS[422] = {
     "Idempotency-Key with a different command (nothing was written)",
 }
 QUERY_ERRORS = errors(*AUTHENTICATED, 422, 503)
+ADD_ITEM = (
+    "Add an item that is not yet in the cart; 409 ItemAlreadyInCart if it is. Limits: a cart holds at most "
+    f"{MAX_ITEMS} distinct items (409 CartFull) and at most {MAX_QUANTITY} of each (409 QuantityLimitExceeded); "
+    "the body is at most 64 KiB (413)."
+)
 
 
 @functools.cache
@@ -91,7 +96,11 @@ async def ask(backends: BackendsDep, member_id: UUID, key: str | None, command: 
 
 
 @router.post(
-    "/{memberId}", summary="Add an item to the member's cart", response_model=CartView, responses=COMMAND_ERRORS
+    "/{memberId}",
+    summary="Add an item to the member's cart",
+    description=ADD_ITEM,
+    response_model=CartView,
+    responses=COMMAND_ERRORS,
 )
 async def add_item(
     memberId: MemberId,
@@ -100,25 +109,19 @@ async def add_item(
     member: MemberDep,
     key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Add an item that is not yet in the cart; 409 ItemAlreadyInCart if it is."""
     return cart_body(await ask(backends, memberId, key, AddItemCommand(item.to_item())))
 
 
-@router.put(
+# PUT is what the original's code routed; the same operation under its own method.
+router.add_api_route(
     "/{memberId}",
+    add_item,
+    methods=["PUT"],
     summary="Add an item to the member's cart (as the original's code did)",
+    description="Same as POST. " + ADD_ITEM,
     response_model=CartView,
     responses=COMMAND_ERRORS,
 )
-async def put_item(
-    memberId: MemberId,
-    item: Annotated[AddItemBody, Body(openapi_examples=ADD_ITEM_EXAMPLES)],
-    backends: BackendsDep,
-    member: MemberDep,
-    key: IdempotencyKey = None,
-) -> dict[str, Any]:
-    """Same as POST."""
-    return cart_body(await ask(backends, memberId, key, AddItemCommand(item.to_item())))
 
 
 @router.delete(
@@ -145,7 +148,8 @@ async def adjust_quantity(
     member: MemberDep,
     key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Change the quantity by `delta` (negative decreases); 409 NegativeQuantity if it would drop to 0 or below."""
+    """Change the quantity by `delta` (negative decreases); 409 NegativeQuantity if it would drop to 0 or below,
+    409 QuantityLimitExceeded if it would go above the limit of each item."""
     return cart_body(await ask(backends, memberId, key, AdjustQuantity(productId, body.delta)))
 
 

@@ -173,6 +173,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The error answers a route documents, with their bodies."""
     described: dict[int, dict[str, Any]] = {
         401: {"model": ErrorBody, "description": "no valid bearer token", "headers": WWW_AUTHENTICATE},
+        408: {"model": ErrorBody, "description": "the request did not arrive whole within CART_REQUEST_READ_TIMEOUT_S"},
         403: {"model": ErrorBody, "description": "the token may not do this (another member's cart; a scope)"},
         404: {"model": ErrorBody, "description": "nothing there"},
         409: {"model": RuleViolation, "description": "a cart rule refused the command; nothing was written"},
@@ -181,7 +182,8 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: {"model": ErrorBody, "description": "over a rate limit", "headers": RETRY_AFTER},
         503: {"model": ErrorBody, "description": UNAVAILABLE, "headers": RETRY_AFTER},
     }
-    return {s: described[s] for s in statuses}
+    # Any request that does not arrive whole in time (app/api/http_protocol.py) is answered 408, on every route.
+    return {408: described[408], **{s: described[s] for s in statuses}}
 
 
 AUTHENTICATED = (401, 403, 429)

@@ -285,3 +285,16 @@ def post_until_accepted(
             return f"{key}: {response.status_code} {response.text}"
         time.sleep(0.5)
     return f"{key}: never accepted"
+
+
+def a_pear() -> dict[str, object]:
+    """An item to add: a new product of a new vendor each time."""
+    import uuid
+
+    return {
+        "productId": str(uuid.uuid4()),
+        "vendorId": str(uuid.uuid4()),
+        "name": "pear",
+        "price": "0.99",
+        "quantity": 1,
+    }

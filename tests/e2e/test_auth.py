@@ -21,17 +21,9 @@ import pytest
 from app.api.auth import ADMIN, ANALYTICS
 from app.settings import get_settings
 from tests.e2e.conftest import free_port
-from tests.e2e.system import Process, api_url, member_headers, start_api, wait_ready_at
+from tests.e2e.system import Process, a_pear, api_url, member_headers, start_api, wait_ready_at
 
-
-def an_item() -> dict[str, object]:
-    return {
-        "productId": str(uuid.uuid4()),
-        "vendorId": str(uuid.uuid4()),
-        "name": "pear",
-        "price": "0.99",
-        "quantity": 1,
-    }
+an_item = a_pear
 
 
 def token(subject: str, scopes: list[str] | None = None, **overrides: object) -> str:

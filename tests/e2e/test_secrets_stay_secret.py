@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from app.api.auth import default_secret_file
+from app.api.auth import signing_secret
 from app.settings import get_settings
 from app.tools.services import Postgres
 from tests.e2e.system import RUN_DIR, Process
@@ -24,7 +24,7 @@ def test_no_log_holds_a_password_or_the_signing_key(system: dict[str, Process], 
         name: settings.credential(name, None)
         for name in ("cassandra-password", "postgres-password", "kafka-password", "kafka-keystore-password")
     }
-    secrets["signing-key"] = default_secret_file(settings).read_text().strip()
+    secrets["signing-key"] = signing_secret(settings)  # the key the API checks tokens with in this run
     assert all(secrets.values()), secrets.keys()
     logs = [*RUN_DIR.rglob("*.log"), *settings.state_dir.glob("*/*.log"), Postgres(settings).log]
     read = [p for p in logs if Path(p).is_file()]

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.settings import get_settings
-from tests.e2e.system import System, post_until_accepted
+from tests.e2e.system import System, a_pear, post_until_accepted
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +49,7 @@ def paused(service: str) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
-def an_item() -> dict[str, object]:
-    return {
-        "productId": str(uuid.uuid4()),
-        "vendorId": str(uuid.uuid4()),
-        "name": "pear",
-        "price": "0.99",
-        "quantity": 1,
-    }
+an_item = a_pear
 
 
 def until_accepted(client: httpx.Client, member: str, item: dict[str, object], key: str) -> httpx.Response:

@@ -33,6 +33,7 @@ def test_every_operation_documents_a_response_schema_and_its_errors(served: dict
             schema = next(iter(ok.values()))["schema"]
             assert schema, f"{method} {path}: no response schema"
             assert "429" in operation["responses"], f"{method} {path}: rate limits answer every route"
+            assert "408" in operation["responses"], f"{method} {path}: so does the read deadline"
             if path.startswith(("/cart", "/popular-items", "/vendor-billing")):
                 assert {"401", "403", "422", "503"} <= set(operation["responses"]), f"{method} {path}"
                 assert operation.get("security") == [{"bearer": []}], f"{method} {path}"
