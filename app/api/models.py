@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from decimal import Decimal
 from typing import Annotated, Any
@@ -47,10 +48,10 @@ CENT = Decimal("0.01")
 PRICE_SCHEMA: dict[str, Any] = {
     "anyOf": [
         {"type": "string", "pattern": PRICE_PATTERN.pattern},
-        {"type": "integer", "minimum": 0, "maximum": 1_000_000_000},
+        {"type": "number", "minimum": 0, "maximum": 1_000_000_000, "multipleOf": 0.01},
     ],
-    "description": 'unit price: a decimal string of at most 2 decimal places ("3200", "19.99"), or a whole number; '
-    "at most 1000000000",
+    "description": 'unit price: a decimal string ("3200", "19.99") or a number (3200, 19.99), at most 2 decimal '
+    "places, at most 1000000000",
 }
 
 
@@ -86,19 +87,24 @@ class AddItemBody(BaseModel):
 
     @field_validator("price", mode="before")
     @classmethod
-    def price_is_a_decimal_string_or_whole_number(cls, value: object) -> object:
-        # Exactly what PRICE_SCHEMA says, so a client generated from the OpenAPI document is never refused. A
-        # fractional JSON number is refused: it is a binary float by the time it is parsed, and money is not; a
-        # whole one (`3200` or `3200.0`, both integers to JSON Schema) is exact.
+    def price_is_a_decimal_string_or_a_number_in_cents(cls, value: object) -> object:
+        # What PRICE_SCHEMA says, so a client generated from the OpenAPI document is never refused. A JSON number is
+        # a binary float by the time it is parsed (19.99 is 19.989999999999998...), so a number is taken as the
+        # whole cents it is nearest to, and only when it is within float noise of them: 19.99 and 0.1 * 3 are
+        # exact cents, 19.999 is refused. A string is exact as it is.
         if isinstance(value, str) and PRICE_PATTERN.fullmatch(value):
             return value
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
+        if isinstance(value, float) and math.isfinite(value) and 0 <= value <= MAX_PRICE:
+            if value.is_integer():
+                return int(value)
+            cents = round(value * 100)
+            # A few units in the last place of the product, at least a millionth of a cent.
+            if abs(value * 100 - cents) <= max(1e-6, cents * 1e-15):
+                return Decimal(cents).scaleb(-2)
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PRICE:
             return value
         raise ValueError(
-            f'price must be a decimal string of at most 2 decimal places ("3200.50") or a whole number, from 0 to '
-            f"{MAX_PRICE}"
+            f'price must be a decimal string ("3200.50") or a number, at most 2 decimal places, from 0 to {MAX_PRICE}'
         )
 
     @field_validator("price")

@@ -65,7 +65,7 @@ def test_the_original_readme_requests_work_verbatim(client: httpx.Client) -> Non
 
 
 def test_an_item_is_added_adjusted_and_read_back(client: httpx.Client) -> None:
-    member, item = a_member(), an_item(price="19.99", quantity=1)
+    member, item = a_member(), an_item(price=19.99, quantity=1)  # a JSON number, as the original took it
     assert client.put(f"/cart/{member}", json=item).status_code == 200
     adjusted = client.patch(f"/cart/{member}/productId/{item['productId']}", json={"delta": 4})
     assert adjusted.status_code == 200, adjusted.text
@@ -141,8 +141,7 @@ BAD_ITEMS = [
     ({"price": "NaN"}, "price"),
     ({"price": True}, "price"),
     ({"price": "1e400"}, "price"),
-    # A fractional JSON number is a binary float by the time it is parsed: money travels as a decimal string.
-    ({"price": 19.99}, "price"),
+    ({"price": 19.999}, "price"),
     ({"price": " 3200"}, "price"),
     ({"name": ""}, "name"),
     ({"name": "   "}, "name"),

@@ -80,6 +80,8 @@ def test_the_original_readme_request_is_an_example(served: dict[str, Any]) -> No
         ("3200", "3200"), ("19.99", "19.99"), ("0.5", "0.50"), ("1000000000", "1000000000"),
         ("1000000000.00", "1000000000.00"), (0, "0"), (3200, "3200"), (1_000_000_000, "1000000000"),
         (3200.0, "3200"), (1e9, "1000000000"),  # JSON Schema's integers include 3200.0
+        (19.99, "19.99"), (0.5, "0.50"), (999999999.99, "999999999.99"),  # numbers, taken as their cents
+        (0.1 * 3, "0.30"), (57 * 0.01, "0.57"),  # float noise (0.30000000000000004) is not a fraction of a cent
     ],
 )  # fmt: skip
 def test_a_price_the_schema_allows_is_taken(price: object, taken: str) -> None:
@@ -104,7 +106,7 @@ def test_anything_but_a_whole_number_is_refused_as_a_quantity(given: object) -> 
     "price",
     [
         *["1.001", "1.230", "1e3", " 3200", "3200\n", "-1", "1000000000.01", "1000000001", "٣"],
-        *[19.99, True, -1, 1e10, float("nan")],
+        *[19.999, 0.005, 999999999.991, True, -1, -0.01, 1e10, float("nan"), float("inf")],
     ],
 )
 def test_a_price_the_schema_refuses_is_refused(price: object) -> None:
