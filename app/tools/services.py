@@ -427,11 +427,9 @@ class Cassandra:
         password = self.password()
         if self._query(s.cassandra_username, password, PROBE_CQL) == "ok":
             return
-        # The generated password is URL-safe base64: no quote to escape in the statement.
-        create = (
-            f"CREATE ROLE IF NOT EXISTS {s.cassandra_username} WITH PASSWORD = '{password}' "
-            "AND LOGIN = true AND SUPERUSER = true"
-        )
+        # CQL takes no bind markers in role statements: the name and the password are quoted here.
+        role, quoted = '"' + s.cassandra_username.replace('"', '""') + '"', password.replace("'", "''")
+        create = f"CREATE ROLE IF NOT EXISTS {role} WITH PASSWORD = '{quoted}' AND LOGIN = true AND SUPERUSER = true"
         deadline = time.monotonic() + 60
         while self._query("cassandra", "cassandra", create) != "ok":
             if time.monotonic() > deadline:
@@ -701,8 +699,9 @@ class Postgres:
             if await asyncio.to_thread(Path(hba).read_text) == wanted:
                 return
             await conn.execute("SET password_encryption = 'scram-sha-256'")
-            # A parameter cannot be bound in ALTER ROLE; the generated password is URL-safe base64 (no quote).
-            await conn.execute(f"ALTER ROLE \"{s.postgres_user}\" WITH PASSWORD '{password}'")
+            # A parameter cannot be bound in ALTER ROLE: the name and the password are quoted here.
+            role, quoted = '"' + s.postgres_user.replace('"', '""') + '"', password.replace("'", "''")
+            await conn.execute(f"ALTER ROLE {role} WITH PASSWORD '{quoted}'")
             await asyncio.to_thread(Path(hba).write_text, wanted)
             await conn.fetchval("SELECT pg_reload_conf()")
             say(f"  PostgreSQL: {s.postgres_user} logs in with a generated password (SCRAM) from now on")
