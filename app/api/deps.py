@@ -44,7 +44,7 @@ class Backends:
         try:
             return await asyncio.wait_for(connecting, self.settings.command_timeout_s)
         except (TimeoutError, OSError) as error:
-            raise StoreUnavailable(f"{store} is not reachable: {error or 'timed out'}") from error
+            raise StoreUnavailable(f"{store} is not reachable: {str(error) or type(error).__name__}") from error
 
     async def readiness(self) -> dict[str, bool | str]:
         checks: dict[str, bool | str] = {}
@@ -60,7 +60,7 @@ class Backends:
             await billing.answers(timeout_s=3)
             checks["postgres"] = True
         except Exception as error:
-            checks["postgres"] = f"not reachable: {error or 'timed out'}"
+            checks["postgres"] = f"not reachable: {str(error) or type(error).__name__}"
         return checks
 
 

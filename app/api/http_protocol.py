@@ -38,6 +38,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.read_timeout_s = get_settings().request_read_timeout_s
         self._read_deadline: asyncio.TimerHandle | None = None
+        self._reading_headers = True
 
     def _arm(self) -> None:
         if self._read_deadline is None:
@@ -52,8 +53,9 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
         self._read_deadline = None
         if self.transport.is_closing():
             return
-        cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
+        # Before this request's headers are complete no answer to it has begun (self.cycle is still the previous
+        # request's); after, only if its handler has not started one (a 413 may have been sent early).
+        if self._reading_headers or not (self.cycle is not None and self.cycle.response_started):
             self.transport.write(request_timeout_response(self.read_timeout_s))
         self.transport.close()
 
@@ -67,7 +69,12 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._reading_headers = True
         self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._disarm()

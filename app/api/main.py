@@ -75,7 +75,7 @@ class BodyLimit:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                break  # the client went away; let the app see it
+                return  # the client went away mid-body (or was timed out): what arrived is never acted on
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.limit:
@@ -227,7 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = dict(error.headers or {})
         if error.status_code == 405:
             # Starlette's Allow names the methods of the first route on the path only (one route per method here).
-            headers["Allow"] = ", ".join(allowed_methods(request))
+            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "GET")
         return JSONResponse(body, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -98,8 +98,8 @@ class AddItemBody(BaseModel):
             if value.is_integer():
                 return int(value)
             cents = round(value * 100)
-            # A few units in the last place of the product, at least a millionth of a cent.
-            if abs(value * 100 - cents) <= max(1e-6, cents * 1e-15):
+            # A few units in the last place of the product: float noise, never a fraction of a cent (nor 1e-8).
+            if abs(value * 100 - cents) <= 4 * math.ulp(value * 100):
                 return Decimal(cents).scaleb(-2)
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PRICE:
             return value

@@ -17,7 +17,7 @@ import uuid
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerClosed, ProducerFenced, UnknownProducerId
 
 from app.cart.command_codec import command_to_dict
 from app.cart.rules import Command
@@ -33,7 +33,7 @@ GRACE_S = 1.0
 # After these an idempotent producer never sends again (aiokafka's sender task has ended): a broker that restarted
 # and lost its producer state answers OutOfOrderSequenceNumber to every later batch. Only a new producer (a new
 # producer id) gets through; the worker's Idempotency-Key check keeps a resent command from applying twice.
-PRODUCER_FATAL = (OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId)
+PRODUCER_FATAL = (OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId, ProducerClosed)
 
 
 class CartServiceUnavailable(RuntimeError):
@@ -49,6 +49,7 @@ class CommandBus:
         self._consumer: AIOKafkaConsumer | None = None
         self._listener: asyncio.Task[None] | None = None
         self._renewing: asyncio.Task[None] | None = None
+        self._stopping = False  # a producer closed by stop() is not one to replace
 
     def _new_producer(self) -> AIOKafkaProducer:
         s = self.settings
@@ -63,23 +64,30 @@ class CommandBus:
 
     def _renew_producer(self, broken: AIOKafkaProducer) -> None:
         """Replace a producer that can never send again, once, in the background (requests get 503 meanwhile)."""
-        if self._producer is not broken or (self._renewing is not None and not self._renewing.done()):
+        if self._stopping or self._producer is not broken or (self._renewing is not None and not self._renewing.done()):
             return
 
         async def renew(old: AIOKafkaProducer) -> None:
             log.warning("the Kafka producer can no longer send; starting a new one")
             with contextlib.suppress(Exception):
-                await old.stop()
+                await asyncio.wait_for(old.stop(), 10)
             while True:
-                fresh = self._new_producer()
+                fresh: AIOKafkaProducer | None = None
                 try:
+                    fresh = self._new_producer()
                     await fresh.start()
-                except KafkaError as error:
+                except Exception as error:  # Kafka still away, or a setting (a CA file) missing: keep trying
                     log.warning("a new Kafka producer could not start: %s; retrying", error)
-                    with contextlib.suppress(Exception):
-                        await fresh.stop()
+                    if fresh is not None:
+                        with contextlib.suppress(Exception):
+                            await fresh.stop()
                     await asyncio.sleep(1)
                     continue
+                except asyncio.CancelledError:  # the bus is stopping: leave nothing running
+                    if fresh is not None:
+                        with contextlib.suppress(Exception):
+                            await fresh.stop()
+                    raise
                 self._producer = fresh
                 log.info("a new Kafka producer is sending the commands")
                 return
@@ -103,6 +111,7 @@ class CommandBus:
         self._listener = asyncio.create_task(self._listen(), name="cart-replies")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._renewing is not None:
             self._renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -155,7 +164,7 @@ class CommandBus:
             # One group per request: aiokafka fails to decode some multi-group answers.
             groups = [await asyncio.wait_for(admin.describe_consumer_groups([g]), 5) for g in candidates[:10]]
         except Exception as error:
-            return f"not reachable: {error or 'timed out'}", "unknown: Kafka is not reachable"
+            return f"not reachable: {str(error) or type(error).__name__}", "unknown: Kafka is not reachable"
         finally:
             with contextlib.suppress(Exception):
                 await admin.close()
@@ -192,7 +201,9 @@ class CommandBus:
                 self._renew_producer(producer)
                 raise CartServiceUnavailable(f"Kafka did not take the command: {error}; reconnecting") from error
             except (KafkaError, TimeoutError) as error:
-                raise CartServiceUnavailable(f"Kafka did not take the command: {error or 'timed out'}") from error
+                raise CartServiceUnavailable(
+                    f"Kafka did not take the command: {str(error) or type(error).__name__}"
+                ) from error
             try:
                 return await asyncio.wait_for(waiter, timeout + GRACE_S)
             except TimeoutError as error:

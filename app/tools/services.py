@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import secrets
@@ -184,15 +185,18 @@ class Kafka:
         password = ensure_password(s, "kafka-keystore-password")
         if not keystore.is_file():
             host = s.kafka_host_port[0]
+            # The passwords go through the environment (`:env`), not the command line, which `ps` shows anyone.
             steps = [
                 ["keytool", "-genkeypair", "-alias", "kafka", "-keyalg", "RSA", "-keysize", "2048",
                  "-validity", "3650", "-dname", "CN=localhost", "-ext", f"SAN=ip:{host},dns:localhost",
-                 "-keystore", str(keystore), "-storetype", "PKCS12", "-storepass", password, "-keypass", password],
+                 "-keystore", str(keystore), "-storetype", "PKCS12", "-storepass:env", "CART_KEYSTORE_PASSWORD",
+                 "-keypass:env", "CART_KEYSTORE_PASSWORD"],
                 ["keytool", "-exportcert", "-rfc", "-alias", "kafka", "-keystore", str(keystore),
-                 "-storepass", password, "-file", str(ca)],
+                 "-storepass:env", "CART_KEYSTORE_PASSWORD", "-file", str(ca)],
             ]  # fmt: skip
+            env = {**os.environ, "CART_KEYSTORE_PASSWORD": password}
             for step in steps:
-                result = subprocess.run(step, capture_output=True, text=True)
+                result = subprocess.run(step, capture_output=True, text=True, env=env)
                 if result.returncode != 0:
                     keystore.unlink(missing_ok=True)
                     raise ServiceError(f"keytool failed: {result.stdout[-1000:]}{result.stderr[-1000:]}")
@@ -250,6 +254,8 @@ class Kafka:
         say(f"Kafka: starting on {host}:{self.plaintext_port} (SASL_SSL on {self.settings.kafka_secure_port})")
         self.home.mkdir(parents=True, exist_ok=True)
         classpath = maven_classpath("kafka", self.home / "classpath.txt")
+        properties.touch(mode=0o600)
+        properties.chmod(0o600)  # it holds the keystore's password
         properties.write_text(self.config())
         log4j = self.home / "log4j.properties"
         log4j.write_text(
@@ -286,6 +292,8 @@ class Kafka:
         """The SCRAM credentials of `kafka_username` with the generated password (once per password: a marker
         file holds a digest of what was set)."""
         s = self.settings
+        if read_pid(self.pid_file) is None:  # a broker another checkout started: its users are its own
+            return
         password = s.kafka_password.get_secret_value() if s.kafka_password else ensure_password(s, "kafka-password")
         marker = self.home / "scram-user"
         digest = hashlib.sha256(f"{s.kafka_username}:{password}".encode()).hexdigest()
@@ -293,19 +301,21 @@ class Kafka:
             return
         classpath = maven_classpath("kafka", self.home / "classpath.txt")
         host, _ = s.kafka_host_port
-        for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):  # one per request: Kafka refuses two for one user
-            result = subprocess.run(
-                ["java", "-Xmx256m", "-cp", classpath, "kafka.admin.ConfigCommand",
-                 "--bootstrap-server", f"{host}:{self.plaintext_port}", "--alter",
-                 "--add-config", f"{mechanism}=[iterations=8192,password={password}]",
-                 "--entity-type", "users", "--entity-name", s.kafka_username],
-                capture_output=True, text=True,
-            )  # fmt: skip
-            if result.returncode != 0:
-                said = (result.stdout + result.stderr).replace(password, "***")  # never the password itself
-                raise ServiceError(
-                    f"Kafka: could not set the {mechanism} credentials of {s.kafka_username}: {said[-1500:]}"
-                )
+        # A single-file Java program with Kafka's own Admin client: the password travels in the environment,
+        # never on a command line (ConfigCommand takes it there, and its --add-config-file refuses SCRAM).
+        env = {
+            **os.environ,
+            "CART_KAFKA_ADMIN_BOOTSTRAP": f"{host}:{self.plaintext_port}",
+            "CART_SCRAM_USER": s.kafka_username,
+            "CART_SCRAM_PASSWORD": password,
+        }
+        result = subprocess.run(
+            ["java", "-Xmx256m", "-cp", classpath, str(SERVICES_DIR / "kafka" / "SetScram.java")],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        if result.returncode != 0:
+            said = (result.stdout + result.stderr).replace(password, "***")  # never the password itself
+            raise ServiceError(f"Kafka: could not set the SCRAM credentials of {s.kafka_username}: {said[-1500:]}")
         marker.write_text(digest + "\n")
         say(f"  Kafka: SCRAM user {s.kafka_username} with a generated password on SASL_SSL port {s.kafka_secure_port}")
 
@@ -531,13 +541,18 @@ compaction_throughput: 64MiB/s
 
 
 def ensure_password(settings: Settings, name: str) -> str:
-    """The local service's generated password (`<credentials_dir>/name`, made on first use, readable by root only)."""
+    """The local service's generated password (`<credentials_dir>/name`, made on first use, readable by its owner
+    only). Made atomically: a process racing this one reads the same password, never a half-written file."""
     path = settings.credentials_dir / name
-    if not path.is_file():
+    if not path.is_file() or not path.read_text().strip():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(24) + "\n")
+        draft = path.with_name(f".{name}.{os.getpid()}")
+        draft.write_text(secrets.token_urlsafe(24) + "\n")
+        draft.chmod(0o600)
+        with contextlib.suppress(FileExistsError):  # another process made it first: theirs stands
+            os.link(draft, path)
+        draft.unlink()
     return path.read_text().strip()
 
 
@@ -694,6 +709,11 @@ class Postgres:
                 f"secured with another one (delete {self.home} to start it afresh)"
             ) from error
         try:
+            theirs, ours = await asyncio.to_thread(
+                lambda d: (os.path.realpath(d), os.path.realpath(self.data)), await conn.fetchval("SHOW data_directory")
+            )
+            if theirs != ours:
+                return  # a server this checkout did not make (another checkout's, the system's): left as it is
             hba = await conn.fetchval("SHOW hba_file")
             wanted = PG_HBA.format(user=s.postgres_user)
             if await asyncio.to_thread(Path(hba).read_text) == wanted:

@@ -42,10 +42,11 @@ def test_a_cleanly_stopped_worker_hands_its_partitions_over_at_once(isolated: Sy
 
         with ThreadPoolExecutor(len(members)) as pool:
             assert not [e for e in pool.map(buy, members) if e], "not every partition answered before the stop"
+            asked = time.monotonic()
             assert leaving.stop() == 0  # SIGTERM: finishes its batch, commits, leaves the group
-            stopped = time.monotonic()
+            stopped = time.monotonic() - asked
             errors = [e for e in pool.map(buy, members) if e]
-            took = time.monotonic() - stopped
+            took = time.monotonic() - asked  # from the SIGTERM, the worker's own shutdown included
     assert not errors, errors
-    print(f"every partition answered again {took:.1f} s after the clean stop")
+    print(f"every partition answered again {took:.1f} s after the SIGTERM (the worker took {stopped:.1f} s to stop)")
     assert took < settings.session_timeout_s * 0.6, f"{took:.1f} s: the partitions waited for the session timeout"

@@ -1,7 +1,9 @@
 """No password of the stores, and no signing key, in any log line the system and its services have written.
 
 Run against everything the e2e processes and the local services logged so far (the tests' process logs, Kafka's,
-Cassandra's and PostgreSQL's), after a failing request that makes the API talk about a store.
+Cassandra's and PostgreSQL's, including the drills' and the outage tests' when they ran first), after requests that
+make the API use every store. What it cannot see: process lists and files other than logs (the services keep the
+passwords off command lines and in owner-only files: app/tools/services.py).
 """
 
 from __future__ import annotations

@@ -78,10 +78,11 @@ def test_a_command_whose_body_never_completes_gets_408_and_writes_nothing(api: t
     body = json.dumps(
         {"productId": str(uuid.uuid4()), "vendorId": str(uuid.uuid4()), "name": "pear", "price": "1", "quantity": 1}
     ).encode()
-    head = f"POST /cart/{member} HTTP/1.1\r\nHost: cart\r\nContent-Length: {len(body)}\r\n"
+    # The whole command, valid JSON, but announced 5 bytes longer: what arrived would parse, and must not be run.
+    head = f"POST /cart/{member} HTTP/1.1\r\nHost: cart\r\nContent-Length: {len(body) + 5}\r\n"
     head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
     with socket.create_connection(api) as sock:
-        sock.sendall(head.encode() + body[:-5])  # all but the last 5 bytes, and then nothing
+        sock.sendall(head.encode() + body)  # and then nothing
         received, waited = read_until_closed(sock, 10)
     assert_timed_out(received)
     assert waited < TIMEOUT_S + 2

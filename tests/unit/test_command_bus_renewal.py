@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber, ProducerClosed
 
 from app.cart.rules import Checkout
 from app.command_side.command_bus import CartServiceUnavailable, CommandBus
@@ -102,3 +102,28 @@ async def test_stopping_the_bus_cancels_a_renewal_in_progress() -> None:
     await asyncio.sleep(0.05)
     await bus.stop()
     assert bus._renewing is not None and bus._renewing.cancelled()
+
+
+async def test_a_replacement_whose_settings_fail_is_tried_again_and_a_stopped_bus_renews_nothing() -> None:
+    broken, fresh = StandInProducer(OutOfOrderSequenceNumber()), StandInProducer()
+    attempts: list[StandInProducer] = [fresh]
+
+    def make() -> StandInProducer:
+        if len(attempts) == 1 and not getattr(make, "failed", False):
+            make.failed = True  # type: ignore[attr-defined]
+            raise ValueError("TLS to Kafka needs the broker's CA")  # what kafka_options raises
+        return attempts.pop(0)
+
+    bus = a_bus(broken, [])
+    bus._new_producer = make  # type: ignore[assignment,method-assign]
+    with pytest.raises(CartServiceUnavailable):
+        await ask(bus)
+    await settle(bus)
+    assert bus._producer is fresh and fresh.started
+
+    closed = StandInProducer(ProducerClosed())
+    stopping = a_bus(closed, [StandInProducer()])
+    await stopping.stop()
+    with pytest.raises(CartServiceUnavailable):
+        await ask(stopping)
+    assert stopping._renewing is None
