@@ -41,7 +41,9 @@ class Runtime:
     def __init__(self, settings: Settings, migrate_first: bool = True) -> None:
         self.settings = settings
         self.migrate_first = migrate_first
-        self._lock = asyncio.Lock()
+        # One lock per store (and one for the migration): a PostgreSQL that hangs while connecting must not hold
+        # up a Cassandra session (`/ready` asks for both).
+        self._cassandra_lock, self._postgres_lock, self._migrate_lock = asyncio.Lock(), asyncio.Lock(), asyncio.Lock()
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._journal: CassandraJournal | None = None
@@ -51,16 +53,17 @@ class Runtime:
         self._migrated = False
 
     async def cassandra(self) -> Session:
-        async with self._lock:
+        async with self._cassandra_lock:
             if self._session is None:
                 await self._migrate_once()
                 self._cluster, self._session = await connect_async(self.settings, self.settings.cassandra_keyspace)
             return self._session
 
     async def _migrate_once(self) -> None:
-        if self.migrate_first and not self._migrated:
-            await migrate(self.settings)
-            self._migrated = True
+        async with self._migrate_lock:
+            if self.migrate_first and not self._migrated:
+                await migrate(self.settings)
+                self._migrated = True
 
     async def journal(self) -> CassandraJournal:
         if self._journal is None:
@@ -81,7 +84,7 @@ class Runtime:
         return self._read_models
 
     async def vendor_billing_sql(self) -> PostgresVendorBilling:
-        async with self._lock:
+        async with self._postgres_lock:
             if self._pg_pool is None:
                 await self._migrate_once()
                 try:

@@ -53,7 +53,7 @@ class Backends:
             await execute(session, "SELECT release_version FROM system.local", timeout_s=3)
             checks["cassandra"] = True
         except Exception as error:
-            checks["cassandra"] = f"not reachable: {error}"
+            checks["cassandra"] = f"not reachable: {str(error) or type(error).__name__}"
         checks["kafka"], checks["workers"] = await self.bus.readiness()
         try:
             billing = await asyncio.wait_for(self.runtime.vendor_billing_sql(), 5)

@@ -135,6 +135,13 @@ def stop_pid(name: str, pid_file: Path, grace_s: float = 60.0) -> None:
     say(f"  {name}: stopped")
 
 
+def left_as_it_is(config_file: Path, wanted: str, pid_file: Path) -> bool:
+    """Whether a running service stays as it runs: it runs the configuration this code writes, or another checkout
+    started it (no pid file here). Otherwise `up` restarts it, so an upgrade cannot leave, say, Cassandra without
+    password authentication or in another commit log mode."""
+    return (config_file.is_file() and config_file.read_text() == wanted) or read_pid(pid_file) is None
+
+
 @dataclass
 class Kafka:
     settings: Settings
@@ -244,8 +251,7 @@ class Kafka:
         host, _ = self.settings.kafka_host_port
         properties = self.home / "server.properties"
         if self.answers():
-            if (properties.is_file() and properties.read_text() == self.config()) or read_pid(self.pid_file) is None:
-                # Ours and as configured, or started from elsewhere (another checkout): used as it is.
+            if left_as_it_is(properties, self.config(), self.pid_file):
                 say(f"Kafka: already running on {host}:{self.plaintext_port}")
                 self.ensure_scram_user()
                 return
@@ -493,12 +499,10 @@ compaction_throughput: 64MiB/s
     def up(self) -> None:
         yaml = self.home / "cassandra.yaml"
         if self.answers():
-            if (yaml.is_file() and yaml.read_text() == self.config()) or read_pid(self.pid_file) is None:
-                # Ours and as configured, or started from elsewhere (another checkout): used as it is.
+            if left_as_it_is(yaml, self.config(), self.pid_file):
                 say(f"Cassandra: already running on {self.host}:{self.settings.cassandra_port}")
                 self.secure()
                 return
-            # E.g. without password authentication, or another commit log mode: what runs must be what is written.
             say("Cassandra: running with another configuration (an earlier version's?); restarting it with this one")
             self.down()
         say(f"Cassandra: starting on {self.host}:{self.settings.cassandra_port} (cold start takes 20-60s)")
@@ -544,7 +548,9 @@ def ensure_password(settings: Settings, name: str) -> str:
     """The local service's generated password (`<credentials_dir>/name`, made on first use, readable by its owner
     only). Made atomically: a process racing this one reads the same password, never a half-written file."""
     path = settings.credentials_dir / name
-    if not path.is_file() or not path.read_text().strip():
+    if path.is_file() and not path.read_text().strip():
+        path.unlink()  # an empty file (a crash between create and write, before this was atomic) is no password
+    if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)
         draft = path.with_name(f".{name}.{os.getpid()}")

@@ -35,7 +35,15 @@ import httpx
 
 from app.settings import Settings
 from tests.e2e.conftest import free_port
-from tests.e2e.system import RUN_DIR, delete_topics, drop_stores, isolated_env, operator_headers, read_topic
+from tests.e2e.system import (
+    RUN_DIR,
+    delete_topics,
+    drop_stores,
+    isolated_env,
+    operator_headers,
+    read_topic,
+    wait_answering,
+)
 
 SESSION = ("add", "add", "add", "adjust", "remove", "checkout")
 
@@ -112,15 +120,7 @@ class DrillSystem:
         return {**os.environ, **self.env, "CART_STATE_DIR": str(self.state), **extra}
 
     def wait_answering(self, timeout: float = 180) -> None:
-        deadline, member = time.monotonic() + timeout, str(uuid.uuid4())
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/cart/{member}", timeout=15, headers=operator_headers()).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"the drill's system did not answer within {timeout}s:\n{self.log_tail()}")
+        wait_answering(self.url, timeout, then=f":\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

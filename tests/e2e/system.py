@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -289,8 +290,6 @@ def post_until_accepted(
 
 def a_pear() -> dict[str, object]:
     """An item to add: a new product of a new vendor each time."""
-    import uuid
-
     return {
         "productId": str(uuid.uuid4()),
         "vendorId": str(uuid.uuid4()),
@@ -298,3 +297,16 @@ def a_pear() -> dict[str, object]:
         "price": "0.99",
         "quantity": 1,
     }
+
+
+def wait_answering(url: str, timeout: float = 180, then: str = "") -> None:
+    """Until the API at `url` answers a cart read with 200 (a worker owns the partition), or fail with `then`."""
+    deadline, member = time.monotonic() + timeout, str(uuid.uuid4())
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/cart/{member}", timeout=15, headers=operator_headers()).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout}s{then}")

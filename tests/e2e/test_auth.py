@@ -23,8 +23,6 @@ from app.settings import get_settings
 from tests.e2e.conftest import free_port
 from tests.e2e.system import Process, a_pear, api_url, member_headers, start_api, wait_ready_at
 
-an_item = a_pear
-
 
 def token(subject: str, scopes: list[str] | None = None, **overrides: object) -> str:
     s = get_settings()
@@ -92,7 +90,7 @@ def test_forged_expired_foreign_and_unsigned_tokens_are_refused(anonymous: httpx
 
 def test_a_member_reads_and_changes_only_their_own_cart_and_history(anonymous: httpx.Client) -> None:
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
-    mine = anonymous.post(f"/cart/{alice}", json=an_item(), headers=member_headers(alice))
+    mine = anonymous.post(f"/cart/{alice}", json=a_pear(), headers=member_headers(alice))
     assert mine.status_code == 200, mine.text
 
     for method, path in [
@@ -110,7 +108,7 @@ def test_a_member_reads_and_changes_only_their_own_cart_and_history(anonymous: h
 def test_an_operator_acts_for_any_member_and_analytics_reads_the_read_models(anonymous: httpx.Client) -> None:
     member = str(uuid.uuid4())
     operator = bearer(token("support-desk", [ADMIN]))
-    assert anonymous.post(f"/cart/{member}", json=an_item(), headers=operator).status_code == 200
+    assert anonymous.post(f"/cart/{member}", json=a_pear(), headers=operator).status_code == 200
     assert anonymous.get(f"/cart/{member}/events", headers=operator).status_code == 200
 
     top = "/popular-items/top?date=2026-12-01"

@@ -49,9 +49,6 @@ def paused(service: str) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
-an_item = a_pear
-
-
 def until_accepted(client: httpx.Client, member: str, item: dict[str, object], key: str) -> httpx.Response:
     outcome = post_until_accepted(client, f"/cart/{member}", item, key)
     assert not isinstance(outcome, str), outcome
@@ -62,7 +59,7 @@ def test_while_cassandra_does_not_answer_commands_get_503_and_nothing_is_half_ap
     isolated: System,
 ) -> None:
     isolated.start_worker()
-    member, item, key = str(uuid.uuid4()), an_item(), f"k-{uuid.uuid4()}"
+    member, item, key = str(uuid.uuid4()), a_pear(), f"k-{uuid.uuid4()}"
     with isolated.client() as client, paused("cassandra"):
         refused = client.post(f"/cart/{member}", json=item, headers={"Idempotency-Key": key})
         history = client.get(f"/cart/{member}/events")
@@ -83,7 +80,7 @@ def test_while_cassandra_does_not_answer_commands_get_503_and_nothing_is_half_ap
 
 def test_while_kafka_does_not_answer_commands_get_503(isolated: System) -> None:
     isolated.start_worker()
-    member, item, key = str(uuid.uuid4()), an_item(), f"k-{uuid.uuid4()}"
+    member, item, key = str(uuid.uuid4()), a_pear(), f"k-{uuid.uuid4()}"
     with isolated.client() as client:
         with paused("kafka"):
             # The client's own timeout (30 s) is far above the API's command timeout (4 s): a hang fails here.
@@ -105,7 +102,7 @@ def test_while_postgresql_is_down_ready_names_it_and_commands_go_on(isolated_sto
 
     isolated = isolated_stores
     isolated.start_worker()
-    member, item, key = str(uuid.uuid4()), an_item(), f"k-{uuid.uuid4()}"
+    member, item, key = str(uuid.uuid4()), a_pear(), f"k-{uuid.uuid4()}"
     postgres = Postgres(get_settings())
     with isolated.client() as client:
         assert client.get("/ready").json()["postgres"] is True

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import free_port
-from tests.e2e.system import RUN_DIR, delete_topics, isolated_env, operator_headers, post_until_accepted
+from tests.e2e.system import RUN_DIR, delete_topics, isolated_env, operator_headers, post_until_accepted, wait_answering
 
 pytestmark = pytest.mark.slow
 
@@ -41,19 +40,6 @@ def command_worker_of(supervisor: int) -> int:
         except OSError:
             continue
     raise AssertionError("no command worker among cart run's children")
-
-
-def wait_answering(url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    member = str(uuid.uuid4())
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/cart/{member}", timeout=15, headers=operator_headers()).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {timeout}s")
 
 
 def test_cart_run_restarts_a_killed_worker_and_stops_everything_on_sigterm() -> None:
