@@ -1,10 +1,16 @@
-"""Agent `purchases`: reads `cart-events` and turns each new `ItemPurchased` into one row update per read model.
+"""Agent `purchases`: reads `cart-events` once for the whole query side. Each new `ItemPurchased` becomes one row
+update per read model and one public message on `item-purchased` (schemas/item_purchased.v1.json, keyed by
+member id, at least once: `eventId` lets a consumer drop what a crash repeats).
 
 Duplicates (the same member_id and seq_nr again, which at-least-once emission can bring) are dropped with the
 `absorbed_events` table; events that never arrived (the member's seq_nr skips ahead) are read from the journal.
 Updates are sent, keyed by the read-model row, to the topics the row owners read (a repartition, so each row has
-one owner), and delivered before the events count as absorbed. Each partition is processed in offset order with
-no gap, whatever Faust delivers (app/streams/in_order.py); the row owners' marks rely on it.
+one owner); updates and public messages are delivered before the events count as absorbed. Each partition is
+processed in offset order with no gap, whatever Faust delivers (app/streams/in_order.py); the row owners' marks
+rely on it.
+
+One agent rather than one per output: every event crosses Kafka to the query side once, not once per consumer,
+and the public topic inherits the duplicate filter (measured in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ import asyncio
 from typing import Any
 
 from app.cart.stored_event import StoredEvent
-from app.query_side.projections import popular_items_update, vendor_billing_update
+from app.query_side.projections import item_purchased_document, popular_items_update, vendor_billing_update
 from app.runtime import process_runtime
 from app.streams.batches import query_agent
 from app.streams.faust_app import (
     cart_events_topic,
+    item_purchased_topic,
     popular_items_updates_topic,
     stored_event,
     vendor_billing_updates_topic,
@@ -53,7 +60,10 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) ->
                 update = project(event, partition, offset, index)
                 if update is not None:
                     deliveries.append(await topic.send(key=update.key, value=update.to_dict()))
-    # Delivered before they count as absorbed: a crash in between resends them, which the row owners' marks absorb.
+            if (document := item_purchased_document(event)) is not None:
+                deliveries.append(await item_purchased_topic.send(key=document["memberId"], value=document))
+    # Delivered before they count as absorbed: a crash in between resends them, which the row owners' marks absorb
+    # (and the public topic's consumers, by eventId).
     await asyncio.gather(*deliveries)
     for member, seq_nr in absorbed.items():
         absorbed_events[member] = seq_nr

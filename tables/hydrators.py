@@ -3,7 +3,6 @@
 - `absorbed_events`: member id -> the highest seq_nr the `purchases` agent has absorbed (drops duplicates).
 - `popular_items_rows`: "vendor/product/year/month/day" -> `app.query_side.projections.RowState` (quantity and marks).
 - `vendor_balance_rows`: "vendor/year/month" -> `RowState` (balance and marks).
-- `item_purchased_positions`: only the positions of `item_purchased` (app.streams.in_order.TablePositions).
 
 Each also holds its agent's last processed offset per partition, under `@offset/<partition>`.
 """
@@ -15,6 +14,3 @@ from app.streams.faust_app import app, settings
 absorbed_events = app.Table("absorbed_events", partitions=settings.partitions, key_type=str, default=None)
 popular_items_rows = app.Table("popular_items_rows", partitions=settings.partitions, key_type=str, default=None)
 vendor_balance_rows = app.Table("vendor_balance_rows", partitions=settings.partitions, key_type=str, default=None)
-item_purchased_positions = app.Table(
-    "item_purchased_positions", partitions=settings.partitions, key_type=str, default=None
-)

@@ -25,6 +25,7 @@ from uuid import UUID
 from app.cart.rules import ItemPurchased
 from app.cart.stored_event import StoredEvent
 
+ITEM_PURCHASED_SCHEMA_VERSION = 1  # schemas/item_purchased.v1.json
 POPULAR_ITEMS = "popular_items"
 POSITION_SCALE = 1_000_000  # source_position = offset * POSITION_SCALE + index (index < POSITION_SCALE)
 VENDOR_BILLING = "vendor_billing"
@@ -123,6 +124,25 @@ PROJECTIONS = {POPULAR_ITEMS: popular_items_update, VENDOR_BILLING: vendor_billi
 PROJECTED_EVENT_TYPES = frozenset({ItemPurchased.__name__})
 """The only event types any projection makes an update of (every other event projects to None), so readers of the
 whole journal (verify, rebuild) need not decode the others."""
+
+
+def item_purchased_document(stored: StoredEvent) -> dict[str, Any] | None:
+    """The public message for the analytics teams' topic `item-purchased` (schemas/item_purchased.v1.json)."""
+    if not isinstance(stored.event, ItemPurchased):
+        return None
+    item = stored.event.item
+    return {
+        "schemaVersion": ITEM_PURCHASED_SCHEMA_VERSION,
+        "eventId": str(stored.event_id),
+        "memberId": str(stored.member_id),
+        "cartId": str(stored.cart_id),
+        "productId": str(item.product_id),
+        "vendorId": str(item.vendor_id),
+        "name": item.name,
+        "price": str(item.price),
+        "quantity": item.quantity,
+        "purchasedAt": stored.event.purchased_at.isoformat(),
+    }
 
 
 @dataclass(frozen=True)

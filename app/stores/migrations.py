@@ -99,7 +99,7 @@ POSTGRES_DDL = [
 ]
 
 
-FAUST_TABLES = ["absorbed_events", "popular_items_rows", "vendor_balance_rows", "item_purchased_positions"]
+FAUST_TABLES = ["absorbed_events", "popular_items_rows", "vendor_balance_rows"]
 
 
 async def migrate_kafka(settings: Settings) -> None:

@@ -9,7 +9,6 @@ AGENT_MODULES = {
     "popular_items": "agents.popular_items",
     "vendor_billing": "agents.vendor_billing",
     "vendor_billing_sql": "agents.vendor_billing_sql",
-    "item_purchased": "agents.item_purchased",
 }
 COMMAND_AGENTS = ["cart_commands"]
 QUERY_AGENTS = [name for name in AGENT_MODULES if name not in COMMAND_AGENTS]

@@ -96,7 +96,10 @@ def create_app(settings: Settings) -> faust.App:
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=faust_credentials(settings),
         store="rocksdb://",
-        datadir=str(settings.worker_data_dir),
+        # The table stores cache the group's changelogs, so they are the group's: a worker given another set of
+        # agents (another group, other changelogs) restores into a folder of its own instead of finding offsets
+        # of the old changelogs and crashing (Faust's ConsistencyError).
+        datadir=str(settings.worker_data_dir / settings.consumer_group),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         # At least once, made exactly once in effect by the journal's conditional append and the projections'

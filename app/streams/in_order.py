@@ -19,8 +19,8 @@ an agent's next expected offset means Faust committed past something the agent n
 partition back makes Faust deliver it again.
 
 A message is processed again only after a crash before its offset was durable; each agent's own bookkeeping
-absorbs that (seq_nr per member, marks per row, the offset in PostgreSQL's transaction), except `item_purchased`,
-which is at least once by contract (consumers drop duplicates by `eventId`).
+absorbs that (seq_nr per member, marks per row, the offset in PostgreSQL's transaction), except the public topic
+`item-purchased`, which is at least once by contract (consumers drop duplicates by `eventId`).
 """
 
 from __future__ import annotations

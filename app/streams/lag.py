@@ -29,7 +29,6 @@ class Lag:
 AGENT_TOPICS = {
     "cart_commands": "topic_commands",
     "purchases": "topic_events",
-    "item_purchased": "topic_events",
     "popular_items": "topic_popular_items_updates",
     "vendor_billing": "topic_vendor_billing_updates",
     "vendor_billing_sql": "topic_vendor_billing_updates",

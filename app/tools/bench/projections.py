@@ -64,7 +64,7 @@ from app.tools.bench.workload import (
 from app.tools.progress import Progress
 from schemas.records import CartEventRecord
 
-QUERY_AGENTS = "purchases,popular_items,vendor_billing,vendor_billing_sql,item_purchased"
+QUERY_AGENTS = "purchases,popular_items,vendor_billing,vendor_billing_sql"
 EVENTS_PER_SESSION = 7  # 3 ItemAdded, ItemQuantityIncreased, ItemRemoved, 2 ItemPurchased
 MAX_SEED_MEMBERS = 2000
 
