@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         # A few milliseconds of linger put a batch's messages (events, answers, updates, changelogs) into a few
         # produce requests instead of one each: the Kafka client's per-request work was most of a worker's CPU.
-        producer_linger=settings.producer_linger_s,
+        producer_linger=settings.worker_linger_s,
         web_enabled=False,
         web_port=settings.worker_web_port,
         # On a clean stop, finish the messages in flight before committing (never commit past a half-done one).

@@ -1,4 +1,4 @@
-"""A worker's table stores belong to its consumer group: another set of agents restores into a folder of its own."""
+"""How a worker is configured from its agents: its table stores belong to its consumer group, its linger to its side."""
 
 from __future__ import annotations
 
@@ -17,3 +17,13 @@ def test_each_consumer_group_keeps_its_tables_in_a_folder_of_its_own(tmp_path: P
     assert Path(before.conf.datadir).parent == Path(after.conf.datadir).parent == tmp_path
     assert before.conf.datadir != after.conf.datadir
     assert Path(before.conf.datadir).name == Settings(agents="purchases,popular_items").consumer_group
+
+
+def test_only_a_worker_without_the_command_agent_lingers_longer(tmp_path: Path) -> None:
+    # Every producer hop of a command adds the linger to its latency; the query side's only to freshness.
+    command_path = Settings(producer_linger_s=0.002, projection_linger_s=0.01)
+    for agents in ("all", "cart_commands", "cart_commands,purchases"):
+        app = create_app(command_path.model_copy(update={"agents": agents, "worker_dir": tmp_path}))
+        assert app.conf.producer_linger == 0.002, agents
+    query_side = create_app(command_path.model_copy(update={"agents": "purchases,popular_items"}))
+    assert query_side.conf.producer_linger == 0.01
