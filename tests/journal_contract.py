@@ -293,6 +293,18 @@ class JournalContract:
         assert await journal.read(member_id) == indexed + unindexed
         assert successor.unfinished == unindexed  # for the successor to emit: they may never have been
 
+    async def test_a_new_member_whose_first_batch_was_not_finished_is_listed_by_the_next_claim(
+        self, journal: Any
+    ) -> None:
+        """The member is listed with its first event's row, so a crash before the copy still lists it in the end."""
+        partition, member_id = a_partition(), uuid4()
+        dead = await journal.claim([partition], "owner that dies")
+        await journal.append_batch(dead, [MemberAppend(member_id, 0, tuple(batch(member_id, 1, 2)))])  # ...dies
+
+        await journal.claim([partition], "next owner")
+
+        assert (await journal.members()).count(member_id) == 1
+
     async def test_a_lease_cannot_write_for_a_member_of_a_partition_it_does_not_own(self, journal: Any) -> None:
         """A process that writes for a member it does not own is refused, whatever lease it holds."""
         from app.command_side.journal import NotOwner

@@ -359,11 +359,6 @@ class CassandraJournal:
         for append in appends:
             check_append(append, self.bucket_size)
         check_owned(lease, appends, self.partitions)
-        new_members = [a.member_id for a in appends if a.expected_version == 0]
-        # Indexed before their first event, so a rebuild that walks the members never misses one.
-        await self._write_unlogged(
-            [(self._insert_member, (zlib.crc32(m.bytes) % MEMBER_SHARDS, m)) for m in new_members]
-        )
         entries = [_log_entry(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
         events = orjson.dumps(entries).decode()
         batch, batch_id = lease.next_batch, uuid.uuid4()
@@ -420,9 +415,17 @@ class CassandraJournal:
 
     async def _write_member_rows(self, entries: Sequence[tuple[StoredEvent, int]]) -> None:
         """Many rows in few requests: unlogged batches of ROWS_PER_WRITE, whatever partitions they fall in (a
-        request per row made the next batch's conditional write wait behind hundreds of them)."""
+        request per row made the next batch's conditional write wait behind hundreds of them). A member's first
+        event lists the member in `members`, in the same requests: written before the conditional write, it was
+        one more round trip on every batch with a new member, and nothing reads `members` for correctness (it
+        counts members for a rebuild's progress line; the rebuild scans the journal itself)."""
+        listed = [
+            (self._insert_member, (zlib.crc32(stored.member_id.bytes) % MEMBER_SHARDS, stored.member_id))
+            for stored, _ in entries
+            if stored.seq_nr == 1
+        ]
         rows = [(self._insert, _row(stored.member_id, bucket, stored)) for stored, bucket in entries]
-        await self._write_unlogged(rows)
+        await self._write_unlogged(listed + rows)
 
     async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]]) -> None:
         writes = []
