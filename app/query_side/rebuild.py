@@ -231,7 +231,7 @@ async def verify(runtime: Runtime, read_models: list[str], progress: Progress | 
 
 async def rows_from_journal(runtime: Runtime, read_model: str, progress: Progress | None = None) -> Rows:
     """The read model's rows as the journal has them."""
-    return (await expected_rows(runtime, progress))[SOURCE[read_model]]
+    return rows_for(await expected_rows(runtime, progress), read_model)
 
 
 async def replace_rows(runtime: Runtime, read_model: str, rows: Rows, progress: Progress | None = None) -> None:
@@ -251,3 +251,8 @@ async def rebuild(
     rows = await rows_from_journal(runtime, read_model, reading)
     await replace_rows(runtime, read_model, rows, writing)
     return len(rows)
+
+
+def rows_for(expected: dict[str, Rows], read_model: str) -> Rows:
+    """The read model's rows out of every projection's (one scan of the journal serves all read models)."""
+    return expected[SOURCE[read_model]]

@@ -2,8 +2,8 @@
 
 `cart run` (worker and API together), `cart worker`, `cart api`, `cart migrate`,
 `cart services up|down|status`, `cart shell [--api URL]` (the interactive cart shell), `cart bench` (measure a
-running system and the machine's ceilings), `cart status`, `cart verify`, `cart rebuild MODEL`, `cart load-journal`
-(a large generated journal, straight into Cassandra).
+running system and the machine's ceilings), `cart status`, `cart verify`, `cart rebuild MODEL...|all`,
+`cart load-journal` (a large generated journal, straight into Cassandra).
 Every sub-command has `--help` and exits non-zero on failure, with one clear line instead of a traceback.
 """
 
@@ -200,30 +200,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    """Drop a read model's rows and rebuild them from the journal."""
-    from app.query_side.rebuild import READ_MODELS, replace_rows, rows_from_journal
+    """Drop read models' rows and rebuild them from the journal: one scan of the journal for all of them."""
+    from app.query_side.rebuild import READ_MODELS, expected_rows, replace_rows, rows_for
     from app.runtime import Runtime
     from app.streams.lag import drained
     from app.tools.progress import ProgressLine
 
     settings = get_settings()
+    models = READ_MODEL_NAMES if "all" in args.read_models else list(dict.fromkeys(args.read_models))
 
     async def run() -> int:
         topics = [settings.topic_events, settings.topic_popular_items_updates, settings.topic_vendor_billing_updates]
         if not args.force and not await drained(settings, topics):
             return fail(
                 "the projections have not caught up (see `cart status`); stop the workers that write "
-                f"{args.read_model} once they have, then rebuild (or pass --force)"
+                f"{', '.join(models)} once they have, then rebuild (or pass --force)"
             )
         runtime = Runtime(settings)
         try:
             with ProgressLine("reading the journal", "members") as line:
-                rows = await rows_from_journal(runtime, args.read_model, line.update)
-            with ProgressLine(f"writing {args.read_model}", "rows") as line:
-                await replace_rows(runtime, args.read_model, rows, line.update)
+                expected = await expected_rows(runtime, line.update)
+            for model in models:  # each is replaced whole; one that fails leaves the ones before it rebuilt
+                rows = rows_for(expected, model)
+                with ProgressLine(f"writing {model}", "rows") as line:
+                    await replace_rows(runtime, model, rows, line.update)
+                print(f"rebuilt {READ_MODELS[model]}: {len(rows)} rows", flush=True)
         finally:
             await runtime.aclose()
-        print(f"rebuilt {READ_MODELS[args.read_model]}: {len(rows)} rows")
         return 0
 
     return run_store_command(run)
@@ -269,7 +272,7 @@ def cmd_load_journal(args: argparse.Namespace) -> int:
             f"keyspace {settings.cassandra_keyspace} in {loaded.seconds:.1f} s "
             f"({loaded.events / max(loaded.seconds, 1e-9):,.0f} events/s)"
         )
-        print("the read models do not have them: `cart rebuild MODEL` for each (`cart verify` lists what differs)")
+        print("the read models do not have them: `cart rebuild all` (`cart verify` lists what differs)")
         return 0
 
     return run_store_command(run)
@@ -337,8 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("status", cmd_status, "services, consumer group, position applied and lag per topic and partition")
     verify = add("verify", cmd_verify, "recompute every read model's totals from the journal; list each difference")
     verify.add_argument("read_model", nargs="*", choices=[*READ_MODEL_NAMES, []], metavar="READ_MODEL")
-    rebuild = add("rebuild", cmd_rebuild, "drop a read model's rows and rebuild them from the journal")
-    rebuild.add_argument("read_model", choices=READ_MODEL_NAMES)
+    rebuild = add("rebuild", cmd_rebuild, "drop read models' rows and rebuild them from one read of the journal")
+    rebuild.add_argument(
+        "read_models", nargs="+", metavar="MODEL", choices=[*READ_MODEL_NAMES, "all"],
+        help=f"{', '.join(READ_MODEL_NAMES)}, or all",
+    )  # fmt: skip
     rebuild.add_argument("--force", action="store_true", help="rebuild even if the projections are behind")
     load = add(
         "load-journal",
