@@ -4,13 +4,40 @@
 - `popular_items_rows`: "vendor/product/year/month/day" -> `app.query_side.projections.RowState` (quantity and marks).
 - `vendor_balance_rows`: "vendor/year/month" -> `RowState` (balance and marks).
 
-Each also holds its agent's last processed offset per partition, under `@offset/<partition>`.
+Each also holds its agent's last processed offset per partition, under `@offset/<partition>`. Values are JSON
+(`JsonTable`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
 from app.streams.faust_app import app, settings
 
-absorbed_events = app.Table("absorbed_events", partitions=settings.partitions, key_type=str, default=None)
-popular_items_rows = app.Table("popular_items_rows", partitions=settings.partitions, key_type=str, default=None)
-vendor_balance_rows = app.Table("vendor_balance_rows", partitions=settings.partitions, key_type=str, default=None)
+
+class JsonTable:
+    """A Faust table whose values are JSON, kept as the bytes Faust's json codec would have written (so a changelog
+    written either way restores either way), read and written with orjson. Faust's own decoding walks every value
+    looking for a model to rebuild: about 4% of the query worker's CPU at saturation (bench 2026-12-02)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> Any:
+        raw = self.table.get(key)
+        return None if raw is None else orjson.loads(raw)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.table[key] = orjson.dumps(value)
+
+
+def json_table(name: str) -> JsonTable:
+    # value_type=bytes: Faust's "raw" serializer for the store and the changelog; JsonTable encodes.
+    return JsonTable(app.Table(name, partitions=settings.partitions, key_type=str, value_type=bytes, default=None))
+
+
+absorbed_events = json_table("absorbed_events")
+popular_items_rows = json_table("popular_items_rows")
+vendor_balance_rows = json_table("vendor_balance_rows")
