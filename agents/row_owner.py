@@ -30,18 +30,25 @@ def row_owner(name: str, topic: faust.TopicT, rows: Any, write: Callable[[], Awa
     """The agent `name` that owns the rows of one read model (kept in table `rows`, written with `write`)."""
     positions = TablePositions(rows)
 
-    async def apply_updates(partition: int, messages: Delivered[RowUpdate]) -> None:
-        touched: dict[str, tuple[Row, RowState]] = {}
-        for _, update in messages:
-            if update is not None:
-                state = touched[update.key][1] if update.key in touched else RowState.from_dict(rows.get(update.key))
-                touched[update.key] = (update.row, state.apply(update))
-        # Written even when an update was in the row already (a replay): the local store can be ahead of the
-        # changelog after a crash mid-flush, and the next owner of the partition restores from the changelog.
-        for key, (_, state) in touched.items():
-            rows[key] = state.to_dict()
-        if touched:
-            await (await write())(list(touched.values()))
-        positions.record(partition, messages[-1][0])
+    async def process(partition: int, messages: Delivered[RowUpdate]) -> None:
+        await apply_updates(rows, positions, await write(), partition, messages)
 
-    return query_agent(topic, name, RowUpdate.from_dict, positions, apply_updates)
+    return query_agent(topic, name, RowUpdate.from_dict, positions, process)
+
+
+async def apply_updates(
+    rows: Any, positions: TablePositions, write: Write, partition: int, messages: Delivered[RowUpdate]
+) -> None:
+    """One partition's run of updates, as the module's docstring says."""
+    touched: dict[str, tuple[Row, RowState]] = {}
+    for _, update in messages:
+        if update is not None:
+            state = touched[update.key][1] if update.key in touched else RowState.from_dict(rows.get(update.key))
+            touched[update.key] = (update.row, state.apply(update))
+    # Written even when an update was in the row already (a replay): the local store can be ahead of the
+    # changelog after a crash mid-flush, and the next owner of the partition restores from the changelog.
+    for key, (_, state) in touched.items():
+        rows[key] = state.to_dict()
+    if touched:
+        await write(list(touched.values()))
+    positions.record(partition, messages[-1][0])

@@ -14,6 +14,8 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.streams.agent_names import COMMAND_AGENTS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -106,7 +108,8 @@ class Settings(BaseSettings):
     command_batch_within_s: float = Field(default=0.0, ge=0, le=1)
     projection_batch_max: int = Field(default=2000, ge=1, le=100_000)
     # Projections wait a little for more: nobody waits on them, and bigger batches cost less CPU per event
-    # (docs/benchmarks.md, 2026-12-02: 0.05 s took the query worker from 1.0 to 0.85 ms per command).
+    # (docs/benchmarks.md, 2026-12-02: with the query side's longer linger, the query worker from 1.0 to 0.87 ms per
+    # command).
     projection_batch_within_s: float = Field(default=0.05, ge=0, le=5)
     # How long a producer waits to put more messages into one request: the API and a worker with the command
     # agent (every hop adds it to a command's latency), and a worker with only query-side agents (only freshness).
@@ -186,14 +189,20 @@ class Settings(BaseSettings):
         Workers that run different agents must not share a group: Kafka would split each topic's partitions among
         them, and an agent would see only the partitions given to its process. So a worker that runs a subset is a
         group of its own, named after it; all workers running the same subset share it and scale out together."""
-        names = sorted({n.strip() for n in self.agents.split(",") if n.strip()})
+        names = self.agent_names
         return self.app_id if names in ([], ["all"]) else f"{self.app_id}-{'-'.join(names)}"
+
+    @property
+    def agent_names(self) -> list[str]:
+        """`agents` as sorted, distinct names ([] or ["all"]: every agent)."""
+        return sorted({n.strip() for n in self.agents.split(",") if n.strip()})
 
     @property
     def worker_linger_s(self) -> float:
         """The linger of this worker's producer: the command path's, unless it runs no command agent."""
-        names = {n.strip() for n in self.agents.split(",") if n.strip()}
-        return self.producer_linger_s if names & {"all", "cart_commands"} or not names else self.projection_linger_s
+        names = self.agent_names
+        runs_commands = names in ([], ["all"]) or any(name in COMMAND_AGENTS for name in names)
+        return self.producer_linger_s if runs_commands else self.projection_linger_s
 
     @property
     def worker_data_dir(self) -> Path:
