@@ -461,6 +461,41 @@ class JournalContract:
 
         assert await journal.load(writer.member_id) == writer.state
 
+    async def test_loading_many_members_at_once_gives_each_its_own_cart(self, journal: Any) -> None:
+        """However their histories lie (none, across buckets, from a snapshot, a snapshot with nothing after
+        it, a snapshot whose older events are gone), each member loads as it does alone."""
+        never = uuid4()
+        shopper = Writer(journal)
+        await shopper.shop()  # 9 events: across buckets of 3
+        snapshotted = Writer(journal)
+        await snapshotted.run(AddItem(an_item("Teapot")))
+        await snapshotted.run(AddItem(an_item("Cups", "2.50", 6)))
+        await journal.save_snapshot(snapshotted.state)
+        await snapshotted.run(Checkout())
+        await snapshotted.run(AddItem(an_item("Kettle", "45.00")))
+        up_to_date = Writer(journal)
+        await up_to_date.shop()
+        await journal.save_snapshot(up_to_date.state)
+        forgotten = Writer(journal)
+        await forgotten.run(AddItem(an_item("Teapot")))
+        await forgotten.run(AddItem(an_item("Cups")))
+        await forgotten.run(AddItem(an_item("Mug")))
+        await journal.save_snapshot(forgotten.state)
+        await forgotten.run(Checkout())
+        await self.forget_events_through(journal, forgotten.member_id, 3)
+        ones = [Writer(journal) for _ in range(3)]
+        for one in ones:
+            await one.run(AddItem(an_item("Spoon")))
+        writers = [shopper, snapshotted, up_to_date, forgotten, *ones]
+        asked = [never, *(w.member_id for w in writers), shopper.member_id]  # one twice
+
+        loaded = await journal.load_many(asked)
+
+        assert loaded == {never: MemberCart(never), **{w.member_id: w.state for w in writers}}
+        for member_id in set(asked):
+            assert await journal.load(member_id) == loaded[member_id]
+        assert await journal.load_many([]) == {}
+
     # --- members ------------------------------------------------------------------------------------------
 
     async def test_a_member_is_listed_once_after_its_first_append(self, journal: Any) -> None:

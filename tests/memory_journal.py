@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC
 from uuid import UUID
@@ -95,6 +95,9 @@ class MemoryJournal:
         snapshot = self.snapshots.get(member_id)
         state = member_cart_from_dict(snapshot) if snapshot else MemberCart(member_id)
         return state.with_events(await self.read(member_id, from_seq=state.version + 1))
+
+    async def load_many(self, member_ids: Collection[UUID]) -> dict[UUID, MemberCart]:
+        return {m: await self.load(m) for m in member_ids}
 
     async def save_snapshot(self, state: MemberCart) -> None:
         self._check()

@@ -263,8 +263,8 @@ class CommandHandler:
     async def _load(self, by_member: Mapping[UUID, Any]) -> dict[UUID, MemberCart]:
         states = {m: s for m in by_member if (s := self.carts.get(m)) is not None}
         missing = [m for m in by_member if m not in states]
-        for member_id, state in zip(missing, await asyncio.gather(*map(self.journal.load, missing)), strict=True):
-            states[member_id] = state
+        if missing:
+            states.update(await self.journal.load_many(missing))
         return states
 
     # --- 3. deciding ------------------------------------------------------------------------------------------

@@ -15,9 +15,10 @@ Contract (what callers may rely on, also on failure):
   read. Once a batch is indexed and its events are emitted, the owner marks it `done` (each later append records
   the mark). A crash before that loses nothing: the next `claim` of the partitions indexes every batch of the
   sealed lease past the mark and hands its events to the claimer to emit (`Lease.unfinished`).
-- `load(member_id)`: the member's cart from the newest snapshot plus the events after it; `read(member_id,
-  from_seq, to_seq, limit)`: events in seq_nr order; both see every appended event once `index` or the next
-  claim has run.
+- `load(member_id)`: the member's cart from the newest snapshot plus the events after it; `load_many(member_ids)`
+  the same for many members at once, in few requests (a batch of commands loads every member it has not
+  cached with it); `read(member_id, from_seq, to_seq, limit)`: events in seq_nr order; all see every appended
+  event once `index` or the next claim has run.
 
 Layout:
 - `journal_log`, partition `(lease, segment)`, a row per batch (the events as a compact JSON list), with the
@@ -29,7 +30,9 @@ Layout:
   conditional write).
 - `journal` (member-keyed): rows in partition `(member_id, bucket)`. A command's events go, whole, into the bucket
   of its first seq_nr, and a command has at most a bucket's worth of events, so a reader that starts one bucket
-  early and stops at the first empty bucket past the one it wants sees every event.
+  early sees every event. It stops once it has read the bucket the event after the last one found would be in
+  (the bucket of its seq_nr: a command that began earlier is in a bucket read already), so a member whose events
+  all fit in one bucket is read with one request.
 
 For the operator (not part of `Journal`): `scan` reads every event of every member by token ranges of the table
 (verify and rebuild), `write_history` writes a new member's whole history at once (the bulk loader), `has_events`
@@ -47,7 +50,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
@@ -67,11 +70,14 @@ from app.stores.cassandra import StoreUnavailable, applied, execute, execute_all
 from app.streams.partitioning import partition_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MEMBER_SHARDS = 64
 SEGMENT_BATCHES = 1000
 SEALED = -1
 ROWS_PER_WRITE = 64
+MEMBERS_PER_READ = 100
+"""Members in one `IN` read of `load_many`: one request instead of one each, small enough for a coordinator."""
 TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
 """The Murmur3 partitioner's ring; no partition key has the minimum token, so (TOKEN_MIN, TOKEN_MAX] is all of it."""
 
@@ -145,6 +151,8 @@ class Journal(Protocol):
 
     async def load(self, member_id: UUID) -> MemberCart: ...
 
+    async def load_many(self, member_ids: Collection[UUID]) -> dict[UUID, MemberCart]: ...
+
     async def read(
         self,
         member_id: UUID,
@@ -209,7 +217,10 @@ class CassandraJournal:
         self._insert_snapshot = prepare(
             f"INSERT INTO {ks}.snapshots (member_id, seq_nr, bucket, state, taken_at) VALUES (?, ?, ?, ?, ?)"
         )
-        self._select_snapshot = prepare(f"SELECT seq_nr, state FROM {ks}.snapshots WHERE member_id = ?")
+        self._select_snapshots = prepare(f"SELECT member_id, state FROM {ks}.snapshots WHERE member_id IN ?")
+        self._select_members_bucket = prepare(
+            f"SELECT * FROM {ks}.journal WHERE member_id IN ? AND bucket = ? AND seq_nr >= ?"
+        )
         # The lease's log and the partitions' owners.
         self._open_segment = prepare(
             f"INSERT INTO {ks}.journal_log (lease, segment, next_batch, owner) VALUES (?, ?, ?, ?) IF NOT EXISTS"
@@ -454,30 +465,56 @@ class CassandraJournal:
         statement = self._select_serial if serial else self._select
         upper = to_seq if to_seq is not None else 2**62
         wanted = limit if limit is not None else 2**31 - 1
-        first_bucket = self.bucket_of(from_seq)
-        bucket = max(0, first_bucket - 1)  # a batch that began in the previous bucket may hold from_seq
+        bucket = max(0, self.bucket_of(from_seq) - 1)  # a batch that began in the previous bucket may hold from_seq
         found: list[StoredEvent] = []
         while len(found) < wanted and bucket <= self.bucket_of(upper):
-            rows = list(
-                await execute(
-                    self.session,
-                    statement,
-                    (member_id, bucket, from_seq, upper, min(wanted - len(found), 2**31 - 1)),
-                    self.timeout_s,
-                )
-            )
-            if not rows and bucket >= first_bucket:
-                break
+            rows = await self._run(statement, (member_id, bucket, from_seq, upper, min(wanted - len(found), 2**31 - 1)))
             found.extend(_stored(row) for row in rows)
             if found:
                 from_seq = found[-1].seq_nr + 1
+            if bucket >= self.bucket_of(from_seq):
+                break  # the next event, if any, would be in a bucket read already (see the module's Layout)
             bucket += 1
         return found
 
     async def load(self, member_id: UUID) -> MemberCart:
-        rows = list(await execute(self.session, self._select_snapshot, (member_id,), self.timeout_s))
-        state = member_cart_from_dict(json.loads(rows[0].state)) if rows else MemberCart(member_id)
-        return state.with_events(await self.read(member_id, from_seq=state.version + 1))
+        return (await self.load_many([member_id]))[member_id]
+
+    async def load_many(self, member_ids: Collection[UUID]) -> dict[UUID, MemberCart]:
+        """Each member's cart: its snapshot plus the events after it. The snapshots come in one request per
+        MEMBERS_PER_READ members, and so do the events of members that start reading at the same place (every
+        member without a snapshot: a new member, the commonest load, costs two requests per batch, not two
+        each); a member whose events go on past the first bucket read is read on alone."""
+        wanted = list(dict.fromkeys(member_ids))
+        states = {m: MemberCart(m) for m in wanted}
+        for chunk in _chunks(wanted, MEMBERS_PER_READ):
+            for row in await self._run(self._select_snapshots, (chunk,)):
+                states[row.member_id] = member_cart_from_dict(json.loads(row.state))
+        starts: dict[tuple[int, int], list[UUID]] = {}  # (first bucket to read, from_seq) -> members
+        for m, state in states.items():
+            from_seq = state.version + 1
+            starts.setdefault((max(0, self.bucket_of(from_seq) - 1), from_seq), []).append(m)
+        found: dict[UUID, list[StoredEvent]] = {m: [] for m in wanted}
+
+        async def first_bucket(bucket: int, from_seq: int, chunk: Sequence[UUID]) -> None:
+            for row in await self._run(self._select_members_bucket, (chunk, bucket, from_seq)):
+                found[row.member_id].append(_stored(row))
+
+        await asyncio.gather(
+            *(
+                first_bucket(bucket, from_seq, chunk)
+                for (bucket, from_seq), members in starts.items()
+                for chunk in _chunks(members, MEMBERS_PER_READ)
+            )
+        )
+
+        async def read_on(m: UUID, bucket: int) -> None:
+            next_seq = found[m][-1].seq_nr + 1 if found[m] else states[m].version + 1
+            if bucket < self.bucket_of(next_seq):  # the next event, if any, is in a bucket not read yet
+                found[m].extend(await self.read(m, from_seq=next_seq))
+
+        await asyncio.gather(*(read_on(m, bucket) for (bucket, _), members in starts.items() for m in members))
+        return {m: states[m].with_events(found[m]) for m in wanted}
 
     async def save_snapshot(self, state: MemberCart) -> None:
         """Idempotent; a snapshot is only a shortcut, so a failed or older one never loses anything."""
@@ -584,6 +621,10 @@ class JournalPage:
     def events(self, types: Collection[str] | None = None) -> list[StoredEvent]:
         """The page's events (of these type names only, if given), in the page's order."""
         return [_stored(row) for row in self.rows if types is None or row.type in types]
+
+
+def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def token_ranges(splits: int) -> list[tuple[int, int]]:

@@ -13,10 +13,20 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from app.cart.member_cart import MemberCart
+from app.cart.rules import AddItem
 from app.command_side.journal import CassandraJournal, LeaseLost, MemberAppend
 from app.settings import Settings
 from app.stores.cassandra import StoreUnavailable, connect_async, execute
-from tests.journal_contract import JournalContract, Writer, a_partition, append, append_batches, batch
+from tests.journal_contract import (
+    JournalContract,
+    Writer,
+    a_partition,
+    an_item,
+    append,
+    append_batches,
+    batch,
+)
 
 
 class TestCassandraJournal(JournalContract):
@@ -50,6 +60,29 @@ class TestCassandraJournal(JournalContract):
             )
             found[bucket] = [row.seq_nr for row in rows]
         return found
+
+    async def test_loading_members_without_snapshots_takes_two_requests_however_many_they_are(
+        self, journal: CassandraJournal, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A batch's new members (no snapshot, events in one bucket) are loaded with one read of the snapshots and
+        one of the journal, not two reads each: most loads are of such members."""
+        ones = [Writer(journal) for _ in range(4)]
+        for one in ones:
+            await one.run(AddItem(an_item("Spoon")))  # seq_nr 1: the next one would be in bucket 0 too
+        new = [uuid4() for _ in range(30)]
+        requests = 0
+        run = journal._run
+
+        async def counted(statement: Any, params: Any = None) -> Any:
+            nonlocal requests
+            requests += 1
+            return await run(statement, params)
+
+        monkeypatch.setattr(journal, "_run", counted)
+        loaded = await journal.load_many([*new, *(one.member_id for one in ones)])
+
+        assert loaded == {**{m: MemberCart(m) for m in new}, **{one.member_id: one.state for one in ones}}
+        assert requests == 2
 
     async def test_a_batch_is_stored_whole_in_the_bucket_of_its_first_seq_nr(self, journal: CassandraJournal) -> None:
         member_id = uuid4()
