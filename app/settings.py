@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     # agent (every hop adds it to a command's latency), and a worker with only query-side agents (only freshness).
     producer_linger_s: float = Field(default=0.002, ge=0, le=1)
     projection_linger_s: float = Field(default=0.01, ge=0, le=1)
+    # How long Kafka may hold a query worker's fetch for more messages (up to `projection_fetch_min_bytes`): with
+    # Faust's fetch_min_bytes of 1 every fetch came back with the first message there, and the query worker spent
+    # most of its CPU fetching (docs/benchmarks.md, 2026-12-02 evening: 1.9-2.3 -> 1.5 ms per command).
+    projection_fetch_wait_s: float = Field(default=0.05, ge=0, le=1)
+    projection_fetch_min_bytes: int = Field(default=256 * 1024, ge=1)
     # How many members' carts a worker keeps in memory (the rest are loaded from the journal when needed).
     cart_cache_size: int = Field(default=100_000, ge=1)
 
@@ -200,9 +205,19 @@ class Settings(BaseSettings):
     @property
     def worker_linger_s(self) -> float:
         """The linger of this worker's producer: the command path's, unless it runs no command agent."""
+        return self.producer_linger_s if self.runs_commands else self.projection_linger_s
+
+    @property
+    def runs_commands(self) -> bool:
+        """Whether this worker runs a command agent (is on a command's path)."""
         names = self.agent_names
-        runs_commands = names in ([], ["all"]) or any(name in COMMAND_AGENTS for name in names)
-        return self.producer_linger_s if runs_commands else self.projection_linger_s
+        return names in ([], ["all"]) or any(name in COMMAND_AGENTS for name in names)
+
+    @property
+    def worker_fetch(self) -> tuple[int, float] | None:
+        """(fetch_min_bytes, longest wait) of this worker's consumer; None on the command path, which keeps the
+        Kafka client's: answer with the first message (measured: waiting 3 ms for 32 KiB saved nothing there)."""
+        return None if self.runs_commands else (self.projection_fetch_min_bytes, self.projection_fetch_wait_s)
 
     @property
     def worker_data_dir(self) -> Path:

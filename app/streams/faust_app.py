@@ -79,9 +79,27 @@ async def _seek_to_committed_or_beginning(self: Any) -> Mapping[Any, int]:
 
 
 AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_beginning  # type: ignore[method-assign]
+_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _create_worker_consumer_fetching_more(self: Any, transport: Any) -> Any:
+    """Faust's consumer, but on a worker without the command agent it lets Kafka hold a fetch until a batch's
+    worth has arrived (or `projection_fetch_wait_s`): Faust fixes fetch_min_bytes at 1, so each fetch came back
+    with the first message there and a query worker spent most of its CPU fetching."""
+    consumer = _create_worker_consumer(self, transport)
+    fetch = getattr(self.app, "fetch", None)
+    if fetch is not None:
+        # Read by the consumer's Fetcher, which its start() creates.
+        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = fetch[0], int(fetch[1] * 1000)
+    return consumer
+
+
+AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_fetching_more  # type: ignore[method-assign]
 
 
 class CartApp(faust.App):
+    fetch: tuple[int, float] | None = None  # Settings.worker_fetch: how its consumer fetches
+
     async def on_first_start(self) -> None:
         """Before the worker joins its consumer group (children, the consumer among them, start after this): the
         stores, so that a worker the group counts as ready answers its first command without connecting first."""
@@ -91,7 +109,7 @@ class CartApp(faust.App):
 
 
 def create_app(settings: Settings) -> faust.App:
-    return CartApp(
+    app = CartApp(
         settings.consumer_group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=faust_credentials(settings),
@@ -120,6 +138,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.session_timeout_s * 3,
         autodiscover=False,
     )
+    app.fetch = settings.worker_fetch
+    return app
 
 
 settings = get_settings()

@@ -1,4 +1,5 @@
-"""How a worker is configured from its agents: its table stores belong to its consumer group, its linger to its side."""
+"""How a worker is configured from its agents: its table stores belong to its consumer group, its linger and its
+fetching to its side."""
 
 from __future__ import annotations
 
@@ -27,3 +28,16 @@ def test_only_a_worker_without_the_command_agent_lingers_longer(tmp_path: Path) 
         assert app.conf.producer_linger == 0.002, agents
     query_side = create_app(command_path.model_copy(update={"agents": "purchases,popular_items"}))
     assert query_side.conf.producer_linger == 0.01
+
+
+async def test_only_a_worker_without_the_command_agent_lets_kafka_hold_its_fetches(tmp_path: Path) -> None:
+    # Faust's consumer fetches with fetch_min_bytes=1: every fetch returns with the first message there.
+    settings = Settings(projection_fetch_min_bytes=123_456, projection_fetch_wait_s=0.07, worker_dir=tmp_path)
+    for agents, expected in (
+        ("all", (1, 1500)),
+        ("cart_commands", (1, 1500)),
+        ("purchases,popular_items", (123_456, 70)),
+    ):
+        app = create_app(settings.model_copy(update={"agents": agents}))
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)  # built, not started: no I/O
+        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == expected, agents
