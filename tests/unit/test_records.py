@@ -1,4 +1,5 @@
-"""The wire records of the internal topics (schemas/records.py): an event survives its record exactly."""
+"""The wire records of the internal topics (schemas/records.py): an event survives its record exactly, and the
+bytes the command worker sends are the messages Faust would have sent and reads back as the same records."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from app.cart import rules
 from app.cart.stored_event import SCHEMA_VERSION, StoredEvent
-from schemas.records import CartEventRecord, event_dict
+from app.streams.faust_app import app
+from schemas.records import CartEventRecord, CommandReply, event_dict, event_message, reply_message
 
 MEMBER_ID = UUID("00000000-0000-0000-0000-0000000000aa")
 CART_ID = UUID("00000000-0000-0000-0000-0000000000cc")
@@ -70,3 +72,42 @@ def test_a_stored_event_record_keeps_a_schema_version_it_was_given_and_defaults_
     assert CartEventRecord(**d).to_event().schema_version == 2
     del d["schema_version"]
     assert CartEventRecord(**d).to_event().schema_version == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        rules.ItemAdded(CART_ID, an_item(price="1234567890.123456789")),
+        rules.ItemPurchased(CART_ID, an_item(), datetime(2024, 5, 17, 12, 30, 15, 123456, tzinfo=UTC)),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_an_event_message_is_what_faust_sends_for_its_record_and_reads_back_as_it(event: rules.Event) -> None:
+    stored = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 42, "cmd-42", NOW, event)
+    record = CartEventRecord.of_event(stored)
+
+    message = event_message(stored)
+
+    assert json.loads(message) == json.loads(record.dumps())  # type tag included
+    read = app.serializers.loads_value(
+        CartEventRecord, message, serializer="json"
+    )  # as the query side's agent is given it
+    assert isinstance(read, CartEventRecord)
+    assert read == record
+    assert read.to_event() == stored
+
+
+def test_a_reply_message_is_what_faust_sends_for_the_reply_and_reads_back_as_it() -> None:
+    body = {"cart": {"items": [{"price": "19.99", "quantity": 2}], "total": "39.98"}, "events": [], "n": None}
+    reply = CommandReply(correlation_id="c-1", status="accepted", body=body)
+
+    message = reply_message(reply)
+
+    assert json.loads(message) == json.loads(reply.dumps())
+    read = app.serializers.loads_value(CommandReply, message, serializer="json")
+    assert isinstance(read, CommandReply)
+    assert (read.correlation_id, read.status, read.body) == ("c-1", "accepted", body)
+    assert json.loads(reply_message(CommandReply("c-2", "accepted", {"total": Decimal("1.50")}))) == {
+        "correlation_id": "c-2", "status": "accepted", "body": {"total": "1.50"},
+        "__faust": {"ns": "schemas.records.CommandReply"},
+    }  # fmt: skip
