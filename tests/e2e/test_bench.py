@@ -1,14 +1,23 @@
 """`cart bench` against the running test system, at tiny sizes: it runs every part, writes a JSON with every key,
-the markdown and PNG plots; bad input and an absent API are one line and exit 1. Never asserts a timing: the
+the markdown and PNG plots; bad input and an absent API are one line and exit 1; the offline part (rebuild all
+and verify, timed) over a small loaded journal. Never asserts a timing: the
 figures of a run this small on a shared machine mean nothing, only their presence does."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
+import uuid
 from pathlib import Path
 
+from app.settings import Settings
+from app.stores.migrations import migrate
+from app.tools.bench import offline
 from app.tools.bench.report import HEADLINE
-from tests.e2e.system import Process, cart_cli
+from app.tools.progress import Progress
+from app.tools.services import Postgres
+from tests.e2e.system import Process, cart_cli, drop_stores
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REQUIRED = [*HEADLINE, "machine"]
@@ -55,3 +64,24 @@ def test_bad_bench_parameters_and_an_absent_api_are_one_line_and_exit_1() -> Non
         assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     absent = cart_cli({}, "bench", "--api", "http://127.0.0.1:9", "saturation")
     assert absent.returncode == 1 and "is the system running?" in absent.stderr and "Traceback" not in absent.stderr
+
+
+async def test_the_offline_part_times_rebuild_all_and_verify_of_a_loaded_journal(tmp_path: Path) -> None:
+    # What the bench times against the 1M-event keyspace, here on a journal of 400 events in a keyspace and a
+    # database of its own (rebuild rewrites the read models of the keyspace it is given), dropped afterwards.
+    name = f"bench_offline_{uuid.uuid4().hex[:8]}"
+    settings = Settings(cassandra_keyspace=name, postgres_database=name)
+    await Postgres(settings)._create_database()
+    env = {"CART_CASSANDRA_KEYSPACE": name, "CART_POSTGRES_DATABASE": name}
+    try:
+        await migrate(settings)
+        loaded = cart_cli(env, "load-journal", "--events", "400", "--members", "20", "--days", "3")
+        assert loaded.returncode == 0, loaded.stderr[-2000:]
+
+        timed = await asyncio.to_thread(offline.rebuild_and_verify, name, name, 300, Progress(io.StringIO()))
+
+        assert timed["rebuild"]["all"]["exit"] == 0, timed
+        assert timed["verify"]["exit"] == 0, timed  # verify exits 1 when a read model differs from the journal
+        assert timed["rebuild_1m_events_s"] is not None and timed["verify_1m_events_s"] is not None
+    finally:
+        await drop_stores(env)
