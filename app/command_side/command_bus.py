@@ -193,10 +193,11 @@ class CommandBus:
         self._pending[correlation_id] = waiter
         try:
             try:
-                await asyncio.wait_for(
-                    producer.send_and_wait(self.settings.topic_commands, envelope.dumps(), key=str(member_id).encode()),
-                    timeout,
-                )
+                # asyncio.timeout, not wait_for: wait_for runs the send in a task of its own, one more per request.
+                async with asyncio.timeout(timeout):
+                    await producer.send_and_wait(
+                        self.settings.topic_commands, envelope.dumps(), key=str(member_id).encode()
+                    )
             except PRODUCER_FATAL as error:
                 self._renew_producer(producer)
                 raise CartServiceUnavailable(f"Kafka did not take the command: {error}; reconnecting") from error
@@ -205,7 +206,8 @@ class CommandBus:
                     f"Kafka did not take the command: {str(error) or type(error).__name__}"
                 ) from error
             try:
-                return await asyncio.wait_for(waiter, timeout + GRACE_S)
+                async with asyncio.timeout(timeout + GRACE_S):
+                    return await waiter
             except TimeoutError as error:
                 raise CartServiceUnavailable(
                     f"no cart worker answered within {timeout:.0f}s (is a worker running?)"

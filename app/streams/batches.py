@@ -17,6 +17,9 @@ acknowledge the batch's messages to Faust, in the order they came, so Faust neve
 A store that does not answer is retried until it does; anything else ends the process without acknowledging
 (`process_reliably`), so the batch is delivered again after a restart.
 
+After taking a batch, the agent tells the worker's fetch pacing whether it is behind (a full batch, or more
+waiting): app/streams/fetch_pacing.py.
+
 Faust tables assign a key to the partition of the message being processed (its `current_event`); a batch spans
 partitions, so each partition's work runs with one of its own events as the current event (`attributed_to`).
 """
@@ -107,7 +110,7 @@ def batched_agent(
     """Register agent `name` on `topic`; exactly one of `process` (the whole batch) and `process_partition` (each
     partition's messages, concurrently; through `guard` if given, whose `process` must be `process_partition`).
     `on_stop` is awaited when the agent stops (work a `process` left running)."""
-    from app.streams.faust_app import flush_changelogs, process_reliably
+    from app.streams.faust_app import flush_changelogs, process_reliably, report_backlog
 
     if (process is None) == (process_partition is None):
         raise ValueError("give exactly one of process and process_partition")
@@ -150,6 +153,7 @@ def batched_agent(
         try:
             while True:
                 events = await next_batch(arrived, max_batch, within)
+                report_backlog(name, len(events) >= max_batch or not arrived.empty())
                 await process_reliably(f"{name} batch of {len(events)}", partial(run_batch, events))
                 for event in events:
                     await stream.ack(event)

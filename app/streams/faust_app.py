@@ -21,6 +21,7 @@ from app.cart.stored_event import StoredEvent
 from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
+from app.streams.fetch_pacing import FetchPacing
 from app.streams.in_order import Delivered, InOrder, Positions, stalled
 from app.streams.kafka_clients import faust_credentials
 from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
@@ -97,6 +98,18 @@ def _create_worker_consumer_fetching_more(self: Any, transport: Any) -> Any:
 AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_fetching_more  # type: ignore[method-assign]
 
 
+def _fetcher() -> Any:
+    """The worker's aiokafka fetcher, once its consumer has started (Faust's consumer, its thread, aiokafka's)."""
+    thread = getattr(app.consumer, "_thread", None)
+    return getattr(getattr(thread, "_consumer", None), "_fetcher", None)
+
+
+def report_backlog(agent: str, behind: bool) -> None:
+    """An agent is behind (or has caught up): see app/streams/fetch_pacing.py. Nothing on the command path."""
+    if fetch_pacing is not None:
+        fetch_pacing.report(agent, behind)
+
+
 class CartApp(faust.App):
     fetch: tuple[int, float] | None = None  # Settings.worker_fetch: how its consumer fetches
 
@@ -144,6 +157,7 @@ def create_app(settings: Settings) -> faust.App:
 
 settings = get_settings()
 app = create_app(settings)
+fetch_pacing = FetchPacing(settings.worker_fetch[0], _fetcher) if settings.worker_fetch is not None else None
 
 cart_commands_topic = app.topic(
     settings.topic_commands, key_type=str, value_type=CommandEnvelope, partitions=settings.partitions
