@@ -6,7 +6,7 @@ the run; everything dropped afterwards), so the running system is not touched an
 1. the backlog is made the way the command side makes it: member sessions decided by the cart's own rules
    (`decide_command`: add x3, adjust +1, remove, checkout), each session appended to the journal in one
    conditional batch (so the events are in the journal too, with gap-free seq_nrs), then every event produced to
-   its cart-events topic as the command worker emits it (a `CartEventRecord`, keyed by member id), members
+   its cart-events topic as the command worker emits it (`event_message`, keyed by member id), members
    interleaved, each member's events in seq_nr order;
 2. a worker with only the query-side agents is started, and events/s are measured from the moment it is ready
    until its consumer group's lag is 0 on every topic it reads (the lag moves with Faust's commits, a few seconds
@@ -62,7 +62,7 @@ from app.tools.bench.workload import (
     stagger,
 )
 from app.tools.progress import Progress
-from schemas.records import CartEventRecord
+from schemas.records import event_message
 
 QUERY_AGENTS = "purchases,popular_items,vendor_billing,vendor_billing_sql"
 EVENTS_PER_SESSION = 7  # 3 ItemAdded, ItemQuantityIncreased, ItemRemoved, 2 ItemPurchased
@@ -182,7 +182,7 @@ async def produce_backlog(settings: Settings, members: Sequence[SeedMember], pro
         for round_ in range(max(len(m.sessions) for m in members)):
             for member in members:
                 for event in member.sessions[round_] if round_ < len(member.sessions) else []:
-                    value = CartEventRecord.of_event(event).dumps()
+                    value = event_message(event)
                     key = str(event.member_id).encode()
                     in_flight.append(await producer.send(settings.topic_events, value, key=key))
                     produced += 1
