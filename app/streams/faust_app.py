@@ -99,9 +99,11 @@ AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_fetchin
 
 
 def _fetcher() -> Any:
-    """The worker's aiokafka fetcher, once its consumer has started (Faust's consumer, its thread, aiokafka's)."""
-    thread = getattr(app.consumer, "_thread", None)
-    return getattr(getattr(thread, "_consumer", None), "_fetcher", None)
+    """The worker's aiokafka fetcher, once its consumer has started (Faust's consumer, its thread, aiokafka's); None
+    before. Private attributes all: a library that renames one raises AttributeError, which pacing reports."""
+    consumer: Any = app.consumer
+    consumer = consumer._thread._consumer  # None until Faust's consumer thread has started
+    return None if consumer is None else consumer._fetcher  # None until aiokafka's consumer has started
 
 
 def report_backlog(agent: str, behind: bool) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import random
 import time
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
-from tests.e2e.system import delete_topics, isolated_env, start_worker
+from app.tools.bench.projections import plan_backlog, produce_backlog
+from app.tools.progress import Progress
+from tests.e2e.system import Process, delete_topics, isolated_env, start_worker, wait_worker_ready
 
 
 async def group_members(settings: Settings, group: str) -> tuple[str, int]:
@@ -43,4 +47,54 @@ def test_the_worker_starts_under_faust_joins_its_group_and_stops_cleanly(setting
     finally:
         if worker.alive():
             worker.kill()
+        asyncio.run(delete_topics(env))
+
+
+def wait_for_lines(worker: Process, lines: list[str], never: str, timeout: float = 120) -> None:
+    """Until the worker's log has each of `lines`, in this order; failing at once if it says `never`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log, at = worker.log.read_text(errors="replace"), 0
+        assert never not in log, worker.tail()
+        for line in lines:
+            found = log.find(line, at)
+            if found < 0:
+                break
+            at = found + len(line)
+        else:
+            return
+        assert worker.alive(), worker.tail()
+        assert time.monotonic() < deadline, f"no {line!r} in the log:\n{worker.tail()}"
+        time.sleep(0.3)
+
+
+def test_a_running_query_worker_switches_its_consumers_fetcher_to_eager_on_a_backlog_and_back(
+    settings: Settings,
+) -> None:
+    # Pacing writes private attributes of aiokafka's fetcher in a running worker (app/streams/fetch_pacing.py): this
+    # is the test that it still reaches them, not only that a consumer is built with them.
+    env = isolated_env("fetch-pacing", 19098)
+    worker = start_worker(
+        **env,
+        CART_AGENTS="purchases",
+        CART_PROJECTION_BATCH_MAX="100",  # so a backlog of 2,000 events comes in full batches
+        CART_PROJECTION_FETCH_MIN_BYTES="200000",
+        CART_PROJECTION_FETCH_WAIT_S="0.04",
+    )
+    try:
+        wait_worker_ready(worker)
+        backlog = plan_backlog(2000, random.Random(10))
+        own = Settings(topic_events=env["CART_TOPIC_EVENTS"])
+        asyncio.run(produce_backlog(own, backlog, Progress(io.StringIO())))
+        wait_for_lines(
+            worker,
+            [
+                "fetch pacing reached the consumer's fetcher: fetches held for 200000 bytes or 40 ms",
+                "fetching eagerly (min 1 bytes): purchases behind",
+                "holding fetches again (min 200000 bytes): every agent has caught up",
+            ],
+            never="fetch pacing is off",
+        )
+    finally:
+        worker.kill()
         asyncio.run(delete_topics(env))
