@@ -82,25 +82,43 @@ BEARER = HTTPBearer(
 )
 
 
-async def get_principal(
-    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-) -> Principal:
-    """Who the request acts as (AuthError 401 when it cannot say). `_declared` puts the bearer scheme in the OpenAPI
-    document; the checker reads the header itself, to say exactly what is wrong with it."""
+def principal_of(request: Request) -> Principal:
+    """Who the request acts as (AuthError 401 when it cannot say): the checker reads the header itself, to say
+    exactly what is wrong with it."""
     checker: TokenChecker | None = request.app.state.tokens
     if checker is None:
         return ANYONE
     return checker.principal(request.headers.get("authorization"))
 
 
+Declared = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+"""Puts the bearer scheme in the OpenAPI document (the credentials themselves are read by `principal_of`)."""
+
+
+async def get_principal(request: Request, _declared: Declared) -> Principal:
+    return principal_of(request)
+
+
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-async def member_principal(memberId: UUID, principal: PrincipalDep, request: Request) -> Principal:
-    """The request acts for this member (its own cart, or an operator's token), within the member's rate."""
+@dataclass(frozen=True)
+class MemberAccess:
+    """A request that acts for a member: the backends to ask, and who asks."""
+
+    backends: Backends
+    principal: Principal
+
+
+async def member_access(memberId: UUID, request: Request, _declared: Declared) -> MemberAccess:
+    """The request acts for this member (its own cart, or an operator's token), within the member's rate.
+
+    One dependency for what the cart routes need: FastAPI solving a tree of four (backends, bearer, principal,
+    member) was a fifth of the API's profile samples under load (docs/benchmarks.md, 2026-12-02 night)."""
+    principal = principal_of(request)
     principal.check_member(memberId)
     request.app.state.member_limits.take(str(memberId))
-    return principal
+    return MemberAccess(request.app.state.backends, principal)
 
 
 async def analytics_principal(principal: PrincipalDep) -> Principal:
@@ -109,5 +127,5 @@ async def analytics_principal(principal: PrincipalDep) -> Principal:
     return principal
 
 
-MemberDep = Annotated[Principal, Depends(member_principal)]
+MemberDep = Annotated[MemberAccess, Depends(member_access)]
 AnalyticsDep = Annotated[Principal, Depends(analytics_principal)]
