@@ -4,10 +4,11 @@ member id, at least once: `eventId` lets a consumer drop what a crash repeats).
 
 Duplicates (the same member_id and seq_nr again, which at-least-once emission can bring) are dropped with the
 `absorbed_events` table; events that never arrived (the member's seq_nr skips ahead) are read from the journal.
-Updates are sent, keyed by the read-model row, to the topics the row owners read (a repartition, so each row has
-one owner); updates and public messages are delivered before the events count as absorbed. Each partition is
-processed in offset order with no gap, whatever Faust delivers (app/streams/in_order.py); the row owners' marks
-rely on it.
+Updates go to the topics the row owners read, to the partition of their read-model row (a repartition, so each
+row has one owner), many to a message: per batch, one message per partition of each update topic
+(app/query_side/projections.py). Updates and public messages are delivered before the events count as absorbed.
+Each partition is processed in offset order with no gap, whatever Faust delivers (app/streams/in_order.py); the
+row owners' marks rely on it.
 
 One agent rather than one per output: every event crosses Kafka to the query side once, not once per consumer,
 and the public topic inherits the duplicate filter (measured in docs/benchmarks.md).
@@ -19,17 +20,26 @@ import asyncio
 from typing import Any
 
 from app.cart.stored_event import StoredEvent
-from app.query_side.projections import item_purchased_document, popular_items_update, vendor_billing_update
+from app.query_side.projections import (
+    UPDATES_PER_MESSAGE,
+    RowUpdate,
+    item_purchased_document,
+    popular_items_update,
+    updates_message,
+    vendor_billing_update,
+)
 from app.runtime import process_runtime
 from app.streams.batches import query_agent
 from app.streams.faust_app import (
     cart_events_topic,
     item_purchased_topic,
     popular_items_updates_topic,
+    settings,
     stored_event,
     vendor_billing_updates_topic,
 )
 from app.streams.in_order import Delivered, TablePositions
+from app.streams.partitioning import partition_of
 from tables.hydrators import absorbed_events
 
 ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_update, vendor_billing_updates_topic)]
@@ -39,6 +49,7 @@ positions = TablePositions(absorbed_events)
 async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) -> None:
     absorbed: dict[str, int] = {}  # member -> highest seq_nr forwarded, as of this run
     deliveries: list[Any] = []
+    rows: dict[tuple[Any, int], list[RowUpdate]] = {}  # (update topic, its partition) -> updates, in source order
     for offset, stored in messages:
         if stored is None:
             continue
@@ -59,9 +70,13 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) ->
             for project, topic in ROUTES:
                 update = project(event, partition, offset, index)
                 if update is not None:
-                    deliveries.append(await topic.send(key=update.key, value=update.to_dict()))
+                    rows.setdefault((topic, partition_of(update.key, settings.partitions)), []).append(update)
             if (document := item_purchased_document(event)) is not None:
                 deliveries.append(await item_purchased_topic.send(key=document["memberId"], value=document))
+    for (topic, to), updates in rows.items():
+        for start in range(0, len(updates), UPDATES_PER_MESSAGE):
+            chunk = updates[start : start + UPDATES_PER_MESSAGE]
+            deliveries.append(await topic.send(value=updates_message(chunk), partition=to))
     # Delivered before they count as absorbed: a crash in between resends them, which the row owners' marks absorb
     # (and the public topic's consumers, by eventId).
     await asyncio.gather(*deliveries)

@@ -1,13 +1,14 @@
 """What the owners of Cassandra read-model rows (`popular_items`, `vendor_billing`) share: one function per batch.
 
-For a run of one partition's updates: apply each to its row as kept in the agent's table (an update already in the
-row's marks changes nothing), keep every touched row in the table, write each row's absolute value once with
-`write` (one write per row per batch, many rows per request), then record the offset; the batch's one flush makes
-rows and offset durable before anything is acknowledged. A crash before that flush repeats the updates from the
-offset last made durable, which the marks absorb, and the writes, which are harmless: replaying the same updates
-onto the state restored from the changelog gives the same values and versions again, and a row and its tracking
-row (marks) are written `USING TIMESTAMP <version>`, so a replay's intermediate states never overwrite what a
-reader saw: Cassandra being ahead of the changelog for a while changes nothing anyone reads.
+For a run of one partition's messages (each holds updates, in source order): apply each update to its row as kept
+in the agent's table (an update already in the row's marks changes nothing), keep every touched row in the table,
+write each row's absolute value once with `write` (one write per row per batch, many rows per request), then record
+the offset; the batch's one flush makes rows and offset durable before anything is acknowledged. A crash before that
+flush repeats the updates from the offset last made durable, which the marks absorb, and the writes, which are
+harmless: replaying the same updates onto the state restored from the changelog gives the same values and versions
+again, and a row and its tracking row (marks) are written `USING TIMESTAMP <version>`, so a replay's intermediate
+states never overwrite what a reader saw: Cassandra being ahead of the changelog for a while changes nothing anyone
+reads.
 (A flush of its own per partition, before the write, cost 5% of the query worker's CPU, bench 2026-12-02.) Each
 partition is processed in offset order with no gap, whatever Faust delivers (app/streams/in_order.py).
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 import faust
 
-from app.query_side.projections import Row, RowState, RowUpdate
+from app.query_side.projections import Row, RowState, RowUpdate, updates_of
 from app.streams.batches import query_agent
 from app.streams.in_order import Delivered, TablePositions
 
@@ -30,19 +31,19 @@ def row_owner(name: str, topic: faust.TopicT, rows: Any, write: Callable[[], Awa
     """The agent `name` that owns the rows of one read model (kept in table `rows`, written with `write`)."""
     positions = TablePositions(rows)
 
-    async def process(partition: int, messages: Delivered[RowUpdate]) -> None:
+    async def process(partition: int, messages: Delivered[list[RowUpdate]]) -> None:
         await apply_updates(rows, positions, await write(), partition, messages)
 
-    return query_agent(topic, name, RowUpdate.from_dict, positions, process)
+    return query_agent(topic, name, updates_of, positions, process)
 
 
 async def apply_updates(
-    rows: Any, positions: TablePositions, write: Write, partition: int, messages: Delivered[RowUpdate]
+    rows: Any, positions: TablePositions, write: Write, partition: int, messages: Delivered[list[RowUpdate]]
 ) -> None:
     """One partition's run of updates, as the module's docstring says."""
     touched: dict[str, tuple[Row, RowState]] = {}
-    for _, update in messages:
-        if update is not None:
+    for _, updates in messages:
+        for update in updates or ():
             state = touched[update.key][1] if update.key in touched else RowState.from_dict(rows.get(update.key))
             touched[update.key] = (update.row, state.apply(update))
     # Written even when an update was in the row already (a replay): the local store can be ahead of the

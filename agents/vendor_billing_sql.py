@@ -8,7 +8,7 @@ the last offset applied is read back from PostgreSQL.
 
 from __future__ import annotations
 
-from app.query_side.projections import RowUpdate
+from app.query_side.projections import RowUpdate, updates_of
 from app.runtime import process_runtime
 from app.streams.batches import query_agent
 from app.streams.faust_app import vendor_billing_updates_topic
@@ -20,10 +20,10 @@ class SqlPositions:
         return await (await process_runtime().vendor_billing_sql()).last_offset(partition)
 
 
-async def apply_updates(partition: int, messages: Delivered[RowUpdate]) -> None:
+async def apply_updates(partition: int, messages: Delivered[list[RowUpdate]]) -> None:
     await (await process_runtime().vendor_billing_sql()).apply_batch(partition, messages)
 
 
 vendor_billing_sql = query_agent(
-    vendor_billing_updates_topic, "vendor_billing_sql", RowUpdate.from_dict, SqlPositions(), apply_updates
+    vendor_billing_updates_topic, "vendor_billing_sql", updates_of, SqlPositions(), apply_updates
 )

@@ -11,11 +11,16 @@ The pipeline (see docs/architecture.md):
    per source partition, the highest source offset it has absorbed (`marks`). An update at or below the mark is a
    replay and changes nothing. A replay after any crash resends the same updates in the same order per source
    partition, which is why the marks suffice. The value and its marks are one table entry, written together.
+
+Updates travel in messages of many (`updates_message`): `purchases` sends one message per update-topic partition
+per batch of a cart-events partition, holding that partition's updates in source order, rather than one message
+per update. The order per row and per source partition is what it was, so the marks hold as before; what changes is
+the number of messages each update costs on both sides of Kafka.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -143,6 +148,22 @@ def item_purchased_document(stored: StoredEvent) -> dict[str, Any] | None:
         "quantity": item.quantity,
         "purchasedAt": stored.event.purchased_at.isoformat(),
     }
+
+
+UPDATES_PER_MESSAGE = 500  # ~350 bytes each as JSON: a message stays well under Kafka's 1 MB default
+
+
+def updates_message(updates: Sequence[RowUpdate]) -> dict[str, Any]:
+    """A message of an update topic: updates of rows of one partition, in source order."""
+    return {"updates": [update.to_dict() for update in updates]}
+
+
+def updates_of(message: Mapping[str, Any]) -> list[RowUpdate]:
+    """The updates of a message of an update topic: many (`updates_message`), or one, as sent before 2026-12-03
+    (a topic written by an older worker is still read to its end)."""
+    if "updates" in message:
+        return [RowUpdate.from_dict(update) for update in message["updates"]]
+    return [RowUpdate.from_dict(message)]
 
 
 @dataclass(frozen=True)

@@ -274,12 +274,12 @@ class PostgresVendorBilling:
 
     async def apply(self, update: RowUpdate | None, partition: int, offset: int) -> bool:
         """One message (see `apply_batch`); False if it changed nothing."""
-        return await self.apply_batch(partition, [(offset, update)]) > 0
+        return await self.apply_batch(partition, [(offset, None if update is None else [update])]) > 0
 
-    async def apply_batch(self, partition: int, messages: Sequence[tuple[int, RowUpdate | None]]) -> int:
-        """Apply a run of messages of `partition` of vendor-billing-updates (in offset order; None for a malformed
-        one, which only moves the offset) in one transaction; how many counted (updates applied, malformed messages
-        passed).
+    async def apply_batch(self, partition: int, messages: Sequence[tuple[int, Sequence[RowUpdate] | None]]) -> int:
+        """Apply a run of messages of `partition` of vendor-billing-updates (in offset order, each its updates in
+        source order; None for a malformed one, which only moves the offset) in one transaction; how many counted
+        (updates applied, malformed messages passed).
 
         A message at or below the partition's last applied offset, and an update at or below the position already
         applied from its cart-events partition (the same update sent twice by `purchases`), change nothing. The
@@ -305,17 +305,18 @@ class PostgresVendorBilling:
             moved: dict[int, datetime] = {}
             deltas: dict[Row, Decimal] = {}
             applied = 0
-            for _, update in fresh:
-                if update is None:
+            for _, updates in fresh:
+                if updates is None:
                     applied += 1  # malformed: nothing to apply, but the offset moves past it
                     continue
-                if update.source_position <= marks.get(update.source_partition, -1):
-                    continue
-                marks[update.source_partition] = update.source_position
-                newest = moved.get(update.source_partition, update.occurred_at)
-                moved[update.source_partition] = max(update.occurred_at, newest)
-                deltas[update.row] = deltas.get(update.row, Decimal(0)) + update.delta
-                applied += 1
+                for update in updates:
+                    if update.source_position <= marks.get(update.source_partition, -1):
+                        continue
+                    marks[update.source_partition] = update.source_position
+                    newest = moved.get(update.source_partition, update.occurred_at)
+                    moved[update.source_partition] = max(update.occurred_at, newest)
+                    deltas[update.row] = deltas.get(update.row, Decimal(0)) + update.delta
+                    applied += 1
             await conn.execute(
                 "UPDATE vendor_billing_offsets SET last_offset = $2 WHERE partition = $1", partition, fresh[-1][0]
             )

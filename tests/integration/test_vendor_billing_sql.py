@@ -58,17 +58,18 @@ async def test_a_batch_commits_its_balances_positions_and_offset_together_and_co
     partition = random.randrange(10_000, 2**31 - 1)
     vendor, other = uuid.uuid4(), uuid.uuid4()
     year = datetime.now(UTC).year
-    batch = [
-        (0, an_update(vendor, 10, "1.00")),
-        (1, an_update(other, 11, "2.00")),
-        (2, an_update(vendor, 11, "5.00")),  # the same source position as offset 1: a resend, not applied
-        (3, None),  # malformed
-        (4, an_update(vendor, 12, "0.25")),
+    batch: list[tuple[int, list[RowUpdate] | None]] = [
+        (0, [an_update(vendor, 10, "1.00")]),
+        (1, [an_update(other, 11, "2.00"), an_update(vendor, 11, "5.00")]),  # the second: a resend of the first
+        (2, None),  # malformed
+        (3, [an_update(vendor, 12, "0.25")]),
     ]
     assert await billing.apply_batch(partition, batch) == 4
 
     assert await billing.apply_batch(partition, batch) == 0  # the whole batch again (a replay after a crash)
-    assert await billing.apply_batch(partition, [*batch[3:], (5, an_update(other, 13, "1.50"))]) == 1
-    assert await billing.last_offset(partition) == 5
+    # Updates already applied, sent again in a message with new ones (a replay that grouped them otherwise).
+    resent = [an_update(vendor, 12, "0.25"), an_update(other, 13, "1.50")]
+    assert await billing.apply_batch(partition, [*batch[2:], (4, resent)]) == 1
+    assert await billing.last_offset(partition) == 4
     assert [b["balance"] for b in await billing.balances(vendor, year)] == [Decimal("1.25")]
     assert [b["balance"] for b in await billing.balances(other, year)] == [Decimal("3.50")]

@@ -71,10 +71,11 @@ async def main() -> None:
                 print("  cart-events", p, o, t, v["seq_nr"], v["type"])
         print("  absorbed", [(p, o, t, v) for p, o, t, v in absorbed])
         for topic, found in updates.items():
-            for p, o, t, v in found:
-                if v["member_id"] == member:
-                    position = (v["source_partition"], v["source_offset"], v.get("source_index"))
-                    print("  ", topic, p, o, t, "seq", v["seq_nr"], "from", position)
+            for p, o, t, message in found:
+                for v in message.get("updates", [message]):
+                    if v["member_id"] == member:
+                        position = (v["source_partition"], v["source_offset"], v.get("source_index"))
+                        print("  ", topic, p, o, t, "seq", v["seq_nr"], "from", position)
 
 
 if __name__ == "__main__":

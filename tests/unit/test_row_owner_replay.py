@@ -16,12 +16,14 @@ from tables.hydrators import JsonTable
 ROWS: list[Row] = [("vendor", "2026", "12"), ("other", "2026", "12")]
 
 
-def updates() -> list[tuple[int, RowUpdate]]:
+def updates() -> list[tuple[int, list[RowUpdate]]]:
+    """Eight messages of one update each."""
+    return [(offset, [update]) for offset, update in enumerate(each_update())]
+
+
+def each_update(count: int = 8) -> list[RowUpdate]:
     member, at = uuid4(), datetime(2026, 12, 2, tzinfo=UTC)
-    return [
-        (offset, RowUpdate(ROWS[offset % 2], Decimal(f"{offset + 1}.25"), "n", member, offset + 1, 3, 40 + offset, at))
-        for offset in range(8)
-    ]
+    return [RowUpdate(ROWS[n % 2], Decimal(f"{n + 1}.25"), "n", member, n + 1, 3, 40 + n, at) for n in range(count)]
 
 
 class VersionedStore:
@@ -69,3 +71,25 @@ async def test_updates_delivered_again_change_nothing() -> None:
     once = dict(store.rows)
     await apply_updates(rows, positions, store.write, 0, messages)
     assert store.rows == once
+
+
+async def test_updates_resent_in_other_messages_are_absorbed_one_by_one() -> None:
+    """`purchases` puts a batch's updates for a partition in one message: after a crash its replay can group them
+    differently (other batch boundaries), so a message can hold updates a row has and updates it has not."""
+    each = each_update(12)
+    grouped_once, store_once, table_once = [(0, each[:5]), (1, each[5:])], VersionedStore(), {}
+    rows_once = JsonTable(table_once)
+    await apply_updates(rows_once, TablePositions(rows_once), store_once.write, 0, grouped_once)
+
+    store, table = VersionedStore(), {}
+    rows = JsonTable(table)
+    positions = TablePositions(rows)
+    await apply_updates(rows, positions, store.write, 0, [(0, each[:3])])
+    # The crash, then the replay sends them again, grouped otherwise: each[:3] are in the rows already.
+    await apply_updates(rows, positions, store.write, 0, [(1, each[:7]), (2, each[7:9]), (3, each[7:])])
+
+    assert {row: (s.total, s.version) for row, s in store.rows.items()} == {
+        row: (s.total, s.version) for row, s in store_once.rows.items()
+    }
+    assert store_once.rows[ROWS[0]].total == sum((u.delta for u in each[::2]), Decimal(0))
+    assert store_once.rows[ROWS[0]].version == 6
