@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # (docs/benchmarks.md, 2026-12-02: with the query side's longer linger, the query worker from 1.0 to 0.87 ms per
     # command).
     projection_batch_within_s: float = Field(default=0.05, ge=0, le=5)
+    # Working through a backlog (a batch's newest message more than a second old), they wait longer: fewer, larger
+    # batches cost less per event (docs/benchmarks.md, 2026-12-03: catch-up with 0.2 s against 0.05 s).
+    projection_batch_within_behind_s: float = Field(default=0.25, ge=0, le=5)
     # How long a producer waits to put more messages into one request: the API and a worker with the command
     # agent (every hop adds it to a command's latency), and a worker with only query-side agents (only freshness).
     producer_linger_s: float = Field(default=0.002, ge=0, le=1)

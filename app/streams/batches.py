@@ -2,7 +2,8 @@
 
 Every agent is a short function over a batch. `batched_agent` registers the Faust agent: Faust delivers the
 agent's input into a queue all the time, and the agent takes what has arrived (`Batches`: at most `max_batch`
-messages; with `within` > 0 it waits that long for more once one is there, if the batch before had more than one),
+messages; with `within` > 0 it waits that long for more once one is there, if the batch before had more than one,
+and `within_behind` if the batch before was of a backlog),
 decodes each message (None for a malformed one: nothing could ever process it, so it is skipped, not retried),
 groups the batch by partition and hands the agent's function
 
@@ -77,38 +78,59 @@ def by_partition(
 
 async def next_batch(arrived: asyncio.Queue[T], max_batch: int, within: float) -> list[T]:
     """Wait for a message, then take every message that has arrived, at most `max_batch`; with `within` > 0, wait
-    that long for more if fewer than `max_batch` have (fewer, larger batches at the price of latency)."""
+    that long for more if fewer than `max_batch` have (fewer, larger batches at the price of latency).
+
+    The wait looks at the queue every eighth of `within` (at least every millisecond) rather than waiting for each
+    message with `asyncio.wait_for`, which makes a task and a timer per message."""
     batch = [await arrived.get()]
     deadline = time.monotonic() + within
-    while len(batch) < max_batch:
-        try:
+    step = max(within / 8, 0.001)
+    while True:
+        while len(batch) < max_batch and not arrived.empty():
             batch.append(arrived.get_nowait())
-        except asyncio.QueueEmpty:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            try:
-                batch.append(await asyncio.wait_for(arrived.get(), left))
-            except TimeoutError:
-                break
-    return batch
+        left = deadline - time.monotonic()
+        if len(batch) >= max_batch or left <= 0:
+            return batch
+        await asyncio.sleep(min(left, step))
 
 
 class Batches(Generic[T]):
     """The batches of an agent's input: `next()` takes what has arrived (`next_batch`), waiting up to `within` for
-    more only when the batch before had company (more than one message). Under load the wait makes fewer, larger
-    batches (on the command side, fewer conditional writes per command); at a light load, where a batch is one
-    message and waiting would add nothing to it, a message is taken at once: with the command agent's 3 ms wait
-    always on, a command at 20/s was answered 6-7 ms later (p50, docs/benchmarks.md, 2026-12-02 night)."""
+    more only when the batch before had company (more than one message), and up to `within_behind` (if longer)
+    when the batch before was `behind` (its newest message old: the agent is working through a backlog).
 
-    def __init__(self, arrived: asyncio.Queue[T], max_batch: int, within: float) -> None:
+    Under load the wait makes fewer, larger batches (on the command side, fewer conditional writes per command);
+    at a light load, where a batch is one message and waiting would add nothing to it, a message is taken at once:
+    with the command agent's 3 ms wait always on, a command at 20/s was answered 6-7 ms later (p50,
+    docs/benchmarks.md, 2026-12-02 night). Behind, nobody waits on a message that is old already, and the larger
+    batches cost less per message (a query worker's catch-up, docs/benchmarks.md 2026-12-03)."""
+
+    def __init__(
+        self,
+        arrived: asyncio.Queue[T],
+        max_batch: int,
+        within: float,
+        within_behind: float = 0.0,
+        behind: Callable[[Sequence[T]], bool] = lambda _: False,
+    ) -> None:
         self.arrived, self.max_batch, self.within = arrived, max_batch, within
-        self.last = 0
+        self.within_behind, self.behind = within_behind, behind
+        self.last, self.was_behind = 0, False
 
     async def next(self) -> list[T]:
-        batch = await next_batch(self.arrived, self.max_batch, self.within if self.last > 1 else 0.0)
-        self.last = len(batch)
+        wait = max(self.within, self.within_behind) if self.was_behind else self.within if self.last > 1 else 0.0
+        batch = await next_batch(self.arrived, self.max_batch, wait)
+        self.last, self.was_behind = len(batch), self.behind(batch)
         return batch
+
+
+BEHIND_S = 1.0  # a batch whose newest message is older than this is part of a backlog
+
+
+def behind_by_age(events: Sequence[faust.EventT[Any]]) -> bool:
+    """The batch's newest message was produced more than BEHIND_S ago (by its Kafka timestamp)."""
+    timestamp = events[-1].message.timestamp
+    return timestamp is not None and time.time() - timestamp > BEHIND_S
 
 
 def batched_agent(
@@ -122,6 +144,7 @@ def batched_agent(
     guard: InOrder[T] | None = None,
     max_batch: int = 1000,
     within: float = 0.005,
+    within_behind: float = 0.0,
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> Any:
     """Register agent `name` on `topic`; exactly one of `process` (the whole batch) and `process_partition` (each
@@ -167,7 +190,7 @@ def batched_agent(
                 await arrived.put(event)
 
         taking = asyncio.ensure_future(take_in())
-        batches: Batches[faust.EventT[Any]] = Batches(arrived, max_batch, within)
+        batches = Batches(arrived, max_batch, within, within_behind, behind_by_age)
         try:
             while True:
                 events = await batches.next()
@@ -205,4 +228,5 @@ def query_agent(
         guard=guard,
         max_batch=settings.projection_batch_max,
         within=settings.projection_batch_within_s,
+        within_behind=settings.projection_batch_within_behind_s,
     )
