@@ -403,6 +403,7 @@ class ReadBacks:
     http: aiohttp.ClientSession
     delays_ms: dict[str, list[float]] = field(default_factory=lambda: {"postgres": [], "cassandra": []})
     not_visible: dict[str, int] = field(default_factory=lambda: {"postgres": 0, "cassandra": 0})
+    why_not: dict[str, dict[str, int]] = field(default_factory=lambda: {"postgres": {}, "cassandra": {}})
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def on_answer(self, outcome: Outcome) -> None:
@@ -419,15 +420,20 @@ class ReadBacks:
         position = purchase["position"]
         params = {"after": f"{position['partition']}:{position['offset']}", "waitMs": "10000", "source": source}
         path = f"/vendor-billing/{vendor}/{outcome.checkout['purchasedAt'][:4]}"
+        body, why = None, "not caught up within 10 s"
         try:
             async with self.http.get(path, params=params, timeout=aiohttp.ClientTimeout(total=20)) as response:
-                body = await response.json() if response.status == 200 else None
-        except (TimeoutError, aiohttp.ClientError):
-            body = None
+                if response.status == 200:
+                    body = await response.json()
+                else:
+                    why = f"HTTP {response.status}: {(await response.text())[:200]}"
+        except (TimeoutError, aiohttp.ClientError) as error:
+            why = f"no answer: {type(error).__name__}"
         if body is not None and body["projection"]["caughtUp"]:
             self.delays_ms[source].append((time.monotonic() - outcome.answered) * 1000)
         else:
             self.not_visible[source] += 1
+            self.why_not[source][why] = self.why_not[source].get(why, 0) + 1
 
 
 async def read_delay(
@@ -458,6 +464,7 @@ async def read_delay(
         "checkouts": len(reads.delays_ms["postgres"]) + reads.not_visible["postgres"],
         "reply_to_readable_ms": {source: latency_summary(ms) for source, ms in reads.delays_ms.items()},
         "not_readable_within_10_s": reads.not_visible,
+        "not_readable_why": reads.why_not,  # what the read answered instead, how often
         "lag_back_to_0_s": drained_s,
         "consumer_group": settings.consumer_group,
         "load": load.summary(),

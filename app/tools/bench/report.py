@@ -334,7 +334,13 @@ def read_delay_section(read: dict[str, Any] | None) -> list[str]:
         "From a checkout's reply to its purchase being in the vendor billing (`after=<position>&waitMs=10000`: "
         "includes the HTTP round trip and the read API's 100 ms polling step).",
         "",
-        *table(("read model", "checkouts", "p50 ms", "p95 ms", "p99 ms", "not readable within 10 s"), rows),
+        *table(("read model", "readable", "p50 ms", "p95 ms", "p99 ms", "not readable within 10 s"), rows),
+        "",
+        *(
+            f"Not readable in {source}: " + "; ".join(f"{n} x {why}" for why, n in sorted(reasons.items())) + "."
+            for source, reasons in read.get("not_readable_why", {}).items()
+            if reasons
+        ),
         "",
         f"After the load, lag of `{read['consumer_group']}` back to 0 in {number(read['lag_back_to_0_s'], 2)} s "
         "(the lag moves with the workers' commits).",
