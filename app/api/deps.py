@@ -114,7 +114,7 @@ async def member_access(memberId: UUID, request: Request, _declared: Declared) -
     """The request acts for this member (its own cart, or an operator's token), within the member's rate.
 
     One dependency for what the cart routes need: FastAPI solving a tree of four (backends, bearer, principal,
-    member) was a fifth of the API's profile samples under load (docs/benchmarks.md, 2026-12-02 night)."""
+    member) was a fifth of the API's profile samples under load (docs/benchmarks.md, 2026-12-03)."""
     principal = principal_of(request)
     principal.check_member(memberId)
     request.app.state.member_limits.take(str(memberId))

@@ -102,7 +102,7 @@ class Batches(Generic[T]):
     Under load the wait makes fewer, larger batches (on the command side, fewer conditional writes per command);
     at a light load, where a batch is one message and waiting would add nothing to it, a message is taken at once:
     with the command agent's 3 ms wait always on, a command at 20/s was answered 6-7 ms later (p50,
-    docs/benchmarks.md, 2026-12-02 night). Behind, nobody waits on a message that is old already, and the larger
+    docs/benchmarks.md, 2026-12-03). Behind, nobody waits on a message that is old already, and the larger
     batches cost less per message (a query worker's catch-up, docs/benchmarks.md 2026-12-03)."""
 
     def __init__(
