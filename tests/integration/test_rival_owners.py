@@ -25,9 +25,16 @@ def test_two_live_owners_of_one_partition_never_fork_gap_or_overwrite_a_member(
     partition = random.randrange(100_000, 2**31 - 1)
     members = [str(uuid.uuid4()) for _ in range(3)]
     outs = [tmp_path / f"rival-{n}.json" for n in range(2)]
-    start_at = time.time() + 8  # both connected by then, so that they really write at the same time
+    start = tmp_path / "start"
     command = [sys.executable, "-m", "tests.tools.rival_owner", settings.cassandra_keyspace, str(partition)]
-    rivals = [subprocess.Popen([*command, ",".join(members), str(start_at), "4", str(out)]) for out in outs]
+    rivals = [subprocess.Popen([*command, ",".join(members), str(start), "4", str(out)]) for out in outs]
+    deadline = time.time() + 120
+    while not all(Path(f"{out}.ready").exists() for out in outs):  # both connected: they write at the same time
+        assert time.time() < deadline, "the rivals did not connect within 120 s"
+        assert all(r.poll() is None for r in rivals), "a rival exited before it was ready"
+        time.sleep(0.1)
+    (tmp_path / "start.tmp").write_text(str(time.time() + 0.5))
+    (tmp_path / "start.tmp").rename(start)  # whole, at once
     assert [r.wait(300) for r in rivals] == [0, 0]
 
     results = [json.loads(out.read_text()) for out in outs]
