@@ -17,15 +17,15 @@ and the public topic inherits the duplicate filter (measured in docs/benchmarks.
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from app.cart.stored_event import StoredEvent
 from app.query_side.projections import (
-    UPDATES_PER_MESSAGE,
     RowUpdate,
     item_purchased_document,
     popular_items_update,
-    updates_message,
+    update_messages,
     vendor_billing_update,
 )
 from app.runtime import process_runtime
@@ -49,7 +49,7 @@ positions = TablePositions(absorbed_events)
 async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) -> None:
     absorbed: dict[str, int] = {}  # member -> highest seq_nr forwarded, as of this run
     deliveries: list[Any] = []
-    rows: dict[tuple[Any, int], list[RowUpdate]] = {}  # (update topic, its partition) -> updates, in source order
+    updates: dict[Any, list[RowUpdate]] = {topic: [] for _, topic in ROUTES}  # per update topic, in source order
     for offset, stored in messages:
         if stored is None:
             continue
@@ -70,13 +70,12 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) ->
             for project, topic in ROUTES:
                 update = project(event, partition, offset, index)
                 if update is not None:
-                    rows.setdefault((topic, partition_of(update.key, settings.partitions)), []).append(update)
+                    updates[topic].append(update)
             if (document := item_purchased_document(event)) is not None:
                 deliveries.append(await item_purchased_topic.send(key=document["memberId"], value=document))
-    for (topic, to), updates in rows.items():
-        for start in range(0, len(updates), UPDATES_PER_MESSAGE):
-            chunk = updates[start : start + UPDATES_PER_MESSAGE]
-            deliveries.append(await topic.send(value=updates_message(chunk), partition=to))
+    for topic, run in updates.items():
+        for to, message in update_messages(run, partial(partition_of, partitions=settings.partitions)):
+            deliveries.append(await topic.send(value=message, partition=to))
     # Delivered before they count as absorbed: a crash in between resends them, which the row owners' marks absorb
     # (and the public topic's consumers, by eventId).
     await asyncio.gather(*deliveries)

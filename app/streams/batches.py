@@ -117,9 +117,16 @@ class Batches(Generic[T]):
         self.within_behind, self.behind = within_behind, behind
         self.last, self.was_behind = 0, False
 
+    def wait(self) -> float:
+        """How long the next batch waits for more, from the batch before."""
+        if self.was_behind:
+            return max(self.within, self.within_behind)
+        if self.last > 1:
+            return self.within
+        return 0.0
+
     async def next(self) -> list[T]:
-        wait = max(self.within, self.within_behind) if self.was_behind else self.within if self.last > 1 else 0.0
-        batch = await next_batch(self.arrived, self.max_batch, wait)
+        batch = await next_batch(self.arrived, self.max_batch, self.wait())
         self.last, self.was_behind = len(batch), self.behind(batch)
         return batch
 

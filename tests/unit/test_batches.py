@@ -1,5 +1,5 @@
 """How an agent takes its input in batches (app/streams/batches.py): what has arrived, at most `max_batch`, waiting
-for company only when the batch before had some."""
+for company only when the batch before had some, and longer when it was of a backlog."""
 
 from __future__ import annotations
 

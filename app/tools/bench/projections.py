@@ -31,6 +31,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -403,7 +404,7 @@ class ReadBacks:
     http: aiohttp.ClientSession
     delays_ms: dict[str, list[float]] = field(default_factory=lambda: {"postgres": [], "cassandra": []})
     not_visible: dict[str, int] = field(default_factory=lambda: {"postgres": 0, "cassandra": 0})
-    why_not: dict[str, dict[str, int]] = field(default_factory=lambda: {"postgres": {}, "cassandra": {}})
+    why_not: dict[str, Counter[str]] = field(default_factory=lambda: {"postgres": Counter(), "cassandra": Counter()})
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def on_answer(self, outcome: Outcome) -> None:
@@ -433,7 +434,7 @@ class ReadBacks:
             self.delays_ms[source].append((time.monotonic() - outcome.answered) * 1000)
         else:
             self.not_visible[source] += 1
-            self.why_not[source][why] = self.why_not[source].get(why, 0) + 1
+            self.why_not[source][why] += 1
 
 
 async def read_delay(
