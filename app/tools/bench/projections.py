@@ -422,14 +422,21 @@ class ReadBacks:
         params = {"after": f"{position['partition']}:{position['offset']}", "waitMs": "10000", "source": source}
         path = f"/vendor-billing/{vendor}/{outcome.checkout['purchasedAt'][:4]}"
         body, why = None, "not caught up within 10 s"
-        try:
-            async with self.http.get(path, params=params, timeout=aiohttp.ClientTimeout(total=20)) as response:
-                if response.status == 200:
-                    body = await response.json()
-                else:
-                    why = f"HTTP {response.status}: {(await response.text())[:200]}"
-        except (TimeoutError, aiohttp.ClientError) as error:
-            why = f"no answer: {type(error).__name__}"
+        for attempt in range(2):
+            try:
+                async with self.http.get(path, params=params, timeout=aiohttp.ClientTimeout(total=20)) as response:
+                    if response.status == 200:
+                        body = await response.json()
+                    else:
+                        why = f"HTTP {response.status}: {(await response.text())[:200]}"
+                break
+            except aiohttp.ServerDisconnectedError as error:
+                # A pooled keep-alive connection the server closed as the read went out (2026-12-03: the one
+                # "not readable" of a bench run): the read is idempotent, so it is sent once more.
+                why = f"no answer: {type(error).__name__}" + (" (twice)" if attempt else "")
+            except (TimeoutError, aiohttp.ClientError) as error:
+                why = f"no answer: {type(error).__name__}"
+                break
         if body is not None and body["projection"]["caughtUp"]:
             self.delays_ms[source].append((time.monotonic() - outcome.answered) * 1000)
         else:
