@@ -158,19 +158,30 @@ def wait_ready_at(url: str, processes: list[Process], timeout: float = 180) -> N
     raise AssertionError(f"the system did not become ready: {last}\n{logs}")
 
 
-async def delete_topics(env: dict[str, str]) -> None:
+async def delete_topics(env: dict[str, str], timeout_s: float = 60) -> None:
+    """Delete a test system's topics. After a test that paused Kafka (SIGSTOP, SIGCONT), the broker answers
+    metadata with no brokers in it for a while, until it has registered with its controller again (seen on CI,
+    2026-12-03: aiokafka's NodeNotReadyError at teardown): so this retries, for at most `timeout_s`."""
     from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
-    await admin.start()
-    try:
-        prefix = env["CART_APP_ID"]
-        names = [v for k, v in env.items() if k.startswith("CART_TOPIC_")]
-        names += [t for t in await admin.list_topics() if t.startswith(prefix + "-")]
-        existing = set(await admin.list_topics())
-        await admin.delete_topics([n for n in names if n in existing])
-    finally:
-        await admin.close()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
+        try:
+            await admin.start()
+            prefix = env["CART_APP_ID"]
+            names = [v for k, v in env.items() if k.startswith("CART_TOPIC_")]
+            existing = set(await admin.list_topics())
+            names += [t for t in existing if t.startswith(prefix + "-")]
+            await admin.delete_topics([n for n in names if n in existing])
+            return
+        except (NodeNotReadyError, KafkaConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+        finally:
+            await admin.close()
 
 
 def read_topic(topic: str) -> list[dict[str, Any]]:
