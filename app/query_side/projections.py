@@ -27,6 +27,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from app.cart.rules import ItemPurchased
 from app.cart.stored_event import StoredEvent
 
@@ -154,12 +156,12 @@ def item_purchased_document(stored: StoredEvent) -> dict[str, Any] | None:
 UPDATES_PER_MESSAGE = 500
 
 
-def updates_message(updates: Sequence[RowUpdate]) -> dict[str, Any]:
-    """A message of an update topic: updates of rows of one partition, in source order."""
-    return {"updates": [update.to_dict() for update in updates]}
+def updates_message(updates: Sequence[RowUpdate]) -> bytes:
+    """A message of an update topic (its value, JSON): updates of rows of one partition, in source order."""
+    return orjson.dumps({"updates": [update.to_dict() for update in updates]})
 
 
-def update_messages(updates: Iterable[RowUpdate], partition_of: Callable[[str], int]) -> list[tuple[int, Any]]:
+def update_messages(updates: Iterable[RowUpdate], partition_of: Callable[[str], int]) -> list[tuple[int, bytes]]:
     """(partition, message) for each message that carries `updates` (in source order) to their rows' partitions:
     per partition, the updates in the order given, at most UPDATES_PER_MESSAGE to a message."""
     by_partition: dict[int, list[RowUpdate]] = {}
@@ -172,9 +174,13 @@ def update_messages(updates: Iterable[RowUpdate], partition_of: Callable[[str], 
     ]
 
 
-def updates_of(message: Mapping[str, Any]) -> list[RowUpdate]:
-    """The updates of a message of an update topic: many (`updates_message`), or one, as sent before 2026-12-03
-    (a topic written by an older worker is still read to its end)."""
+def updates_of(value: bytes | None) -> list[RowUpdate]:
+    """The updates in a message of an update topic: many (`updates_message`), or one, as sent before 2026-12-03
+    (a topic written by an older worker is still read to its end). Raises KeyError, TypeError or ValueError when
+    the message is malformed."""
+    message = orjson.loads(value)  # type: ignore[arg-type]  # None: TypeError, as promised
+    if not isinstance(message, dict):
+        raise TypeError(f"an update message is an object, not {type(message).__name__}")
     if "updates" in message:
         return [RowUpdate.from_dict(update) for update in message["updates"]]
     return [RowUpdate.from_dict(message)]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,14 +16,13 @@ import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from app.cart.stored_event import StoredEvent
 from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
 from app.streams.fetch_pacing import FetchPacing
 from app.streams.in_order import Delivered, InOrder, Positions, stalled
 from app.streams.kafka_clients import faust_credentials
-from schemas.records import CartEventRecord, CommandEnvelope, CommandReply
+from schemas.records import CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -164,37 +162,25 @@ fetch_pacing = FetchPacing(settings.worker_fetch[0], _fetcher) if settings.worke
 cart_commands_topic = app.topic(
     settings.topic_commands, key_type=str, value_type=CommandEnvelope, partitions=settings.partitions
 )
+# The topics the query side reads and writes carry bytes through Faust (`raw`): the agents decode and encode them
+# with orjson (schemas/records.py, app/query_side/projections.py). Faust's json codec and Record building were a
+# fifth of the query worker's CPU in a catch-up (docs/benchmarks.md, 2026-12-03 evening). The bytes are the same
+# JSON as before (a cart event keeps Faust's type tag), so either side can be upgraded first.
 cart_events_topic = app.topic(
-    settings.topic_events, key_type=str, value_type=CartEventRecord, partitions=settings.partitions
+    settings.topic_events, key_type=str, value_serializer="raw", partitions=settings.partitions
 )
 popular_items_updates_topic = app.topic(
-    settings.topic_popular_items_updates, key_type=str, value_serializer="json", partitions=settings.partitions
+    settings.topic_popular_items_updates, key_type=str, value_serializer="raw", partitions=settings.partitions
 )
 vendor_billing_updates_topic = app.topic(
-    settings.topic_vendor_billing_updates, key_type=str, value_serializer="json", partitions=settings.partitions
+    settings.topic_vendor_billing_updates, key_type=str, value_serializer="raw", partitions=settings.partitions
 )
 item_purchased_topic = app.topic(
-    settings.topic_item_purchased, key_type=str, value_serializer="json", partitions=settings.partitions
+    settings.topic_item_purchased, key_type=str, value_serializer="raw", partitions=settings.partitions
 )
 cart_replies_topic = app.topic(
     settings.topic_replies, key_type=str, value_type=CommandReply, partitions=settings.reply_partitions
 )
-
-
-def json_value(raw: bytes | None) -> Any:
-    """A message value read directly from Kafka, as Faust's json serializer (or a Record, once `asdict`) gives it."""
-    if raw is None:
-        raise ValueError("a message without a value")
-    value = json.loads(raw)
-    if isinstance(value, dict):
-        value.pop("__faust", None)  # a Record's type tag
-    return value
-
-
-def stored_event(value: CartEventRecord | dict[str, Any]) -> StoredEvent:
-    """A cart-events message's value (a Record from Faust, a dict from `json_value`) as the journal's event."""
-    record = value if isinstance(value, CartEventRecord) else CartEventRecord(**value)
-    return record.to_event()
 
 
 guards: list[InOrder[Any]] = []
@@ -208,11 +194,11 @@ def guarded(
     process: Callable[[int, Delivered[T]], Awaitable[None]],
 ) -> InOrder[T]:
     """The in-order guard of an agent over `topic` (app/streams/in_order.py), watched by `resume_stalled_partitions`.
-    `decode` turns a message's value (as Faust delivers it, or as `json_value` reads it) into what `process` takes,
-    raising KeyError, TypeError or ValueError when it is malformed."""
+    `decode` turns a message's value (its bytes: the guarded topics are `raw`, so Faust delivers what Kafka holds)
+    into what `process` takes, raising KeyError, TypeError or ValueError when it is malformed."""
 
     def decode_raw(raw: bytes | None) -> T | None:
-        return decoded(f"{agent} input", lambda: decode(json_value(raw)))
+        return decoded(f"{agent} input", lambda: decode(raw))
 
     guard = InOrder(
         agent,

@@ -14,7 +14,14 @@ import pytest
 from app.cart import rules
 from app.cart.stored_event import SCHEMA_VERSION, StoredEvent
 from app.streams.faust_app import app
-from schemas.records import CartEventRecord, CommandReply, event_dict, event_message, reply_message
+from schemas.records import (
+    CartEventRecord,
+    CommandReply,
+    event_dict,
+    event_message,
+    event_of_message,
+    reply_message,
+)
 
 MEMBER_ID = UUID("00000000-0000-0000-0000-0000000000aa")
 CART_ID = UUID("00000000-0000-0000-0000-0000000000cc")
@@ -95,6 +102,14 @@ def test_an_event_message_is_what_faust_sends_for_its_record_and_reads_back_as_i
     assert isinstance(read, CartEventRecord)
     assert read == record
     assert read.to_event() == stored
+    assert event_of_message(message) == stored  # as the query side reads it now (a raw topic)
+    assert event_of_message(record.dumps()) == stored  # what a worker that sent the record through Faust wrote
+
+
+@pytest.mark.parametrize("value", [None, b"", b"{", b"[1]", b'{"event_id": "x"}', b'{"type": "ItemAdded"}'])
+def test_a_malformed_event_message_is_a_value_error_type_error_or_key_error(value: bytes | None) -> None:
+    with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded` skips as malformed, with a log line
+        event_of_message(value)
 
 
 def test_a_reply_message_is_what_faust_sends_for_the_reply_and_reads_back_as_it() -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from app.query_side.projections import UPDATES_PER_MESSAGE, RowUpdate, update_messages, updates_of
@@ -42,8 +43,17 @@ def test_each_update_goes_to_its_rows_partition_in_source_order_at_most_so_many_
 
 
 def test_a_message_of_one_update_as_older_workers_sent_it_is_still_read() -> None:
+    from app.streams.faust_app import app
+
     update = an_update(("vendor", "2026", "12"), 41)
-    assert updates_of(update.to_dict()) == [update]
+    as_faust_sent_it = app.serializers.dumps_value(None, update.to_dict(), serializer="json")  # the json topic
+    assert updates_of(as_faust_sent_it) == [update]
+
+
+@pytest.mark.parametrize("value", [None, b"", b"not json", b"[]", b'{"updates": [{"row": ["v"]}]}', b"{}"])
+def test_a_malformed_update_message_is_a_value_error_type_error_or_key_error(value: bytes | None) -> None:
+    with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded` skips as malformed, with a log line
+        updates_of(value)
 
 
 def test_a_rows_partition_is_the_one_faust_chose_for_its_key() -> None:
