@@ -51,8 +51,8 @@ public = item_purchased_topic.get_topic_name()
 
 
 async def send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any:
-    """Bytes to the producer, not through Faust's topics (its per-message send path was a tenth of this agent's
-    CPU); the future of Kafka's acknowledgement."""
+    """Bytes to the producer, not through Faust's topics (their per-message send path was a tenth of the query
+    worker's samples); the future of Kafka's acknowledgement."""
     return await app.producer.send(topic, key, value, partition, None, None)
 
 

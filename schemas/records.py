@@ -18,7 +18,7 @@ from uuid import UUID
 import faust
 import orjson
 
-from app.cart.codec import event_from_payload, event_to_payload
+from app.cart.codec import event_from_payload, event_to_payload, json_object
 from app.cart.stored_event import SCHEMA_VERSION, StoredEvent
 
 
@@ -98,10 +98,7 @@ def event_of_message(raw: bytes | None) -> StoredEvent:
     """The event in a cart-events message (`event_message`'s bytes, or what Faust sent for a `CartEventRecord`),
     read without building the record: the query side reads one per event. Raises KeyError, TypeError or ValueError
     when the message is malformed (TypeError for a message without a value)."""
-    d = orjson.loads(raw)  # type: ignore[arg-type]  # None: TypeError, as promised
-    if not isinstance(d, dict):
-        raise TypeError(f"a cart event is an object, not {type(d).__name__}")
-    return event_of_dict(d)
+    return event_of_dict(json_object(raw, "a cart event"))
 
 
 def event_dict(stored: StoredEvent) -> dict[str, Any]:

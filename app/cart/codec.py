@@ -14,6 +14,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias, assert_never
 from uuid import UUID
 
+import orjson
+
 from app.cart.member_cart import MemberCart, Outcome
 from app.cart.rules import (
     Cart,
@@ -36,6 +38,17 @@ class CodecError(ValueError):
 
 class UnknownEventType(CodecError):
     """An event type name that is not one of the cart's event classes."""
+
+
+def json_object(raw: bytes | None, what: str) -> dict[str, Any]:
+    """The JSON object in a message's value. Raises TypeError (no value, or not an object) or ValueError (not JSON):
+    what the agents' decoders promise for a malformed message."""
+    if raw is None:
+        raise TypeError(f"{what}: a message without a value")
+    value = orjson.loads(raw)
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is a JSON object, not {type(value).__name__}")
+    return value
 
 
 def event_type_name(event: Event) -> str:

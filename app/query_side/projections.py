@@ -29,6 +29,7 @@ from uuid import UUID
 
 import orjson
 
+from app.cart.codec import json_object
 from app.cart.rules import ItemPurchased
 from app.cart.stored_event import StoredEvent
 
@@ -178,9 +179,7 @@ def updates_of(value: bytes | None) -> list[RowUpdate]:
     """The updates in a message of an update topic: many (`updates_message`), or one, as sent before 2026-12-03
     (a topic written by an older worker is still read to its end). Raises KeyError, TypeError or ValueError when
     the message is malformed."""
-    message = orjson.loads(value)  # type: ignore[arg-type]  # None: TypeError, as promised
-    if not isinstance(message, dict):
-        raise TypeError(f"an update message is an object, not {type(message).__name__}")
+    message = json_object(value, "an update message")
     if "updates" in message:
         return [RowUpdate.from_dict(update) for update in message["updates"]]
     return [RowUpdate.from_dict(message)]
