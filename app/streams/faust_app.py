@@ -165,8 +165,8 @@ cart_commands_topic = app.topic(
 # The topics the query side reads and writes carry bytes through Faust (`raw`): the agents decode and encode them
 # with orjson (schemas/records.py, app/query_side/projections.py). Faust's json codec and Record building were an
 # eighth of the query worker's samples in a catch-up, its topics' send path another (docs/benchmarks.md,
-# 2026-12-03, "Bytes through Faust"). The bytes are the same JSON as before (a cart event keeps Faust's type tag),
-# so either side can be upgraded first.
+# 2026-12-03, afternoon, "bytes through Faust"). The bytes are the same JSON as before (a cart event keeps Faust's
+# type tag), so either side can be upgraded first.
 cart_events_topic = app.topic(
     settings.topic_events, key_type=str, value_serializer="raw", partitions=settings.partitions
 )

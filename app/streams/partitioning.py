@@ -11,7 +11,8 @@ _partitioner = DefaultPartitioner()
 
 
 # Cached: the keys are read-model rows (vendor, product, day), few and repeated, and aiokafka's murmur2 is pure
-# Python (3% of the query worker's samples in a catch-up, docs/benchmarks.md 2026-12-03, "Bytes through Faust").
+# Python (3% of the query worker's samples in a catch-up, docs/benchmarks.md, 2026-12-03, afternoon, "bytes through
+# Faust").
 @lru_cache(maxsize=65536)
 def partition_of(key: str, partitions: int) -> int:
     every = list(range(partitions))
