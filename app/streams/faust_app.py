@@ -110,6 +110,9 @@ def report_backlog(agent: str, behind: bool) -> None:
         fetch_pacing.report(agent, behind)
 
 
+PRODUCER_BUFFER_MAX = 50_000  # table changelog messages: a few batches' worth of rows
+
+
 class CartApp(faust.App):
     fetch: tuple[int, float] | None = None  # Settings.worker_fetch: how its consumer fetches
 
@@ -118,6 +121,11 @@ class CartApp(faust.App):
         stores, so that a worker the group counts as ready answers its first command without connecting first."""
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
         await super().on_first_start()
+        # Faust's conductor stops taking messages in whenever more than 100 table changelog messages wait in its
+        # producer's buffer, and waits for them one by one: a batch that touches a thousand rows stalled the intake
+        # (3% of the query worker's samples in a catch-up, docs/benchmarks.md, 2026-12-03, evening). The agents
+        # flush the buffer after every batch (`flush_changelogs`), which bounds it by a batch's table writes.
+        self.producer.buffer.max_messages = PRODUCER_BUFFER_MAX
         await process_runtime().warm_up(timeout_s=30)
 
 
@@ -221,8 +229,15 @@ async def flush_changelogs() -> None:
     can be committed: faust's own pre-commit flush gives up on its buffer after 0.1 s without progress.
     """
     producer = app.producer
-    while producer.buffer.size:
-        await producer.buffer.flush()
+    buffer: Any = producer.buffer  # faust's ProducerBuffer: its interface type does not declare `message_sent`
+    while buffer.size:
+        # What the buffer's own flush() does, without its asyncio.wait_for per message sent (a task and a timer
+        # each: 2% of the query worker's samples in a catch-up, docs/benchmarks.md, 2026-12-03, evening). Its
+        # sender task sets `message_sent` after each message it hands to the Kafka client.
+        if buffer.state != "running":
+            raise RuntimeError(f"cannot flush the changelogs: the producer's buffer is {buffer.state}")
+        buffer.message_sent.clear()
+        await buffer.message_sent.wait()
     await producer.flush()
 
 
