@@ -19,6 +19,7 @@ from faust.types import TP
 from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
+from app.streams.changelog_flush import handed_over
 from app.streams.fetch_pacing import FetchPacing
 from app.streams.in_order import Delivered, InOrder, Positions, stalled
 from app.streams.kafka_clients import faust_credentials
@@ -229,15 +230,10 @@ async def flush_changelogs() -> None:
     can be committed: faust's own pre-commit flush gives up on its buffer after 0.1 s without progress.
     """
     producer = app.producer
-    buffer: Any = producer.buffer  # faust's ProducerBuffer: its interface type does not declare `message_sent`
-    while buffer.size:
-        # What the buffer's own flush() does, without its asyncio.wait_for per message sent (a task and a timer
-        # each: 2% of the query worker's samples in a catch-up, docs/benchmarks.md, 2026-12-03, evening). Its
-        # sender task sets `message_sent` after each message it hands to the Kafka client.
-        if buffer.state != "running":
-            raise RuntimeError(f"cannot flush the changelogs: the producer's buffer is {buffer.state}")
-        buffer.message_sent.clear()
-        await buffer.message_sent.wait()
+    # Not Faust's buffer.flush(): it waits for an empty queue (one message can still be on its way to the Kafka
+    # client, app/streams/changelog_flush.py), and wraps each wait in asyncio.wait_for (a task and a timer per
+    # message: 2% of the query worker's samples in a catch-up, docs/benchmarks.md, 2026-12-03, evening).
+    await handed_over(producer.buffer)
     await producer.flush()
 
 
