@@ -24,9 +24,11 @@ import orjson
 
 from app.cart.stored_event import StoredEvent
 from app.query_side.projections import (
+    PassingEvent,
     RowUpdate,
     item_purchased_document,
     popular_items_update,
+    projected_event_of_message,
     update_messages,
     vendor_billing_update,
 )
@@ -42,7 +44,6 @@ from app.streams.faust_app import (
 )
 from app.streams.in_order import Delivered, TablePositions
 from app.streams.partitioning import partition_of
-from schemas.records import event_of_message
 from tables.hydrators import absorbed_events
 
 ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_update, vendor_billing_updates_topic)]
@@ -56,7 +57,7 @@ async def send(topic: str, key: bytes | None, value: bytes, partition: int | Non
     return await app.producer.send(topic, key, value, partition, None, None)
 
 
-async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) -> None:
+async def forward_purchases(partition: int, messages: Delivered[StoredEvent | PassingEvent]) -> None:
     absorbed: dict[str, int] = {}  # member -> highest seq_nr forwarded, as of this run
     deliveries: list[Any] = []
     updates: dict[Any, list[RowUpdate]] = {topic: [] for _, topic in ROUTES}  # per update topic, in source order
@@ -70,13 +71,15 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) ->
         absorbed[member] = max(last, stored.seq_nr)
         if stored.seq_nr <= last:
             continue
-        events = [stored]
+        events: list[StoredEvent | PassingEvent] = [stored]
         if stored.seq_nr > last + 1:
             # Earlier events of this member never reached us (a late emission, or an emission lost in a crash): the
             # journal has them. A replay reads the same range, so their indexes are the same every time.
             journal = await process_runtime().journal()
-            events = await journal.read(stored.member_id, last + 1, stored.seq_nr)
+            events = list(await journal.read(stored.member_id, last + 1, stored.seq_nr))
         for index, event in enumerate(events):
+            if isinstance(event, PassingEvent):
+                continue  # no projection takes it, nor the public topic
             for project, topic in ROUTES:
                 update = project(event, partition, offset, index)
                 if update is not None:
@@ -95,4 +98,4 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent]) ->
     positions.record(partition, messages[-1][0])
 
 
-purchases = query_agent(cart_events_topic, "purchases", event_of_message, positions, forward_purchases)
+purchases = query_agent(cart_events_topic, "purchases", projected_event_of_message, positions, forward_purchases)

@@ -13,12 +13,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
 
 import faust
 import orjson
 
-from app.cart.codec import event_from_payload, event_to_payload, json_object
+from app.cart.codec import event_from_payload, event_to_payload, int_field, json_object, uuid_field
 from app.cart.stored_event import SCHEMA_VERSION, StoredEvent
 
 
@@ -83,10 +82,12 @@ def event_of_dict(d: Mapping[str, Any]) -> StoredEvent:
     """The event of a record's fields (`event_dict`'s shape). Raises KeyError, TypeError or ValueError (CodecError)
     when they are malformed."""
     return StoredEvent(
-        event_id=UUID(d["event_id"]),
-        member_id=UUID(d["member_id"]),
-        cart_id=UUID(d["cart_id"]),
-        seq_nr=int(d["seq_nr"]),
+        # Checked field readers, not UUID() and int(): UUID(123) raises AttributeError, which no decoder's caller
+        # takes for a malformed message, and int() would take 1.5 or "7" for a seq_nr.
+        event_id=uuid_field(d, "event_id"),
+        member_id=uuid_field(d, "member_id"),
+        cart_id=uuid_field(d, "cart_id"),
+        seq_nr=int_field(d, "seq_nr"),
         command_id=str(d["command_id"]),
         occurred_at=datetime.fromisoformat(d["occurred_at"]).astimezone(UTC),
         event=event_from_payload(d["type"], d["payload"]),

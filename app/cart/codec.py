@@ -161,18 +161,18 @@ def _encode_datetime(value: datetime) -> str:
 def item_from_dict(d: Mapping[str, object]) -> Item:
     """Decode a dict written by `item_to_dict`. Raises CodecError when a field is missing or malformed."""
     return Item(
-        product_id=_uuid(d, "product_id"),
-        vendor_id=_uuid(d, "vendor_id"),
-        name=_str(d, "name"),
-        price=_decimal(d, "price"),
-        quantity=_int(d, "quantity"),
+        product_id=uuid_field(d, "product_id"),
+        vendor_id=uuid_field(d, "vendor_id"),
+        name=str_field(d, "name"),
+        price=decimal_field(d, "price"),
+        quantity=int_field(d, "quantity"),
     )
 
 
 def cart_from_dict(d: Mapping[str, object]) -> Cart:
     """Decode a dict written by `cart_to_dict`. Raises CodecError when a field is missing or malformed."""
     raw_cart_id = _field(d, "cart_id")
-    cart_id = None if raw_cart_id is None else _uuid(d, "cart_id")
+    cart_id = None if raw_cart_id is None else uuid_field(d, "cart_id")
     raw_items = _field(d, "items")
     if not isinstance(raw_items, list):
         raise CodecError(f"field 'items' must be a list, got {raw_items!r}")
@@ -191,24 +191,24 @@ def event_from_payload(type_name: str, payload: Mapping[str, object]) -> Event:
 
 
 def _item_added(p: Mapping[str, object]) -> Event:
-    return ItemAdded(_uuid(p, "cart_id"), item_from_dict(_mapping(_field(p, "item"), "item")))
+    return ItemAdded(uuid_field(p, "cart_id"), item_from_dict(_mapping(_field(p, "item"), "item")))
 
 
 def _item_removed(p: Mapping[str, object]) -> Event:
-    return ItemRemoved(_uuid(p, "cart_id"), _uuid(p, "product_id"))
+    return ItemRemoved(uuid_field(p, "cart_id"), uuid_field(p, "product_id"))
 
 
 def _item_quantity_increased(p: Mapping[str, object]) -> Event:
-    return ItemQuantityIncreased(_uuid(p, "cart_id"), _uuid(p, "product_id"), _int(p, "amount"))
+    return ItemQuantityIncreased(uuid_field(p, "cart_id"), uuid_field(p, "product_id"), int_field(p, "amount"))
 
 
 def _item_quantity_decreased(p: Mapping[str, object]) -> Event:
-    return ItemQuantityDecreased(_uuid(p, "cart_id"), _uuid(p, "product_id"), _int(p, "amount"))
+    return ItemQuantityDecreased(uuid_field(p, "cart_id"), uuid_field(p, "product_id"), int_field(p, "amount"))
 
 
 def _item_purchased(p: Mapping[str, object]) -> Event:
     item = item_from_dict(_mapping(_field(p, "item"), "item"))
-    return ItemPurchased(_uuid(p, "cart_id"), item, _datetime(p, "purchased_at"))
+    return ItemPurchased(uuid_field(p, "cart_id"), item, _datetime(p, "purchased_at"))
 
 
 _DECODERS: dict[str, Callable[[Mapping[str, object]], Event]] = {
@@ -235,14 +235,14 @@ def _mapping(value: object, key: str) -> Mapping[str, object]:
     return value
 
 
-def _str(d: Mapping[str, object], key: str) -> str:
+def str_field(d: Mapping[str, object], key: str) -> str:
     value = _field(d, key)
     if not isinstance(value, str):
         raise CodecError(f"field {key!r} must be a string, got {value!r}")
     return value
 
 
-def _int(d: Mapping[str, object], key: str) -> int:
+def int_field(d: Mapping[str, object], key: str) -> int:
     value = _field(d, key)
     # bool is a subclass of int, but True is not a quantity.
     if not isinstance(value, int) or isinstance(value, bool):
@@ -250,17 +250,17 @@ def _int(d: Mapping[str, object], key: str) -> int:
     return value
 
 
-def _uuid(d: Mapping[str, object], key: str) -> UUID:
-    text = _str(d, key)
+def uuid_field(d: Mapping[str, object], key: str) -> UUID:
+    text = str_field(d, key)
     try:
         return UUID(text)
     except ValueError as error:
         raise CodecError(f"field {key!r} must be a UUID, got {text!r}") from error
 
 
-def _decimal(d: Mapping[str, object], key: str) -> Decimal:
+def decimal_field(d: Mapping[str, object], key: str) -> Decimal:
     # Only strings are accepted: a float would already have lost the exact amount.
-    text = _str(d, key)
+    text = str_field(d, key)
     try:
         value = Decimal(text)
     except InvalidOperation as error:
@@ -271,7 +271,7 @@ def _decimal(d: Mapping[str, object], key: str) -> Decimal:
 
 
 def _datetime(d: Mapping[str, object], key: str) -> datetime:
-    text = _str(d, key)
+    text = str_field(d, key)
     try:
         value = datetime.fromisoformat(text)
     except ValueError as error:

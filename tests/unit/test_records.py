@@ -13,6 +13,7 @@ import pytest
 
 from app.cart import rules
 from app.cart.stored_event import SCHEMA_VERSION, StoredEvent
+from app.query_side.projections import PassingEvent, projected_event_of_message
 from app.streams.faust_app import app
 from schemas.records import (
     CartEventRecord,
@@ -110,6 +111,50 @@ def test_an_event_message_is_what_faust_sends_for_its_record_and_reads_back_as_i
 def test_a_malformed_event_message_is_a_value_error_type_error_or_key_error(value: bytes | None) -> None:
     with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded` skips as malformed, with a log line
         event_of_message(value)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("event_id", 1),
+        ("member_id", 123),
+        ("member_id", ["x"]),
+        ("cart_id", None),
+        ("seq_nr", 1.5),
+        ("seq_nr", "7"),
+        ("seq_nr", True),
+        ("occurred_at", 0),
+        ("payload", []),
+    ],
+)
+def test_an_event_with_a_field_of_the_wrong_type_is_malformed_not_a_crash(field: str, value: Any) -> None:
+    # A number where a UUID belongs made UUID() raise AttributeError, which `decoded` does not skip: the query
+    # worker exited on it, and again on every redelivery.
+    stored = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 42, "cmd-42", NOW, rules.ItemRemoved(CART_ID, uuid4()))
+    message = {**json.loads(event_message(stored)), field: value}
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        event_of_message(json.dumps(message).encode())
+
+
+def test_purchases_reads_a_purchase_whole_and_of_any_other_event_only_its_member_and_seq_nr() -> None:
+    purchase = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 5, "c", NOW, rules.ItemPurchased(CART_ID, an_item(), NOW))
+    added = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 4, "c", NOW, rules.ItemAdded(CART_ID, an_item()))
+
+    assert projected_event_of_message(event_message(purchase)) == purchase
+    assert projected_event_of_message(event_message(added)) == PassingEvent(MEMBER_ID, 4)
+    assert projected_event_of_message(CartEventRecord.of_event(added).dumps()) == PassingEvent(MEMBER_ID, 4)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("member_id", 123), ("member_id", "x"), ("seq_nr", "7"), ("seq_nr", None), ("type", 3)]
+)
+def test_an_event_purchases_does_not_read_whole_is_still_malformed_without_a_member_or_seq_nr(
+    field: str, value: Any
+) -> None:
+    added = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 4, "c", NOW, rules.ItemAdded(CART_ID, an_item()))
+    message = {**json.loads(event_message(added)), field: value}
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        projected_event_of_message(json.dumps(message).encode())
 
 
 def test_a_reply_message_is_what_faust_sends_for_the_reply_and_reads_back_as_it() -> None:

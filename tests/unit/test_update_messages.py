@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import uuid4
 
+import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -54,6 +56,29 @@ def test_a_message_of_one_update_as_older_workers_sent_it_is_still_read() -> Non
 def test_a_malformed_update_message_is_a_value_error_type_error_or_key_error(value: bytes | None) -> None:
     with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded` skips as malformed, with a log line
         updates_of(value)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("member_id", 123),
+        ("member_id", None),
+        ("seq_nr", 1.5),
+        ("seq_nr", "7"),
+        ("source_offset", True),
+        ("row", [1, 2]),
+        ("row", "v/2026/12"),
+        ("row", []),
+        ("delta", 1.25),
+        ("name", 7),
+    ],
+)
+def test_an_update_with_a_field_of_the_wrong_type_is_malformed_not_a_crash(field: str, value: Any) -> None:
+    # A number where a UUID belongs made UUID() raise AttributeError, which `decoded` does not skip: the worker
+    # exited on it, and again on every redelivery.
+    fields = {**an_update(("vendor", "2026", "12"), 41).to_dict(), field: value}
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        updates_of(orjson.dumps({"updates": [fields]}))
 
 
 def test_a_rows_partition_is_the_one_faust_chose_for_its_key() -> None:
