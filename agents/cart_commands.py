@@ -61,9 +61,10 @@ _handler: CommandHandler | None = None
 
 
 async def finish() -> None:
-    """On a clean stop, the batch still being finished is finished (answered) before the worker goes."""
+    """On a clean stop, the batch still being finished is finished (answered), and everything appended is indexed,
+    before the worker goes."""
     if _handler is not None:
-        await _handler.drain()
+        await _handler.settle()
 
 
 async def handle(batch: Batch[CommandEnvelope]) -> None:
@@ -76,6 +77,8 @@ async def handle(batch: Batch[CommandEnvelope]) -> None:
             assignment=assignment,
             carts=MemberCarts(settings.cart_cache_size),
             snapshot_every=settings.snapshot_every,
+            index_every_s=settings.index_every_s,
+            index_max_pending=settings.index_max_pending,
             crash_after_append=settings.crash_after_append,
         )
     await _handler.handle(batch)

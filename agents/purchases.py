@@ -19,10 +19,13 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 import orjson
 
 from app.cart.stored_event import StoredEvent
+from app.command_side.command_bus import CartServiceUnavailable
+from app.command_side.journal import NotIndexedYet
 from app.query_side.projections import (
     PassingEvent,
     RowUpdate,
@@ -57,6 +60,26 @@ async def send(topic: str, key: bytes | None, value: bytes, partition: int | Non
     return await app.producer.send(topic, key, value, partition, None, None)
 
 
+async def journal_range(member_id: UUID, first: int, last: int) -> list[StoredEvent]:
+    """The member's events first..last from the journal. Its owner writes the member-keyed journal behind its
+    answers (app/command_side/indexer.py), so if they are not all there yet, it is asked to index what it holds,
+    and then they are; if it does not answer (it died, and its partition is not claimed yet), NotIndexedYet: the
+    batch is taken again (process_reliably) until the next owner's claim has indexed them."""
+    runtime = process_runtime()
+    journal = await runtime.journal()
+    wanted = list(range(first, last + 1))
+    events = list(await journal.read(member_id, first, last))
+    if [e.seq_nr for e in events] != wanted:
+        try:
+            await (await runtime.command_bus()).index_now(member_id)
+        except CartServiceUnavailable as error:
+            raise NotIndexedYet(f"events {first}..{last} of {member_id} are not in the journal yet: {error}") from error
+        events = list(await journal.read(member_id, first, last))
+        if [e.seq_nr for e in events] != wanted:
+            raise NotIndexedYet(f"events {first}..{last} of {member_id} are not in the journal yet")
+    return events
+
+
 async def forward_purchases(partition: int, messages: Delivered[StoredEvent | PassingEvent]) -> None:
     absorbed: dict[str, int] = {}  # member -> highest seq_nr forwarded, as of this run
     deliveries: list[Any] = []
@@ -75,8 +98,7 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent | Pa
         if stored.seq_nr > last + 1:
             # Earlier events of this member never reached us (a late emission, or an emission lost in a crash): the
             # journal has them. A replay reads the same range, so their indexes are the same every time.
-            journal = await process_runtime().journal()
-            events = list(await journal.read(stored.member_id, last + 1, stored.seq_nr))
+            events = [*await journal_range(stored.member_id, last + 1, stored.seq_nr)]
         for index, event in enumerate(events):
             if isinstance(event, PassingEvent):
                 continue  # no projection takes it, nor the public topic

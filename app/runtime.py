@@ -16,6 +16,7 @@ import asyncpg
 from cassandra import OperationTimedOut
 from cassandra.cluster import Cluster, NoHostAvailable, Session
 
+from app.command_side.command_bus import CommandBus
 from app.command_side.journal import CassandraJournal
 from app.query_side.read_models import CassandraReadModels, PostgresVendorBilling
 from app.settings import Settings
@@ -50,6 +51,8 @@ class Runtime:
         self._read_models: CassandraReadModels | None = None
         self._pg_pool: asyncpg.Pool | None = None
         self._kafka_log: KafkaLog | None = None
+        self._bus: CommandBus | None = None
+        self._bus_lock = asyncio.Lock()
         self._migrated = False
 
     async def cassandra(self) -> Session:
@@ -109,12 +112,24 @@ class Runtime:
             except Exception as error:  # never fatal here: the agents connect (and retry) on first use
                 log.warning("warm-up: %s not ready (%s); the agents will retry", name, error or type(error).__name__)
 
+    async def command_bus(self) -> CommandBus:
+        """A way to the command side's owners, started on first use (the query side asks an owner to index what it
+        holds when it must read events from the member journal: agents/purchases.py)."""
+        async with self._bus_lock:
+            if self._bus is None:
+                bus = CommandBus(self.settings)
+                await bus.start()
+                self._bus = bus
+            return self._bus
+
     def kafka_log(self) -> KafkaLog:
         if self._kafka_log is None:
             self._kafka_log = KafkaLog(kafka_options(self.settings))
         return self._kafka_log
 
     async def aclose(self) -> None:
+        if self._bus is not None:
+            await self._bus.stop()
         if self._kafka_log is not None:
             await self._kafka_log.close()
         if self._pg_pool is not None:

@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     projection_fetch_min_bytes: int = Field(default=256 * 1024, ge=1)
     # How many members' carts a worker keeps in memory (the rest are loaded from the journal when needed).
     cart_cache_size: int = Field(default=100_000, ge=1)
+    # The member-keyed journal is written behind the answers (app/command_side/indexer.py): every this many seconds,
+    # or once this many events wait; 0 writes each batch before it is answered. A member's rows written together
+    # are one Cassandra mutation, so the longer the wait, the fewer mutations; and the more a new owner has to
+    # index at its claim (docs/benchmarks.md, 2026-12-05).
+    index_every_s: float = Field(default=10.0, ge=0, le=600)
+    index_max_pending: int = Field(default=20_000, ge=1)
 
     # The cart
     snapshot_every: int = Field(default=100, ge=1)

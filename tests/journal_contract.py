@@ -293,6 +293,26 @@ class JournalContract:
         assert await journal.read(member_id) == indexed + unindexed
         assert successor.unfinished == unindexed  # for the successor to emit: they may never have been
 
+    async def test_a_done_mark_recorded_without_an_append_spares_the_next_claim_what_was_done(
+        self, journal: Any
+    ) -> None:
+        """An owner that indexes behind its answers records its done mark when it stops (or before it claims again),
+        not only with its next append: the next owner then neither indexes nor emits those batches again."""
+        partition, member_id = a_partition(), uuid4()
+        stopping = await journal.claim([partition], "owner that stops cleanly")
+        first, second = batch(member_id, 1, 1), batch(member_id, 2, 2)
+        for expected, events in ((0, first), (1, second)):
+            appends = [MemberAppend(member_id, expected, tuple(events))]
+            await journal.append_batch(stopping, appends)
+            await journal.index(stopping, appends)
+        stopping.done(1)  # both indexed and emitted, and no append after the second to record it
+        await journal.mark_done(stopping)
+
+        successor = await journal.claim([partition], "next owner")
+
+        assert successor.unfinished == []
+        assert await journal.read(member_id) == first + second
+
     async def test_a_new_member_whose_first_batch_was_not_finished_is_listed_by_the_next_claim(
         self, journal: Any
     ) -> None:

@@ -69,6 +69,13 @@ class MemoryJournal:
         lease.next_batch += 1
         return lease.next_batch - 1
 
+    async def mark_done(self, lease: Lease) -> None:
+        self._check()
+        async with self._lock:
+            batches = self.logs.get(lease.id, [])
+            if batches and lease.id not in self.sealed:
+                batches[-1] = (lease.done_batch, batches[-1][1])
+
     async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
         self._check()
         self._write([_as_stored(e) for a in appends for e in a.events])

@@ -21,7 +21,7 @@ from app.api.models import ADD_ITEM_EXAMPLES, ADJUST_EXAMPLES, AddItemBody, Adju
 from app.api.views import AUTHENTICATED, CartState, CartView, CheckoutView, HistoryPage, errors
 from app.cart.rules import MAX_ITEMS, MAX_QUANTITY, AdjustQuantity, Checkout, Command, GetCart, RemoveItem
 from app.cart.rules import AddItem as AddItemCommand
-from schemas.records import ReplyStatus, event_dict
+from schemas.records import CommandReply, ReplyStatus, event_dict
 
 router = APIRouter(prefix="/cart", tags=["cart"])
 
@@ -98,7 +98,10 @@ class CommandRefused(Exception):
 async def ask(backends: Backends, member_id: UUID, key: str | None, command: Command) -> dict[str, Any]:
     """The owner's reply body on success (as the worker sent it); CommandRefused (409, 422, 503) otherwise."""
     # The key is scoped to the member: the same key from two members names two commands.
-    result = await backends.bus.ask(member_id, key or str(uuid.uuid4()), command)
+    return body_of(await backends.bus.ask(member_id, key or str(uuid.uuid4()), command))
+
+
+def body_of(result: CommandReply) -> dict[str, Any]:
     match result.outcome:
         case ReplyStatus.ACCEPTED | ReplyStatus.UNCHANGED:
             return result.body
@@ -213,6 +216,9 @@ async def history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Events oldest first, `limit` at a time; `nextSeqNr` is where the next page starts (null at the end)."""
+    # The owner writes the member-keyed journal behind its answers (app/command_side/indexer.py): it indexes what
+    # it holds first, so the history has every command answered before this request.
+    body_of(await access.backends.bus.index_now(memberId))
     journal = await access.backends.journal()
     events = await journal.read(memberId, from_seq=from_seq_nr, limit=limit + 1)
     page = events[:limit]

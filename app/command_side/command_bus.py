@@ -14,6 +14,7 @@ import logging
 import random
 import time
 import uuid
+from typing import Any
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -21,6 +22,8 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerClosed
 
 from app.cart.command_codec import command_to_dict
 from app.cart.rules import Command
+from app.command_side.indexer import INDEX_NOW
+from app.command_side.journal import CassandraJournal
 from app.settings import Settings
 from app.streams.kafka_clients import kafka_options
 from schemas.records import CommandEnvelope, CommandReply
@@ -176,6 +179,17 @@ class CommandBus:
 
     async def ask(self, member_id: UUID, command_id: str, command: Command) -> CommandReply:
         """Send one command and return the owner's reply; CartServiceUnavailable when there is none in time."""
+        return await self.ask_dict(member_id, command_id, command_to_dict(command))
+
+    async def index_now(self, member_id: UUID) -> CommandReply:
+        """Ask the owner of the member's partition to index everything it has appended (app/command_side/indexer.py),
+        so that the member-keyed journal holds every command answered before this one."""
+        return await self.ask_dict(member_id, uuid.uuid4().hex, {"type": INDEX_NOW})
+
+    async def ask_dict(
+        self, member_id: UUID, command_id: str, command: dict[str, Any], partition: int | None = None
+    ) -> CommandReply:
+        """`ask` with the command as its dict; to `partition` of cart-commands instead of the member's if given."""
         producer = self._producer
         if producer is None:
             raise CartServiceUnavailable("the API is not connected to Kafka")
@@ -184,7 +198,7 @@ class CommandBus:
         envelope = CommandEnvelope(
             command_id=command_id,
             member_id=str(member_id),
-            command=command_to_dict(command),
+            command=command,
             correlation_id=correlation_id,
             reply_partition=self.reply_partition,
             deadline=time.time() + timeout,
@@ -196,7 +210,7 @@ class CommandBus:
                 # asyncio.timeout, not wait_for: wait_for runs the send in a task of its own, one more per request.
                 async with asyncio.timeout(timeout):
                     await producer.send_and_wait(
-                        self.settings.topic_commands, envelope.dumps(), key=str(member_id).encode()
+                        self.settings.topic_commands, envelope.dumps(), key=str(member_id).encode(), partition=partition
                     )
             except PRODUCER_FATAL as error:
                 self._renew_producer(producer)
@@ -214,3 +228,37 @@ class CommandBus:
                 ) from error
         finally:
             self._pending.pop(correlation_id, None)
+
+
+async def index_everywhere(settings: Settings) -> list[int]:
+    """Ask the owner of every partition of cart-commands to index everything it has appended (app/command_side/
+    indexer.py), for a reader that must see every answered command in the member-keyed journal (`cart verify`,
+    `cart rebuild`); the partitions whose owner did not answer (none runs, or it is busy for longer than
+    CART_COMMAND_TIMEOUT_S): what their last owner appended is indexed when a worker claims them."""
+    bus = CommandBus(settings)
+    await bus.start()
+    try:
+        asked = range(settings.partitions)
+        answers = await asyncio.gather(
+            *(bus.ask_dict(UUID(int=0), uuid.uuid4().hex, {"type": INDEX_NOW}, partition=p) for p in asked),
+            return_exceptions=True,
+        )
+    finally:
+        await bus.stop()
+    return [p for p, answer in zip(asked, answers, strict=True) if not _indexed(answer)]
+
+
+async def everything_indexed(settings: Settings, journal: CassandraJournal) -> list[int]:
+    """`index_everywhere`, then of the partitions whose owner did not answer, those whose last owner may have left
+    answered commands out of the member-keyed journal (it did not stop cleanly): what a reader of the whole journal
+    would miss until a worker claims them."""
+    silent = await index_everywhere(settings)
+    return [p for p in silent if not await journal.finished(p)]
+
+
+def _indexed(answer: CommandReply | BaseException) -> bool:
+    if isinstance(answer, CartServiceUnavailable):
+        return False
+    if isinstance(answer, BaseException):
+        raise answer
+    return bool(answer.body.get("indexed"))

@@ -11,10 +11,13 @@ The order of the steps is what makes the guarantees hold:
 3. Decide every command in order, per member (pure: app/cart/member_cart.py). Different members are independent.
 4. Append every accepted command's events with one fenced write. Nothing is answered before it returned:
    acknowledged means durable.
-5. Then, concurrently, index the events into the member-keyed journal, emit them to `cart-events` and save the
-   snapshots that are due. These never give up (a store that is down is waited for): the events are in the
-   journal already, and what comes next relies on them being indexed and emitted.
+5. Then emit the events to `cart-events` and save the snapshots that are due, concurrently. These never give up
+   (a store that is down is waited for): the events are in the journal already, and what comes next relies on
+   them being emitted.
 6. Answer every command of the batch.
+
+The copy of the events into the member-keyed journal (what loads and the history read) is made behind the answers,
+many batches at a time (app/command_side/indexer.py); until then the owner reads them from what waits there.
 
 A crash between 4 and 6 is healed by redelivery: the next owner's claim indexes the batch, the command is found
 in the journal (its outcome) with no emitted positions, and its events are emitted again with the same event ids.
@@ -52,6 +55,7 @@ from app.cart.member_cart import (
 )
 from app.cart.rules import Command, ItemPurchased, purchase_total
 from app.cart.stored_event import StoredEvent
+from app.command_side.indexer import INDEX_NOW, Indexer
 from app.command_side.journal import Journal, Lease, LeaseLost, MemberAppend, NotOwner
 from app.command_side.member_carts import MemberCarts
 from app.stores.transient import until_done
@@ -115,6 +119,7 @@ class Pending:
     state: MemberCart | None = None  # the cart to answer with
     positions: tuple[Position, ...] = ()  # where `events` were emitted already (an answer given before)
     again: Outcome | None = None  # answered again with events of an earlier batch, read from the journal
+    index_now: bool = False  # INDEX_NOW: answered once everything appended so far is indexed
 
 
 @dataclass
@@ -128,10 +133,16 @@ class CommandHandler:
     snapshot_every: int = 100
     crash_after_append: str = ""  # fault injection for tests: exit right after appending this command id
     clock: Callable[[], datetime] = now_utc
+    index_every_s: float = 0.0  # 0: each batch indexed before it is answered; else see app/command_side/indexer.py
+    index_max_pending: int = 20_000
     _lease: Lease | None = None
     _generation: int | None = None
     _lost_generation: int | None = None
     _finishing: asyncio.Future[None] | None = None
+    _indexer: Indexer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._indexer = Indexer(self.journal, self.index_every_s, self.index_max_pending)
 
     async def handle(self, batch: Mapping[int, Sequence[tuple[int, CommandEnvelope | None]]]) -> None:
         """Decide and append every command of the batch (partition -> its messages in order), then leave the rest
@@ -154,6 +165,15 @@ class CommandHandler:
         if self._finishing is not None:
             await asyncio.shield(self._finishing)
             self._finishing = None
+
+    async def settle(self) -> None:
+        """Finish the batch being finished, index everything appended and record the lease's done mark: before a
+        claim (which would otherwise index and emit again what this lease did not mark done) and on a clean stop."""
+        await self.drain()
+        await self._indexer.flush()
+        lease = self._lease
+        if lease is not None:
+            await until_done("recording the lease's done mark", partial(self.journal.mark_done, lease))
 
     async def _finish_reliably(self, finish: Awaitable[None]) -> None:
         try:
@@ -189,6 +209,7 @@ class CommandHandler:
                         p.answer = unavailable("the cart's partition moved to another worker; try again")
                 return self._answer_all(pending)
             self._crash_if_asked(appends)
+            self._indexer.add(lease, batch_nr, appends)
         # The events are in the journal: the cache follows, and nothing after gives up.
         for member_id, state in states.items():
             self.carts.put(by_member[member_id][0][0].partition, state)
@@ -203,9 +224,13 @@ class CommandHandler:
         pending: Sequence[Pending],
         states: Mapping[UUID, MemberCart],
     ) -> None:
-        await self._after_append(lease, appends, snapshots, pending, states)
-        if batch_nr >= 0:
-            lease.done(batch_nr)
+        await self._after_append(appends, snapshots, pending, states)
+        await self._indexer.emitted(lease, batch_nr)
+        asked = [p for p in pending if p.index_now]
+        if asked:
+            await self._indexer.flush()
+            for p in asked:
+                p.answer = ReplyStatus.UNCHANGED, {"indexed": True}
         await self._answer_all(pending)
 
     # --- 1. owning the partitions ----------------------------------------------------------------------------
@@ -216,7 +241,7 @@ class CommandHandler:
             return None
         lease = self._lease
         if lease is None or self._generation != generation or not partitions <= lease.partitions:
-            await self.drain()  # its events go out before the claim would count them unfinished
+            await self.settle()  # its events go out and are indexed before the claim would count them unfinished
             claimed = frozenset(assigned) | partitions
             new = await self.journal.claim(claimed, self.owner)
             if new.unfinished:
@@ -236,6 +261,7 @@ class CommandHandler:
 
     def _lose(self, lease: Lease) -> None:
         self.carts.drop(lease.partitions)
+        self._indexer.discard()  # in the sealed lease's log: the new owner's claim indexes it
         self._lease, self._lost_generation = None, self._generation
 
     # --- 2. loading -------------------------------------------------------------------------------------------
@@ -249,6 +275,9 @@ class CommandHandler:
                 # command delivered again after a crash), its events are in the journal and the claim that followed
                 # the crash emitted them; a client that retries with the same key gets the first answer.
                 p.answer = ReplyStatus.EXPIRED, {"error": "Expired", "reason": "the command arrived after its deadline"}
+                continue
+            if p.envelope.command.get("type") == INDEX_NOW:
+                p.index_now = True
                 continue
             try:
                 member_id = UUID(p.envelope.member_id)
@@ -264,7 +293,9 @@ class CommandHandler:
         states = {m: s for m in by_member if (s := self.carts.get(m)) is not None}
         missing = [m for m in by_member if m not in states]
         if missing:
-            states.update(await self.journal.load_many(missing))
+            waiting = {m: self._indexer.pending(m) for m in missing}  # before the read: see Indexer.pending
+            for m, state in (await self.journal.load_many(missing)).items():
+                states[m] = state.with_events([e for e in waiting[m] if e.seq_nr > state.version])
         return states
 
     # --- 3. deciding ------------------------------------------------------------------------------------------
@@ -345,7 +376,6 @@ class CommandHandler:
 
     async def _after_append(
         self,
-        lease: Lease,
         appends: Sequence[MemberAppend],
         snapshots: Iterable[UUID],
         pending: Sequence[Pending],
@@ -370,10 +400,7 @@ class CommandHandler:
                 log.warning("snapshot of %s skipped: %s", member_id, error)
 
         emitting = asyncio.ensure_future(emit())
-        await asyncio.gather(
-            until_done("indexing the batch", lambda: self.journal.index(lease, appends)) if appends else _done(),
-            *(snapshot(m) for m in set(snapshots)),
-        )
+        await asyncio.gather(*(snapshot(m) for m in set(snapshots)))
         positions = await emitting
         where = dict(zip((e.event_id for e in to_emit), positions, strict=True))
         for p in pending:
@@ -389,7 +416,10 @@ class CommandHandler:
 
     async def _events_of(self, p: Pending) -> list[StoredEvent]:
         assert p.again is not None
-        return await self.journal.read(UUID(p.envelope.member_id), p.again.first_seq, p.again.last_seq)
+        member_id, first, last = UUID(p.envelope.member_id), p.again.first_seq, p.again.last_seq
+        waiting = [e for e in self._indexer.pending(member_id) if first <= e.seq_nr <= last]  # before the read
+        read = {e.seq_nr: e for e in await self.journal.read(member_id, first, last)}
+        return sorted({**read, **{e.seq_nr: e for e in waiting}}.values(), key=lambda e: e.seq_nr)
 
     # --- 6. answering -----------------------------------------------------------------------------------------
 
@@ -404,7 +434,3 @@ class CommandHandler:
         if self.crash_after_append and any(a.events[0].command_id == self.crash_after_append for a in appends):
             log.warning("fault injection: exiting after the append of %s", self.crash_after_append)
             os._exit(70)
-
-
-async def _done() -> None:
-    return None

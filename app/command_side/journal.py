@@ -12,8 +12,9 @@ Contract (what callers may rely on, also on failure):
   Each member's events must continue that member's journal right after `expected_version`, as the owner knows
   it: the lease makes the owner the only writer, so the journal does not read each member back to check.
 - `index(lease, appends)` then copies those events to the member-keyed journal that `load`, `read` and rebuilds
-  read. Once a batch is indexed and its events are emitted, the owner marks it `done` (each later append records
-  the mark). A crash before that loses nothing: the next `claim` of the partitions indexes every batch of the
+  read (the owner does it a while later, many batches at once: app/command_side/indexer.py). Once a batch is
+  indexed and its events are emitted, the owner marks it `done` (each later append records the mark, and so does
+  `mark_done`). A crash before that loses nothing: the next `claim` of the partitions indexes every batch of the
   sealed lease past the mark and hands its events to the claimer to emit (`Lease.unfinished`).
 - `load(member_id)`: the member's cart from the newest snapshot plus the events after it; `load_many(member_ids)`
   the same for many members at once, in few requests (a batch of commands loads every member it has not
@@ -76,6 +77,7 @@ MEMBER_SHARDS = 64
 SEGMENT_BATCHES = 1000
 SEALED = -1
 ROWS_PER_WRITE = 64
+WRITES_IN_FLIGHT = 8
 MEMBERS_PER_READ = 100
 """Members in one `IN` read of `load_many`: one request instead of one each, small enough for a coordinator."""
 TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
@@ -84,6 +86,11 @@ TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
 
 class LeaseLost(RuntimeError):
     """A new owner has claimed one of the lease's partitions: this owner wrote nothing and must stop writing."""
+
+
+class NotIndexedYet(StoreUnavailable):
+    """Events that exist (a later one of the member does) are not in the member-keyed journal yet: their owner
+    indexes them a while after answering (app/command_side/indexer.py). Worth waiting for, like a store away."""
 
 
 class NotOwner(ValueError):
@@ -148,6 +155,8 @@ class Journal(Protocol):
     async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> int: ...
 
     async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None: ...
+
+    async def mark_done(self, lease: Lease) -> None: ...
 
     async def load(self, member_id: UUID) -> MemberCart: ...
 
@@ -252,6 +261,9 @@ class CassandraJournal:
         self._seal_ahead = prepare(
             f"INSERT INTO {ks}.journal_log (lease, segment, next_batch, end_batch) VALUES (?, ?, -1, ?) IF NOT EXISTS"
         )
+        self._mark_done = prepare(
+            f"UPDATE {ks}.journal_log SET done_batch = ? WHERE lease = ? AND segment = ? IF next_batch = ?"
+        )
         self._read_owner = prepare(f"SELECT lease FROM {ks}.journal_owners WHERE topic = ? AND partition = ?")
         self._read_owner.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         self._first_owner = prepare(
@@ -339,10 +351,10 @@ class CassandraJournal:
             segment = batch // self.segment_batches
             upper = min(end, (segment + 1) * self.segment_batches)
             rows = await self._run(self._read_batches, (lease_id, segment, batch, upper))
-            for row in rows:
-                entries = [_from_log_entry(e) for e in orjson.loads(row.events)]
-                await self._write_member_rows(entries)
-                unfinished += [stored for stored, _ in entries]
+            entries = [_from_log_entry(e) for row in rows for e in orjson.loads(row.events)]
+            # All of them at once, a member's rows side by side (one mutation per member, as the indexer writes).
+            await self._write_member_rows(sorted(entries, key=lambda entry: (entry[0].member_id.int, entry[0].seq_nr)))
+            unfinished += [stored for stored, _ in entries]
             log.info("indexed batches %d..%d of sealed lease %s", batch, upper - 1, lease_id)
             batch = upper
         return unfinished
@@ -424,32 +436,73 @@ class CassandraJournal:
         entries = [(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
         await self._write_member_rows(entries)
 
+    async def mark_done(self, lease: Lease) -> None:
+        """Record the lease's done mark now rather than with its next append (before a claim, or at a clean stop, so
+        that the next claim neither indexes nor emits again what was done). A sealed lease is left as it is."""
+        if lease.next_batch == 0:
+            return
+        segment = (lease.next_batch - 1) // self.segment_batches
+        await self._run(self._mark_done, (lease.done_batch, lease.id, segment, lease.next_batch))
+
+    async def finished(self, partition: int) -> bool:
+        """Whether everything the partition's owner has appended is indexed and emitted, as its log's done mark
+        says (an owner that stopped cleanly has recorded it; one that died may not have: its next claim finishes).
+        For the operator's tools, when no live owner can be asked (`index_everywhere`)."""
+        rows = list(await self._run(self._read_owner, (self.topic, partition)))
+        if not rows:
+            return True
+        lease_id = rows[0].lease
+        heads = list(await self._run(self._read_head, (lease_id,)))
+        segment = heads[0].segment if heads else 0
+        while True:
+            head = list(await self._run(self._read_segment_head, (lease_id, segment)))
+            if not head or head[0].next_batch is None:
+                return True  # nothing written in this segment (nor after it)
+            end = head[0].end_batch if head[0].next_batch == SEALED else head[0].next_batch
+            if end >= (segment + 1) * self.segment_batches:
+                segment += 1  # full: look at the next one, which the hint may not name yet
+                continue
+            done = head[0].done_batch if head[0].done_batch is not None else -1
+            return bool(done >= end - 1)
+
     async def _write_member_rows(self, entries: Sequence[tuple[StoredEvent, int]]) -> None:
         """Many rows in few requests: unlogged batches of ROWS_PER_WRITE, whatever partitions they fall in (a
         request per row made the next batch's conditional write wait behind hundreds of them). A member's first
         event lists the member in `members`, in the same requests: written before the conditional write, it was
         one more round trip on every batch with a new member, and nothing reads `members` for correctness (it
         counts members for a rebuild's progress line; the rebuild scans the journal itself)."""
-        listed = [
-            (self._insert_member, (zlib.crc32(stored.member_id.bytes) % MEMBER_SHARDS, stored.member_id))
-            for stored, _ in entries
-            if stored.seq_nr == 1
-        ]
+        listed = sorted(  # by shard: a shard's rows in one request are one mutation
+            (
+                (self._insert_member, (zlib.crc32(stored.member_id.bytes) % MEMBER_SHARDS, stored.member_id))
+                for stored, _ in entries
+                if stored.seq_nr == 1
+            ),
+            key=lambda statement: statement[1][0],
+        )
         rows = [(self._insert, _row(stored.member_id, bucket, stored)) for stored, bucket in entries]
         await self._write_unlogged(listed + rows)
 
     async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]]) -> None:
-        writes = []
-        for start in range(0, len(statements), ROWS_PER_WRITE):
-            chunk = statements[start : start + ROWS_PER_WRITE]
-            if len(chunk) == 1:
-                writes.append(self._run(*chunk[0]))
-                continue
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for statement, params in chunk:
-                batch.add(statement, params)
-            writes.append(self._run(batch))
-        await asyncio.gather(*writes)
+        """In requests of ROWS_PER_WRITE statements, WRITES_IN_FLIGHT at a time (a flush of many batches would
+        otherwise put hundreds of requests in front of the next conditional write)."""
+
+        def write(chunk: Sequence[tuple[Any, tuple[Any, ...]]]) -> Callable[[], Awaitable[None]]:
+            async def run() -> None:
+                if len(chunk) == 1:
+                    await self._run(*chunk[0])
+                    return
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for statement, params in chunk:
+                    batch.add(statement, params)
+                await self._run(batch)
+
+            return run
+
+        chunks = [statements[start : start + ROWS_PER_WRITE] for start in range(0, len(statements), ROWS_PER_WRITE)]
+        if len(chunks) == 1:
+            await write(chunks[0])()
+            return
+        await in_parallel((write(chunk) for chunk in chunks), min(WRITES_IN_FLIGHT, len(chunks)))
 
     # --- reading ----------------------------------------------------------------------------------------------
 

@@ -179,13 +179,23 @@ def cmd_status(_args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Recompute every total from the journal and report each difference; exit 0 when there is none."""
+    from app.command_side.command_bus import everything_indexed
     from app.query_side.rebuild import READ_MODELS, verify
     from app.runtime import Runtime
     from app.tools.progress import ProgressLine
 
     async def run() -> int:
-        runtime = Runtime(get_settings())
+        settings = get_settings()
+        runtime = Runtime(settings)
         try:
+            unindexed = await everything_indexed(settings, await runtime.journal())
+            if unindexed:
+                print(
+                    f"warning: partitions {unindexed} of {settings.topic_commands} have no live owner, and their last "
+                    "one did not stop cleanly: commands it answered are in its log, and read here once a worker "
+                    "claims them",
+                    file=sys.stderr,
+                )
             models = args.read_model or list(READ_MODELS)
             with ProgressLine("reading the journal", "members") as line:
                 differences = await verify(runtime, models, line.update)
@@ -201,6 +211,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """Drop read models' rows and rebuild them from the journal: one scan of the journal for all of them."""
+    from app.command_side.command_bus import everything_indexed
     from app.query_side.rebuild import READ_MODELS, expected_rows, replace_rows, rows_for
     from app.runtime import Runtime
     from app.streams.lag import drained
@@ -218,6 +229,13 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             )
         runtime = Runtime(settings)
         try:
+            unindexed = await everything_indexed(settings, await runtime.journal())
+            if unindexed and not args.force:
+                return fail(
+                    f"partitions {unindexed} of {settings.topic_commands} have no live owner, and their last one did "
+                    "not stop cleanly: commands it answered may not be in the member journal yet; start a command "
+                    "worker (its claim indexes them), then rebuild (or pass --force)"
+                )
             with ProgressLine("reading the journal", "members") as line:
                 expected = await expected_rows(runtime, line.update)
             for model in models:  # each is replaced whole; one that fails leaves the ones before it rebuilt

@@ -254,13 +254,19 @@ def settled(system: DrillSystem, timeout: float = 240) -> float:
 
 
 def journal_of(system: DrillSystem, members: set[str]) -> dict[str, list[Any]]:
+    """Every member's journal, once the owners have indexed what they hold (they write the member-keyed journal
+    behind their answers: app/command_side/indexer.py)."""
+    from app.command_side.command_bus import everything_indexed
     from app.command_side.journal import CassandraJournal
     from app.stores.cassandra import connect_async
 
     async def read() -> dict[str, list[Any]]:
         cluster, session = await connect_async(system.settings, system.settings.cassandra_keyspace)
         try:
-            journal = CassandraJournal(session, system.settings.cassandra_keyspace)
+            settings = system.settings
+            journal = CassandraJournal(session, settings.cassandra_keyspace, topic=settings.topic_commands)
+            unindexed = await everything_indexed(settings, journal)
+            assert not unindexed, f"partitions {unindexed} have answered commands nobody indexed"
             return {m: await journal.read(uuid.UUID(m)) for m in members}
         finally:
             await asyncio.to_thread(cluster.shutdown)

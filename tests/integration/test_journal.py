@@ -196,3 +196,33 @@ class TestCassandraJournal(JournalContract):
         )
 
         assert (row.seq_nr, row.bucket) == (9, journal.bucket_of(9))
+
+
+async def test_a_partition_is_finished_once_its_owner_s_done_mark_covers_its_log(settings: Settings) -> None:
+    """What `cart verify`, `cart rebuild` and the drills rely on when no live owner can be asked to index: a clean
+    stop records the mark (finished), a crash after appending leaves it behind (not finished until the next claim),
+    and a partition nobody owned has nothing to finish."""
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        journal = CassandraJournal(session, settings.cassandra_keyspace, segment_batches=2)
+        partition, member_id = a_partition(), uuid4()
+        assert await journal.finished(partition)
+
+        lease = await journal.claim([partition], "owner")
+        for expected in range(3):  # three batches: the log goes on into its second segment
+            appends = [MemberAppend(member_id, expected, tuple(batch(member_id, expected + 1, 1)))]
+            await journal.append_batch(lease, appends)
+            await journal.index(lease, appends)
+        assert not await journal.finished(partition)  # appended, and no mark recorded: as after a crash
+
+        lease.done(1)
+        await journal.mark_done(lease)
+        assert not await journal.finished(partition)  # the last batch is not covered
+        lease.done(2)
+        await journal.mark_done(lease)
+        assert await journal.finished(partition)  # as after a clean stop
+
+        successor = await journal.claim([partition], "next owner")
+        assert successor.unfinished == [] and await journal.finished(partition)
+    finally:
+        await asyncio.to_thread(cluster.shutdown)

@@ -37,7 +37,7 @@ class StandInProducer:
     async def stop(self) -> None:
         self.stopped = True
 
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> Any:
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes, partition: int | None = None) -> Any:
         self.sent += 1
         if self.fail is not None:
             raise self.fail

@@ -6,6 +6,7 @@ journal; these tests are about the handler, not the store."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -20,7 +21,9 @@ from app.cart.rules import AddItem, Checkout, GetCart, Item, RemoveItem
 from app.cart.stored_event import StoredEvent
 from app.command_side import handler as handler_module
 from app.command_side.handler import CommandHandler
+from app.command_side.indexer import INDEX_NOW
 from app.command_side.journal import MemberAppend
+from app.command_side.member_carts import MemberCarts
 from app.stores.cassandra import StoreUnavailable
 from schemas.records import CommandEnvelope, CommandReply, ReplyStatus
 from tests.memory_journal import MemoryJournal
@@ -59,9 +62,11 @@ class Owner:
 
 
 class Worker:
-    def __init__(self, journal: MemoryJournal) -> None:
+    def __init__(self, journal: MemoryJournal, index_every_s: float = 0.0, **options: Any) -> None:
         self.emitted, self.replies, self.owner = Emitted(), Replies(), Owner()
-        self.handler = CommandHandler(journal, self.emitted, self.replies, self.owner, owner="test")
+        self.handler = CommandHandler(
+            journal, self.emitted, self.replies, self.owner, owner="test", index_every_s=index_every_s, **options
+        )
 
     async def run(self, *commands: tuple[UUID, str, dict[str, Any]], deadline: float | None = None) -> None:
         """One batch of these commands, in order."""
@@ -320,4 +325,119 @@ async def test_a_batch_an_owner_appended_but_never_finished_is_emitted_by_the_ne
     await successor.ask(other, "unrelated", add())
 
     assert [e.event_id for e in events] == [e.event_id for e in successor.emitted.events[:1]]
+    assert stored(journal, member) == [1, 2]
+
+
+# --- The member-keyed journal written behind the answers (app/command_side/indexer.py) ---------------------------
+
+INDEX = {"type": INDEX_NOW}
+LAZY = 3600.0  # long enough that only what a test does makes the owner index
+
+
+def logged(journal: MemoryJournal) -> list[int]:
+    """Every seq_nr in the owners' logs (what is durable), in order."""
+    return [e.seq_nr for batches in journal.logs.values() for _, events in batches for e in events]
+
+
+async def test_an_owner_that_indexes_behind_its_answers_answers_from_the_log_and_indexes_when_asked(
+    journal: MemoryJournal,
+) -> None:
+    worker = Worker(journal, index_every_s=LAZY)
+    member = uuid.uuid4()
+    assert (await worker.ask(member, "1", add("apple"))).status == ReplyStatus.ACCEPTED
+    assert (await worker.ask(member, "2", add("pear"))).status == ReplyStatus.ACCEPTED
+    assert logged(journal) == [1, 2] and stored(journal, member) == []  # durable, not indexed yet
+    lease = worker.handler._lease
+    assert lease is not None and lease.done_batch == -1  # a claim now would index and emit both again
+
+    indexed = await worker.ask(uuid.uuid4(), "index", INDEX)  # any member: the owner indexes all it holds
+
+    assert indexed.status == ReplyStatus.UNCHANGED and indexed.body == {"indexed": True}
+    assert stored(journal, member) == [1, 2]
+    assert lease.done_batch == 1  # indexed and emitted: the next append records it
+
+
+async def test_a_member_loaded_again_before_its_events_are_indexed_is_decided_on_all_of_them(
+    journal: MemoryJournal,
+) -> None:
+    worker = Worker(journal, index_every_s=LAZY, carts=MemberCarts(capacity=1))
+    member, other = uuid.uuid4(), uuid.uuid4()
+    await worker.ask(member, "1", add("apple"))
+    await worker.ask(other, "2", add("apple"))  # the cache holds one cart: the member's is dropped
+    assert stored(journal, member) == []
+
+    again = await worker.ask(member, "3", add("apple"))
+    more = await worker.ask(member, "4", add("pear"))
+
+    assert again.status == ReplyStatus.REJECTED and again.body["rejection"]["error"] == "ItemAlreadyInCart"
+    assert more.status == ReplyStatus.ACCEPTED and more.body["cart"]["version"] == 2
+    await worker.ask(other, "index", INDEX)
+    assert stored(journal, member) == [1, 2]
+
+
+async def test_a_retry_of_a_command_not_yet_indexed_gets_its_events(journal: MemoryJournal) -> None:
+    worker = Worker(journal, index_every_s=LAZY)
+    member = uuid.uuid4()
+    first = await worker.ask(member, "1", add("apple"))
+    await worker.ask(member, "2", add("pear"))
+
+    retry = await worker.ask(member, "1", add("apple"))
+
+    assert retry.status == ReplyStatus.ACCEPTED and retry.body["events"] == first.body["events"]
+    assert len(worker.emitted.events) == 2 and stored(journal, member) == []  # nothing written or emitted again
+
+
+async def test_a_crash_before_the_owner_indexed_loses_nothing(journal: MemoryJournal) -> None:
+    dead = Worker(journal, index_every_s=LAZY)
+    member = uuid.uuid4()
+    await dead.ask(member, "1", add("apple"))
+    await dead.ask(member, "2", add("pear"))  # ...and the owner dies before indexing either
+
+    successor = Worker(journal, index_every_s=LAZY)
+    reply = await successor.ask(member, "3", add("apple"))
+
+    assert reply.status == ReplyStatus.REJECTED  # the successor's claim indexed the dead owner's log first
+    assert stored(journal, member) == [1, 2]
+    assert [e.seq_nr for e in successor.emitted.events] == [1, 2]  # maybe never emitted: emitted again
+
+
+async def test_an_owner_that_settles_leaves_the_next_claim_nothing_to_emit_again(journal: MemoryJournal) -> None:
+    stopping = Worker(journal, index_every_s=LAZY)
+    member = uuid.uuid4()
+    await stopping.ask(member, "1", add("apple"))
+    await stopping.ask(member, "2", add("pear"))
+
+    await stopping.handler.settle()  # a clean stop
+
+    assert stored(journal, member) == [1, 2]
+    successor = Worker(journal, index_every_s=LAZY)
+    await successor.ask(member, "3", remove("apple"))
+    assert [e.seq_nr for e in successor.emitted.events] == [3]
+
+
+async def test_an_owner_indexes_once_enough_events_wait(journal: MemoryJournal) -> None:
+    worker = Worker(journal, index_every_s=LAZY, index_max_pending=3)
+    members = [uuid.uuid4() for _ in range(3)]
+    await worker.run(*[(m, f"{m}", add()) for m in members[:2]])
+    assert all(stored(journal, m) == [] for m in members)
+
+    await worker.run((members[2], "third", add()))
+    for _ in range(10):  # the flush runs in the background
+        await asyncio.sleep(0)
+
+    assert all(stored(journal, m) == [1] for m in members)
+
+
+async def test_an_owner_whose_lease_was_taken_forgets_what_it_did_not_index(journal: MemoryJournal) -> None:
+    old = Worker(journal, index_every_s=LAZY)
+    member = uuid.uuid4()
+    await old.ask(member, "1", add("apple"))
+    new = Worker(journal, index_every_s=LAZY)
+    await new.ask(member, "2", add("pear"))  # its claim sealed the old lease and indexed it
+
+    lost = await old.ask(member, "3", add("plum"))
+
+    assert lost.status == ReplyStatus.UNAVAILABLE
+    assert old.handler._indexer.pending(member) == []
+    await new.ask(member, "index", INDEX)
     assert stored(journal, member) == [1, 2]
