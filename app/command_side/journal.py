@@ -305,6 +305,10 @@ class CassandraJournal:
                 previous: UUID | None = rows[0].lease if rows else None
                 if previous is not None and previous not in sealed:
                     sealed[previous] = await self._seal_lease(previous)
+                    # Indexed before the partition moves: a claimer that dies after moving it would leave the sealed
+                    # lease to nobody (the next claim finds this one's lease as the previous owner), and its owner
+                    # indexes behind its answers (app/command_side/indexer.py), so that can be many batches.
+                    lease.unfinished += await self._index_sealed(previous, sealed[previous])
                 now = datetime.now(UTC)
                 if previous is None:
                     moved = await self._run(self._first_owner, (self.topic, partition, lease.id, owner, now))
@@ -314,8 +318,6 @@ class CassandraJournal:
                     lease.previous[partition] = previous
                     break
                 # Another claimer moved it first: seal that one too, then try again.
-        for previous, end in sealed.items():
-            lease.unfinished += await self._index_sealed(previous, end)
         return lease
 
     async def _seal_lease(self, lease_id: UUID) -> int:

@@ -226,3 +226,38 @@ async def test_a_partition_is_finished_once_its_owner_s_done_mark_covers_its_log
         assert successor.unfinished == [] and await journal.finished(partition)
     finally:
         await asyncio.to_thread(cluster.shutdown)
+
+
+class ClaimerThatDiesAfterTakingOver(CassandraJournal):
+    """A claim that stops (the process dies) right after it moved a partition to its own lease."""
+
+    async def _run(self, statement: Any, params: Any = None) -> Any:
+        result = await super()._run(statement, params)
+        if statement is self._next_owner:
+            raise SystemExit("killed after taking the partition over")
+        return result
+
+
+async def test_what_a_sealed_owner_did_not_index_is_indexed_even_if_its_claimer_dies_right_after_taking_over(
+    settings: Settings,
+) -> None:
+    """The owner indexes behind its answers, so a sealed lease can hold many batches the member journal lacks; the
+    claimer indexes them before it moves the partition, not after, or a claimer killed in between (seen in the
+    SIGKILL drill) would leave them to nobody: the next claim finds the dead claimer's empty lease as the owner."""
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        journal = CassandraJournal(session, settings.cassandra_keyspace)
+        partition, member_id = a_partition(), uuid4()
+        owner = await journal.claim([partition], "owner that dies before indexing")
+        events = batch(member_id, 1, 2)
+        await journal.append_batch(owner, [MemberAppend(member_id, 0, tuple(events))])  # answered, not indexed
+
+        dying = ClaimerThatDiesAfterTakingOver(session, settings.cassandra_keyspace)
+        with pytest.raises(SystemExit):
+            await dying.claim([partition], "claimer killed mid-claim")
+
+        assert await journal.read(member_id) == events
+        successor = await journal.claim([partition], "next owner")
+        assert successor.unfinished == []  # the dead claimer's lease had nothing; the first lease was indexed
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
