@@ -1,20 +1,22 @@
 """Agent `cart_commands`: owns the partitions of `cart-commands`, and so those members' carts.
 
-Takes what has arrived, in batches (app/streams/batches.py); `app.command_side.handler` does the work, this module
-only wires it to the topics: events to `cart-events`, answers to the `cart-replies` partition each API listens on.
+Takes what has arrived, in batches, with a consumer of its own (app/streams/driven.py); `app.command_side.handler`
+does the work, this module only wires it to the topics: events to `cart-events`, answers to the `cart-replies`
+partition each API listens on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from app.cart.stored_event import StoredEvent
 from app.command_side.handler import CommandHandler, Position
 from app.command_side.member_carts import MemberCarts
 from app.runtime import process_runtime
-from app.streams.batches import Batch, batched_agent
-from app.streams.faust_app import app, cart_commands_topic, cart_events_topic, cart_replies_topic, settings
+from app.streams.driven import DrivenAgent, driven_agent
+from app.streams.faust_app import app, cart_events_topic, cart_replies_topic, settings
+from app.streams.in_order import Delivered
 from schemas.records import CommandEnvelope, CommandReply, event_message, reply_message
 
 
@@ -49,32 +51,24 @@ async def send(envelope: CommandEnvelope, reply: CommandReply) -> None:
     await app.producer.send(topic, key, reply_message(reply), envelope.reply_partition, None, None)
 
 
-def assignment() -> tuple[int, frozenset[int]]:
-    """This worker's consumer generation and the partitions of cart-commands it owns in it."""
-    owned = frozenset(
-        tp.partition for tp in app.consumer.assignment() if tp.topic == cart_commands_topic.get_topic_name()
-    )
-    return app.consumer_generation_id, owned
-
-
 _handler: CommandHandler | None = None
 
 
-async def finish() -> None:
+async def settle() -> None:
     """On a clean stop, the batch still being finished is finished (answered), and everything appended is indexed,
     before the worker goes."""
     if _handler is not None:
         await _handler.settle()
 
 
-async def handle(batch: Batch[CommandEnvelope]) -> None:
+async def handle(batch: Mapping[int, Delivered[CommandEnvelope]]) -> None:
     global _handler
     if _handler is None:
         _handler = CommandHandler(
             journal=await process_runtime().journal(),
             emit=emit,
             send=send,
-            assignment=assignment,
+            assignment=cart_commands.assignment,
             carts=MemberCarts(settings.cart_cache_size),
             snapshot_every=settings.snapshot_every,
             index_every_s=settings.index_every_s,
@@ -84,19 +78,28 @@ async def handle(batch: Batch[CommandEnvelope]) -> None:
     await _handler.handle(batch)
 
 
-def envelope_of(value: CommandEnvelope | object) -> CommandEnvelope:
-    if not isinstance(value, CommandEnvelope):
-        raise TypeError(f"not a command envelope: {value!r}")
-    return value
+def envelope_of(raw: bytes | None) -> CommandEnvelope:
+    """A command envelope as the API sends it (Faust's json of the record); KeyError, TypeError or ValueError when it
+    is malformed."""
+    if raw is None:
+        raise TypeError("a command message without a value")
+    envelope = CommandEnvelope.loads(raw, default_serializer="json")
+    if not isinstance(envelope, CommandEnvelope):
+        raise TypeError(f"not a command envelope: {envelope!r}")
+    return envelope
 
 
-cart_commands = batched_agent(
+cart_commands: DrivenAgent[CommandEnvelope] = driven_agent(
     app,
-    cart_commands_topic,
-    "cart_commands",
-    envelope_of,
-    process=handle,
-    max_batch=settings.command_batch_max,
-    within=settings.command_batch_within_s,
-    on_stop=finish,
+    DrivenAgent(
+        "cart_commands",
+        settings,
+        settings.topic_commands,
+        settings.command_group,
+        envelope_of,
+        process=handle,
+        settle=settle,
+        max_batch=settings.command_batch_max,
+        within=settings.command_batch_within_s,
+    ),
 )

@@ -206,7 +206,17 @@ class Settings(BaseSettings):
         them, and an agent would see only the partitions given to its process. So a worker that runs a subset is a
         group of its own, named after it; all workers running the same subset share it and scale out together."""
         names = self.agent_names
-        return self.app_id if names in ([], ["all"]) else f"{self.app_id}-{'-'.join(names)}"
+        group = self.app_id if names in ([], ["all"]) else f"{self.app_id}-{'-'.join(names)}"
+        # The command agent is not a Faust agent (it drives a consumer of its own, in `command_group`): a worker of
+        # it alone must not give its Faust app that name.
+        return f"{group}-faust" if group == self.command_group else group
+
+    @property
+    def command_group(self) -> str:
+        """The consumer group of the command agent in every deployment: it reads cart-commands with a consumer it
+        drives (app/streams/driven.py), not through Faust, so all command workers share this group whatever else
+        they run."""
+        return f"{self.app_id}-{'-'.join(COMMAND_AGENTS)}"
 
     @property
     def agent_names(self) -> list[str]:

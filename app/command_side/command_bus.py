@@ -158,14 +158,8 @@ class CommandBus:
         admin = AIOKafkaAdminClient(**kafka_options(self.settings), request_timeout_ms=3000)
         try:
             await asyncio.wait_for(admin.start(), 5)
-            # The command workers' group is `app_id` (all agents in one process) or `app_id-...cart_commands...`.
-            listed = await asyncio.wait_for(admin.list_consumer_groups(), 5)
-            prefix = self.settings.app_id
-            candidates = [
-                g[0] for g in listed if g[0] == prefix or (g[0].startswith(prefix + "-") and "cart_commands" in g[0])
-            ]
-            # One group per request: aiokafka fails to decode some multi-group answers.
-            groups = [await asyncio.wait_for(admin.describe_consumer_groups([g]), 5) for g in candidates[:10]]
+            # Every command worker is in `command_group`, whatever else it runs (app/streams/driven.py).
+            groups = [await asyncio.wait_for(admin.describe_consumer_groups([self.settings.command_group]), 5)]
         except Exception as error:
             return f"not reachable: {str(error) or type(error).__name__}", "unknown: Kafka is not reachable"
         finally:

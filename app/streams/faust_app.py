@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,10 +21,11 @@ from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
 from app.streams.changelog_flush import handed_over
+from app.streams.driven import DrivenAgent
 from app.streams.fetch_pacing import FetchPacing
 from app.streams.in_order import Delivered, InOrder, Positions, stalled
 from app.streams.kafka_clients import faust_credentials
-from schemas.records import CommandEnvelope, CommandReply
+from schemas.records import CommandReply
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -117,6 +119,20 @@ PRODUCER_BUFFER_MAX = 50_000  # table changelog messages: a few batches' worth o
 class CartApp(faust.App):
     fetch: tuple[int, float] | None = None  # Settings.worker_fetch: how its consumer fetches
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.driven: list[DrivenAgent[Any]] = []  # agents with a consumer of their own (app/streams/driven.py)
+
+    async def on_stop(self) -> None:
+        """Agents that drive their own consumer stop first: they finish what they hold (sending with the producer,
+        which Faust stops after this) and leave their group, so their partitions move at once."""
+        for agent in self.driven:
+            try:
+                await agent.stop()
+            except Exception:  # the journal has every appended batch: the next owner's claim finishes it
+                log.exception("stopping agent %s", agent.name)
+        await super().on_stop()
+
     async def on_first_start(self) -> None:
         """Before the worker joins its consumer group (children, the consumer among them, start after this): the
         stores, so that a worker the group counts as ready answers its first command without connecting first."""
@@ -130,9 +146,21 @@ class CartApp(faust.App):
         await process_runtime().warm_up(timeout_s=30)
 
 
+def faust_app_id(settings: Settings) -> str:
+    """The Faust app's id (its consumer group): `consumer_group`, but one of its own per process in a worker that
+    runs the command agent alone. Such an app consumes nothing (the command agent drives its own consumer), yet
+    Faust joins its group all the same and starts the app's tasks, the command agent among them, only once the
+    group has formed: a shared name made a restarted worker wait out the dead one's session first, before its
+    command agent could even join its own group (twice the session timeout with no command answered, seen in the
+    SIGKILL drill). A group of one with no offsets forms at once, and Kafka drops it when it is empty."""
+    if settings.consumer_group != f"{settings.command_group}-faust":
+        return settings.consumer_group
+    return f"{settings.consumer_group}-{uuid.uuid4().hex[:8]}"
+
+
 def create_app(settings: Settings) -> faust.App:
     app = CartApp(
-        settings.consumer_group,
+        faust_app_id(settings),
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=faust_credentials(settings),
         store="rocksdb://",
@@ -168,9 +196,6 @@ settings = get_settings()
 app = create_app(settings)
 fetch_pacing = FetchPacing(settings.worker_fetch[0], _fetcher) if settings.worker_fetch is not None else None
 
-cart_commands_topic = app.topic(
-    settings.topic_commands, key_type=str, value_type=CommandEnvelope, partitions=settings.partitions
-)
 # The topics the query side reads and writes carry bytes through Faust (`raw`): the agents decode and encode them
 # with orjson (schemas/records.py, app/query_side/projections.py). Faust's json codec and Record building were an
 # eighth of the query worker's samples in a catch-up, its topics' send path another (docs/benchmarks.md,

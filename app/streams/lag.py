@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
+from app.streams.agent_names import COMMAND_AGENTS
 from app.streams.kafka_clients import kafka_options
 
 
@@ -45,15 +46,21 @@ def consumed_topics(settings: Settings, agents: list[str] | None = None) -> dict
 
 
 def group_agents(settings: Settings, group: str) -> list[str] | None:
-    """The agents a consumer group of this deployment runs (its name says: `<app_id>` for all of them,
-    `<app_id>-<agent>-<agent>...` for a subset), or None if it is not one of this deployment's worker groups."""
+    """The agents whose input a consumer group of this deployment consumes (its name says: `<app_id>` for every
+    Faust agent, `<app_id>-<agent>-<agent>...` for a subset, `command_group` for the command agent, which drives a
+    consumer of its own in every deployment), or None if it is not one of this deployment's worker groups."""
+    if group == settings.command_group:
+        return list(COMMAND_AGENTS)
     if group == settings.app_id:
-        return list(AGENT_TOPICS)
+        return [a for a in AGENT_TOPICS if a not in COMMAND_AGENTS]
     prefix = settings.app_id + "-"
     if not group.startswith(prefix):
         return None
     names = group[len(prefix) :].split("-")
-    return names if names and all(n in AGENT_TOPICS for n in names) else None
+    if not names or not all(n in AGENT_TOPICS for n in names):
+        return None
+    faust_agents = [n for n in names if n not in COMMAND_AGENTS]
+    return faust_agents or None
 
 
 async def worker_groups(settings: Settings, admin: AIOKafkaAdminClient) -> dict[str, list[str]]:

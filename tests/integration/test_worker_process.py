@@ -31,7 +31,8 @@ def test_the_worker_starts_under_faust_joins_its_group_and_stops_cleanly(setting
     env = isolated_env("worker-smoke", 19099)
     state_dir = tmp_path / "a" / "state" / "folder" / "that" / "does" / "not" / "exist" / "yet"
     worker = start_worker(**env, CART_AGENTS="cart_commands", CART_STATE_DIR=str(state_dir))
-    group = Settings(app_id=env["CART_APP_ID"], agents="cart_commands").consumer_group  # a group of its own
+    # The command agent's own consumer (app/streams/driven.py) joins the command workers' group.
+    group = Settings(app_id=env["CART_APP_ID"], agents="cart_commands").command_group
     try:
         deadline = time.monotonic() + 120
         state, members = "", 0

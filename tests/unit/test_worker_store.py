@@ -41,3 +41,25 @@ async def test_only_a_worker_without_the_command_agent_lets_kafka_hold_its_fetch
         app = create_app(settings.model_copy(update={"agents": agents}))
         consumer = app.consumer._thread._create_worker_consumer(app.transport)  # built, not started: no I/O
         assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == expected, agents
+
+
+def test_the_command_agent_has_one_group_in_every_deployment_and_no_faust_app_takes_its_name() -> None:
+    # The command agent drives its own consumer (app/streams/driven.py) in `command_group`; a Faust app that shared
+    # that name would join the same group with another protocol, and one that shared a name across restarts would
+    # make a restarted worker wait out its dead predecessor before its command agent could start.
+    from app.streams.faust_app import faust_app_id
+    from app.streams.lag import group_agents
+
+    for agents in ("all", "cart_commands", "cart_commands,purchases"):
+        settings = Settings(app_id="shopping-cart", agents=agents)
+        assert settings.command_group == "shopping-cart-cart_commands"
+        assert faust_app_id(settings) != settings.command_group
+    alone = Settings(app_id="shopping-cart", agents="cart_commands")
+    assert faust_app_id(alone) != faust_app_id(alone)  # one of its own per process: it consumes nothing
+    # The query agents' group (and their changelogs) keep their names.
+    assert faust_app_id(Settings(app_id="shopping-cart", agents="all")) == "shopping-cart"
+    everything = Settings(app_id="shopping-cart")
+    assert group_agents(everything, everything.command_group) == ["cart_commands"]
+    assert "cart_commands" not in (group_agents(everything, "shopping-cart") or [])
+    assert group_agents(everything, "shopping-cart-cart_commands-purchases") == ["purchases"]
+    assert group_agents(everything, faust_app_id(alone)) is None  # not a worker group: no lag to show
