@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -88,13 +89,25 @@ class DrivenAgent(Generic[T]):
         )
 
     async def run(self) -> None:
-        """Consume until `stop`: the body of the app's task."""
+        """Consume until `stop`: the body of the app's task. A consumer that fails ends the process, as a failed
+        batch does (`process_reliably`): a worker whose agent has stopped must not go on looking alive, and its
+        restart (by `cart run`'s supervisor, or whatever runs the worker) starts the agent again."""
+        try:
+            await self._consume()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: its consumer failed; exiting so that the worker is started again", self.name)
+            logging.shutdown()
+            os._exit(1)
+
+    async def _consume(self) -> None:
         consumer = self._consumer = self._new_consumer()
         consumer.subscribe([self.topic], listener=_Rebalance(self))
-        await consumer.start()
         self._running = asyncio.get_running_loop().create_future()
         last, committed_at = 0, time.monotonic()
         try:
+            await consumer.start()
             while not self._stopping:
                 fetched = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
                 count = sum(len(messages) for messages in fetched.values())
