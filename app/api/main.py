@@ -30,6 +30,7 @@ from app.api.auth import ADMIN, METRICS, AuthError, TokenChecker
 from app.api.cart_routes import CommandRefused
 from app.api.cart_routes import router as cart_router
 from app.api.deps import Backends
+from app.api.fast_path import CommandFastPath, replaying
 from app.api.limits import Buckets, TooManyRequests
 from app.api.read_routes import router as read_router
 from app.api.views import AUTHENTICATED, Health, Readiness, errors
@@ -82,16 +83,7 @@ class BodyLimit:
                 response = JSONResponse(error_body("PayloadTooLarge", self.reason), status_code=413)
                 await response(scope, receive, send)
                 return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     @property
     def reason(self) -> str:
@@ -171,7 +163,8 @@ def allowed_methods(request: Request) -> list[str]:
     return next((methods for pattern, methods in table if pattern.match(request.url.path)), [])
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, fast_path: bool = True) -> FastAPI:
+    """The API. `fast_path=False` leaves every request to FastAPI (tests compare the two)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -202,6 +195,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tokens = TokenChecker(settings)  # fails at start, with the reason, if there is no key
     app.state.member_limits = Buckets("member", settings.member_rate_per_s, settings.member_burst)
 
+    if fast_path:  # innermost of the app's own middleware: body limit, client rate and metrics see every request
+        app.add_middleware(CommandFastPath, api=app)
     app.add_middleware(Metrics)
     app.add_middleware(ClientLimit, buckets=Buckets("client", settings.client_rate_per_s, settings.client_burst))
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
