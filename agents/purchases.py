@@ -7,8 +7,9 @@ Duplicates (the same member_id and seq_nr again, which at-least-once emission ca
 Updates go to the topics the row owners read, to the partition of their read-model row (a repartition, so each
 row has one owner), many to a message: per batch, one message per partition of each update topic
 (app/query_side/projections.py). Updates and public messages are delivered before the events count as absorbed.
-Each partition is processed in offset order with no gap, whatever Faust delivers (app/streams/in_order.py); the
-row owners' marks rely on it.
+Each partition is processed in offset order with no gap: the agent reads cart-events with a consumer of its own,
+from the offset its table records, at the partitions Faust assigns it (app/streams/following.py); the row
+owners' marks rely on it.
 
 One agent rather than one per output: every event crosses Kafka to the query side once, not once per consumer,
 and the public topic inherits the duplicate filter (measured in docs/benchmarks.md).
@@ -36,15 +37,15 @@ from app.query_side.projections import (
     vendor_billing_update,
 )
 from app.runtime import process_runtime
-from app.streams.batches import query_agent
 from app.streams.faust_app import (
     app,
-    cart_events_topic,
+    cart_events_owners_topic,
     item_purchased_topic,
     popular_items_updates_topic,
     settings,
     vendor_billing_updates_topic,
 )
+from app.streams.following import following_agent
 from app.streams.in_order import Delivered, TablePositions
 from app.streams.partitioning import partition_of
 from tables.hydrators import absorbed_events
@@ -120,4 +121,11 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent | Pa
     positions.record(partition, messages[-1][0])
 
 
-purchases = query_agent(cart_events_topic, "purchases", projected_event_of_message, positions, forward_purchases)
+purchases = following_agent(
+    "purchases",
+    settings.topic_events,
+    cart_events_owners_topic,
+    positions,
+    projected_event_of_message,
+    forward_purchases,
+)

@@ -212,6 +212,18 @@ class Settings(BaseSettings):
         return f"{group}-faust" if group == self.command_group else group
 
     @property
+    def topic_events_owners(self) -> str:
+        """The owner topic of the agent that reads cart-events (app/streams/following.py): co-partitioned with it,
+        never written to; Faust assigns its partitions, and the agent reads those of cart-events."""
+        return f"{self.topic_events}-owners"
+
+    def reader_group(self, agent: str, group: str | None = None) -> str:
+        """The group a following agent (app/streams/following.py) of the workers in Faust group `group` (default:
+        this worker's) commits its read offsets to, for the operators' lag: the agent is assigned its partitions
+        (it follows Faust's group), so this group has no members."""
+        return f"{group or self.consumer_group}-{agent}-reader"
+
+    @property
     def command_group(self) -> str:
         """The consumer group of the command agent in every deployment: it reads cart-commands with a consumer it
         drives (app/streams/driven.py), not through Faust, so all command workers share this group whatever else

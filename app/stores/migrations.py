@@ -109,6 +109,7 @@ async def migrate_kafka(settings: Settings) -> None:
     wanted = {
         settings.topic_commands: settings.partitions,
         settings.topic_events: settings.partitions,
+        settings.topic_events_owners: settings.partitions,
         settings.topic_item_purchased: settings.partitions,
         settings.topic_popular_items_updates: settings.partitions,
         settings.topic_vendor_billing_updates: settings.partitions,

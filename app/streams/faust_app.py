@@ -23,6 +23,7 @@ from app.stores.transient import TRANSIENT
 from app.streams.changelog_flush import handed_over
 from app.streams.driven import DrivenAgent
 from app.streams.fetch_pacing import FetchPacing
+from app.streams.following import FollowingAgent
 from app.streams.in_order import Delivered, InOrder, Positions, stalled
 from app.streams.kafka_clients import faust_credentials
 from schemas.records import CommandReply
@@ -121,7 +122,8 @@ class CartApp(faust.App):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.driven: list[DrivenAgent[Any]] = []  # agents with a consumer of their own (app/streams/driven.py)
+        # Agents with a consumer of their own (app/streams/driven.py, app/streams/following.py).
+        self.driven: list[DrivenAgent[Any] | FollowingAgent[Any]] = []
 
     async def on_stop(self) -> None:
         """Agents that drive their own consumer stop first: they finish what they hold (sending with the producer,
@@ -203,6 +205,11 @@ fetch_pacing = FetchPacing(settings.worker_fetch[0], _fetcher) if settings.worke
 # type tag), so either side can be upgraded first.
 cart_events_topic = app.topic(
     settings.topic_events, key_type=str, value_serializer="raw", partitions=settings.partitions
+)
+# Nobody writes to it: Faust assigns its partitions to the workers that run `purchases`, which read those of
+# cart-events with a consumer of their own (app/streams/following.py).
+cart_events_owners_topic = app.topic(
+    settings.topic_events_owners, key_type=str, value_serializer="raw", partitions=settings.partitions
 )
 popular_items_updates_topic = app.topic(
     settings.topic_popular_items_updates, key_type=str, value_serializer="raw", partitions=settings.partitions

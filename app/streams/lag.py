@@ -89,7 +89,12 @@ async def consumer_lag(settings: Settings) -> list[Lag]:
         metadata = await consumer._client.fetch_all_metadata()
         for group, agents in sorted((await worker_groups(settings, admin)).items()):
             topics = consumed_topics(settings, agents)
-            committed = await admin.list_consumer_group_offsets(group)
+            committed = dict(await admin.list_consumer_group_offsets(group))
+            if "purchases" in agents:
+                # It reads cart-events with a consumer of its own (app/streams/following.py), which commits there.
+                reader = settings.reader_group("purchases", group)
+                read = await admin.list_consumer_group_offsets(reader)
+                committed.update({tp: o for tp, o in read.items() if tp.topic == settings.topic_events})
             partitions = [
                 TopicPartition(topic, p) for topic in topics for p in sorted(metadata.partitions_for_topic(topic) or ())
             ]
@@ -129,6 +134,8 @@ async def group_members(settings: Settings) -> dict[str, tuple[str, list[GroupMe
             members = []
             for member_id, _client_id, host, _metadata, assignment in group[5]:
                 owned = MemberAssignment.decode(assignment).assignment if assignment else []
+                # The partitions of cart-events a worker reads are those Faust assigns it of their owner topic.
+                owned = [(settings.topic_events if t == settings.topic_events_owners else t, ps) for t, ps in owned]
                 members.append(GroupMember(member_id, host, {t: sorted(ps) for t, ps in owned if t in topics}))
             found[name] = (group[2] or "unknown", members)
     finally:

@@ -8,9 +8,11 @@ import random
 import time
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
+from app.streams.lag import consumer_lag
 from app.tools.bench.projections import plan_backlog, produce_backlog
 from app.tools.progress import Progress
 from tests.e2e.system import Process, delete_topics, isolated_env, start_worker, wait_worker_ready
@@ -73,29 +75,87 @@ def test_a_running_query_worker_switches_its_consumers_fetcher_to_eager_on_a_bac
     settings: Settings,
 ) -> None:
     # Pacing writes private attributes of aiokafka's fetcher in a running worker (app/streams/fetch_pacing.py): this
-    # is the test that it still reaches them, not only that a consumer is built with them.
+    # is the test that it still reaches them, not only that a consumer is built with them. It paces Faust's
+    # consumer, which feeds the row owners (`purchases` reads cart-events with a consumer of its own).
     env = isolated_env("fetch-pacing", 19098)
     worker = start_worker(
         **env,
-        CART_AGENTS="purchases",
-        CART_PROJECTION_BATCH_MAX="100",  # so a backlog of 2,000 events comes in full batches
+        CART_AGENTS="popular_items",
+        CART_PROJECTION_BATCH_MAX="100",  # so a backlog of 2,000 messages comes in full batches
         CART_PROJECTION_FETCH_MIN_BYTES="200000",
         CART_PROJECTION_FETCH_WAIT_S="0.04",
     )
     try:
         wait_worker_ready(worker)
-        backlog = plan_backlog(2000, random.Random(10))
-        own = Settings(topic_events=env["CART_TOPIC_EVENTS"])
-        asyncio.run(produce_backlog(own, backlog, Progress(io.StringIO())))
+        asyncio.run(produce_update_messages(env["CART_TOPIC_POPULAR_ITEMS_UPDATES"], 2000))
         wait_for_lines(
             worker,
             [
                 "fetch pacing reached the consumer's fetcher: fetches held for 200000 bytes or 40 ms",
-                "fetching eagerly (min 1 bytes): purchases behind",
+                "fetching eagerly (min 1 bytes): popular_items behind",
                 "holding fetches again (min 200000 bytes): every agent has caught up",
             ],
             never="fetch pacing is off",
         )
     finally:
         worker.kill()
+        asyncio.run(delete_topics(env))
+
+
+async def produce_update_messages(topic: str, count: int) -> None:
+    """`count` update messages that carry no update (a row owner reads and records them, and changes no row)."""
+    producer = AIOKafkaProducer(bootstrap_servers=Settings().kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, b'{"updates": []}', partition=n % 4) for n in range(count)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def reading(worker: Process) -> list[int] | None:
+    """The partitions of cart-events the worker's `purchases` last said it reads (app/streams/following.py)."""
+    lines = [line for line in worker.log.read_text(errors="replace").splitlines() if "purchases: reading" in line]
+    if not lines:
+        return None
+    return [int(p) for p in lines[-1].split("partitions [", 1)[1].split("]", 1)[0].split(",") if p.strip()]
+
+
+def test_two_workers_of_purchases_read_the_partitions_faust_gives_each_and_the_survivor_all(
+    settings: Settings,
+) -> None:
+    """`purchases` reads cart-events with a consumer of its own at the partitions Faust assigns the worker (its
+    table's): two workers read disjoint halves, the lag they commit goes to 0 over a backlog, and when one stops the
+    other reads every partition."""
+    env = isolated_env("following", 19097)
+    own = Settings(app_id=env["CART_APP_ID"], agents="purchases", topic_events=env["CART_TOPIC_EVENTS"])
+    first = start_worker(**env, CART_AGENTS="purchases")
+    second = start_worker(**env, CART_AGENTS="purchases")
+    try:
+        wait_worker_ready(first)
+        wait_worker_ready(second)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert first.alive() and second.alive(), first.tail() + second.tail()
+            a, b = reading(first), reading(second)
+            if a and b and sorted(a + b) == [0, 1, 2, 3]:
+                break
+            time.sleep(0.5)
+        assert a and b and sorted(a + b) == [0, 1, 2, 3], (a, b)  # disjoint, and every partition read
+
+        asyncio.run(produce_backlog(own, plan_backlog(400, random.Random(7)), Progress(io.StringIO())))
+        while time.monotonic() < deadline + 60:
+            lags = [row for row in asyncio.run(consumer_lag(own)) if row.topic == own.topic_events]
+            if lags and all(row.lag == 0 for row in lags):
+                break
+            time.sleep(0.5)
+        assert lags and all(row.lag == 0 for row in lags), lags
+
+        assert second.stop(timeout=60) == 0, second.tail()
+        while time.monotonic() < deadline + 120 and reading(first) != [0, 1, 2, 3]:
+            time.sleep(0.5)
+        assert reading(first) == [0, 1, 2, 3], first.tail()
+    finally:
+        for worker in (first, second):
+            worker.kill()
         asyncio.run(delete_topics(env))

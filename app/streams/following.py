@@ -1,0 +1,298 @@
+"""An agent that keeps a Faust table but reads its input with a consumer it drives: the `purchases` agent, which
+reads every cart event.
+
+Through Faust's stream a cart event cost the query worker about 0.3 ms in Faust's consume path alone (its consumer
+thread, conductor, stream and acknowledgement), against 9 µs for aiokafka's `getmany` and a decode
+(docs/benchmarks.md, 2026-12-03 and 2026-12-06): a catch-up was one Python process busy in Faust, per message. But the
+agent keeps a changelog-backed table (`absorbed_events`), and only Faust knows which of the table's partitions are
+this worker's and when they are restored. So Faust still decides who owns what, and the agent follows it:
+
+- the Faust agent of the same name reads an *owner topic* (`Settings.topic_events_owners`), co-partitioned with the
+  input and the table, which nobody writes to: Faust assigns its partitions in its group as it would the input's,
+  restores the table's partitions of the same numbers, and does the rest of what a rebalance needs;
+- the agent's own consumer reads the input (`assign`, no group membership) at exactly the partitions Faust has
+  assigned of the owner topic, once Faust says the rebalance is over (the table restored), each from the offset
+  after the one the table records as processed (`TablePositions`: durable with the table's other changes);
+- each partition's messages are processed with that partition as Faust's current event (`attributed_to`), so
+  table reads and writes go to that partition, as if Faust had delivered them; then the changelogs are flushed
+  (`flush_changelogs`), and only then is the batch done;
+- when Faust revokes partitions (its `on_partitions_revoked` signal, which it awaits), the batch being processed
+  finishes and is flushed before the agent lets the partitions go, and it reads nothing until Faust has finished the
+  next rebalance;
+- a message at or below the recorded offset (a batch retried after a store did not answer) is skipped, and since
+  the consumer reads each partition from the recorded offset in order, nothing is ever skipped over: the in-order
+  guard of Faust-fed agents (app/streams/in_order.py) has nothing to guard here.
+
+The consumer also commits what it has processed to a group of its own (`Settings.reader_group`), which nothing
+reads back: it is for the operators' lag (`cart lag`, `/metrics`) and the bench, which read consumer groups.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from app.settings import Settings
+from app.streams.batches import BEHIND_S, attributed_to
+from app.streams.in_order import Delivered, TablePositions
+from app.streams.kafka_clients import kafka_options
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OwnedPartition:
+    """What Faust's tables read of the event being processed (`event.message.topic`, `.partition`): table keys
+    read and written while it is current belong to that partition of the table."""
+
+    topic: str
+    partition: int
+
+    @property
+    def message(self) -> OwnedPartition:
+        return self
+
+
+class FollowingAgent(Generic[T]):
+    def __init__(
+        self,
+        app: Any,
+        name: str,
+        settings: Settings,
+        topic: str,
+        owner_topic: str,
+        positions: TablePositions,
+        decode: Callable[[bytes | None], T],
+        process: Callable[[int, Delivered[T]], Awaitable[None]],
+        commit_every_s: float = 1.0,
+    ) -> None:
+        self.app, self.name, self.settings = app, name, settings
+        self.topic, self.owner_topic, self.positions = topic, owner_topic, positions
+        self.decode, self.process, self.commit_every_s = decode, process, commit_every_s
+        self.max_batch = settings.projection_batch_max
+        self.partitions: frozenset[int] = frozenset()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._processing = asyncio.Lock()  # held while a batch is processed or partitions change hands
+        self._revoked = True  # nothing is read until Faust has finished a rebalance
+        self._processed: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._stopping = False
+        self._running: asyncio.Future[None] | None = None
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            **kafka_options(self.settings),
+            group_id=self.settings.reader_group(self.name),  # commits only: the consumer is assigned, not subscribed
+            client_id=f"{self.settings.consumer_group}-{self.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # A catch-up reads what is there in large fetches; at a steady load Kafka answers with what has come
+            # within the projections' fetch wait (they are not on any command's path).
+            fetch_min_bytes=self.settings.projection_fetch_min_bytes,
+            fetch_max_wait_ms=int(self.settings.projection_fetch_wait_s * 1000),
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+
+    async def run(self) -> None:
+        """Consume until `stop`; a consumer that fails ends the process (as in app/streams/driven.py)."""
+        try:
+            await self._consume()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: its consumer failed; exiting so that the worker is started again", self.name)
+            logging.shutdown()
+            os._exit(1)
+
+    def _faust_owned(self) -> frozenset[int] | None:
+        """The partitions Faust has assigned this worker of the owner topic, or None while it is rebalancing (or
+        restoring tables: Faust ends a rebalance only once they are restored)."""
+        if self.app.rebalancing:
+            return None
+        try:
+            assigned = self.app.consumer.assignment()
+        except Exception:  # Faust's consumer not started yet (ConsumerNotStarted)
+            return None
+        return frozenset(tp.partition for tp in assigned if tp.topic == self.owner_topic)
+
+    async def _consume(self) -> None:
+        consumer = self._consumer = self._new_consumer()
+        self._running = asyncio.get_running_loop().create_future()
+        committed_at = time.monotonic()
+        within = self.settings.projection_batch_within_s
+        within_behind = max(within, self.settings.projection_batch_within_behind_s)
+        last, behind = 0, False
+        try:
+            await consumer.start()
+            while not self._stopping:
+                owned = self._faust_owned()
+                if owned is not None and (self._revoked or owned != self.partitions):
+                    await self._follow(owned)
+                if self._revoked or not self.partitions:
+                    await asyncio.sleep(0.05)
+                    continue
+                fetched = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+                count = sum(len(messages) for messages in fetched.values())
+                wait = within_behind if behind else within if last > 1 else 0.0
+                if count and wait > 0 and count < self.max_batch:
+                    await asyncio.sleep(wait)  # fewer, larger batches: nobody waits on a projection
+                    more = await consumer.getmany(timeout_ms=0, max_records=self.max_batch - count)
+                    for tp, messages in more.items():
+                        fetched.setdefault(tp, []).extend(messages)
+                if fetched:
+                    last = sum(len(messages) for messages in fetched.values())
+                    newest = max((m[-1].timestamp for m in fetched.values() if m), default=None)
+                    behind = last >= self.max_batch or (newest is not None and time.time() - newest / 1000 > BEHIND_S)
+                    await self._process(fetched)
+                if time.monotonic() - committed_at >= self.commit_every_s:
+                    await self._commit()
+                    committed_at = time.monotonic()
+        finally:
+            self._running.set_result(None)
+
+    async def _follow(self, owned: frozenset[int]) -> None:
+        """Read exactly `owned`, each partition from the offset after the last one its table records."""
+        consumer = self._consumer
+        assert consumer is not None
+        async with self._processing:
+            tps = [TopicPartition(self.topic, p) for p in sorted(owned)]
+            consumer.assign(tps)
+            for tp in tps:
+                last = await self._last(tp.partition)
+                if last is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, last + 1)
+            self.partitions, self._revoked = owned, False
+            log.info("%s: reading %s partitions %s (as Faust assigned)", self.name, self.topic, sorted(owned))
+
+    async def _last(self, partition: int) -> int | None:
+        with attributed_to(OwnedPartition(self.owner_topic, partition)):  # type: ignore[arg-type]
+            return await self.positions.last(partition)
+
+    async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        from app.streams.faust_app import decoded, flush_changelogs, process_reliably
+
+        async with self._processing:
+            if self._revoked:
+                return  # fetched before Faust took the partitions away: their next owner reads them
+            batch = {
+                tp.partition: [
+                    (m.offset, decoded(f"{self.name} input at {tp.topic}[{tp.partition}]@{m.offset}",
+                                       partial(self.decode, m.value)))
+                    for m in messages
+                ]
+                for tp, messages in fetched.items()
+                if messages and tp.partition in self.partitions
+            }  # fmt: skip
+
+            async def run_batch() -> None:
+                # Every partition finishes (or fails) before the batch is retried: never two runs of one partition.
+                outcomes = await asyncio.gather(
+                    *(self._one_partition(p, messages) for p, messages in batch.items()), return_exceptions=True
+                )
+                failed = [o for o in outcomes if isinstance(o, BaseException)]
+                if failed:
+                    raise failed[0]
+                await flush_changelogs()
+
+            count = sum(len(messages) for messages in batch.values())
+            await process_reliably(f"{self.name} batch of {count}", run_batch)
+            for partition, messages in batch.items():
+                self._processed[TopicPartition(self.topic, partition)] = messages[-1][0] + 1
+
+    async def _one_partition(self, partition: int, messages: Delivered[T]) -> None:
+        with attributed_to(OwnedPartition(self.owner_topic, partition)):  # type: ignore[arg-type]
+            last = await self.positions.last(partition)
+            # A retried batch: what a first try recorded as processed is not processed again.
+            run = [m for m in messages if last is None or m[0] > last]
+            if run:
+                await self.process(partition, run)
+
+    async def _commit(self) -> None:
+        consumer = self._consumer
+        offsets = {tp: o for tp, o in self._processed.items() if self._committed.get(tp) != o}
+        if consumer is None or not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as error:  # only the operators' view waits for the next one
+            log.warning("%s: committing offsets for lag failed: %s", self.name, error)
+            return
+        self._committed.update(offsets)
+
+    async def on_revoked(self) -> None:
+        """Faust is taking partitions away (its signal, awaited before anything moves): the batch being processed
+        finishes and its changelog is flushed first; nothing more is read until the next rebalance is over."""
+        from app.streams.faust_app import flush_changelogs
+
+        async with self._processing:
+            self._revoked = True
+            await flush_changelogs()
+            await self._commit()
+            if self._consumer is not None:
+                self._consumer.assign([])
+            self.partitions = frozenset()
+            self._processed.clear()
+
+    async def stop(self) -> None:
+        """Stop reading, finish the batch held, flush and commit, close the consumer."""
+        from app.streams.faust_app import flush_changelogs
+
+        self._stopping = True
+        if self._running is not None:
+            await self._running
+        async with self._processing:
+            with contextlib.suppress(Exception):  # a stopping producer: the table's offsets say what is done
+                await flush_changelogs()
+            await self._commit()
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            self._consumer = None
+
+
+def following_agent(
+    name: str,
+    topic: str,
+    owner_topic: Any,
+    positions: TablePositions,
+    decode: Callable[[bytes | None], T],
+    process: Callable[[int, Delivered[T]], Awaitable[None]],
+) -> FollowingAgent[T]:
+    """Register `name`: a Faust agent of that name over `owner_topic` (which only makes Faust assign and restore the
+    partitions), and a task that reads `topic` following it (stopped first by `CartApp.on_stop`)."""
+    from app.streams.faust_app import app, settings
+
+    agent = FollowingAgent(app, name, settings, topic, owner_topic.get_topic_name(), positions, decode, process)
+    app.driven.append(agent)  # type: ignore[attr-defined]
+
+    async def owner(stream: Any) -> None:
+        async for _ in stream:  # nobody writes to the owner topic
+            pass
+
+    owner.__name__ = owner.__qualname__ = name
+    app.agent(owner_topic, name=name, concurrency=1)(owner)
+
+    async def revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await agent.on_revoked()
+
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types it for positional senders
+
+    async def consume() -> None:
+        await agent.run()
+
+    consume.__name__ = consume.__qualname__ = f"{name}_reader"
+    app.task(consume)
+    return agent
