@@ -43,6 +43,31 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+async def consume_or_exit(name: str, consume: Callable[[], Awaitable[None]]) -> None:
+    """Run an agent's consumer loop; if it fails, end the process (see `DrivenAgent.run`)."""
+    try:
+        await consume()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("%s: its consumer failed; exiting so that the worker is started again", name)
+        logging.shutdown()
+        os._exit(1)
+
+
+async def fetch_batch(consumer: AIOKafkaConsumer, max_batch: int, wait: float) -> dict[TopicPartition, list[Any]]:
+    """What the consumer has fetched (at most `max_batch`; waiting up to 200 ms for a first message), and with
+    `wait` > 0, if that is not a full batch, what else has come after waiting that long."""
+    fetched: dict[TopicPartition, list[Any]] = await consumer.getmany(timeout_ms=200, max_records=max_batch)
+    count = sum(len(messages) for messages in fetched.values())
+    if count and wait > 0 and count < max_batch:
+        await asyncio.sleep(wait)
+        more = await consumer.getmany(timeout_ms=0, max_records=max_batch - count)
+        for tp, messages in more.items():
+            fetched.setdefault(tp, []).extend(messages)
+    return {tp: messages for tp, messages in fetched.items() if messages}
+
+
 class DrivenAgent(Generic[T]):
     def __init__(
         self,
@@ -92,14 +117,7 @@ class DrivenAgent(Generic[T]):
         """Consume until `stop`: the body of the app's task. A consumer that fails ends the process, as a failed
         batch does (`process_reliably`): a worker whose agent has stopped must not go on looking alive, and its
         restart (by `cart run`'s supervisor, or whatever runs the worker) starts the agent again."""
-        try:
-            await self._consume()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s: its consumer failed; exiting so that the worker is started again", self.name)
-            logging.shutdown()
-            os._exit(1)
+        await consume_or_exit(self.name, self._consume)
 
     async def _consume(self) -> None:
         consumer = self._consumer = self._new_consumer()
@@ -109,14 +127,9 @@ class DrivenAgent(Generic[T]):
         try:
             await consumer.start()
             while not self._stopping:
-                fetched = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
-                count = sum(len(messages) for messages in fetched.values())
-                if count and self.within > 0 and last > 1 and count < self.max_batch:
-                    await asyncio.sleep(self.within)  # company came last time: wait for a fuller batch
-                    more = await consumer.getmany(timeout_ms=0, max_records=self.max_batch - count)
-                    for tp, messages in more.items():
-                        fetched.setdefault(tp, []).extend(messages)
-                if count:
+                # Company came last time: wait for a fuller batch.
+                fetched = await fetch_batch(consumer, self.max_batch, self.within if last > 1 else 0.0)
+                if fetched:
                     last = sum(len(messages) for messages in fetched.values())
                     await self._process(fetched)
                 if time.monotonic() - committed_at >= self.commit_every_s:

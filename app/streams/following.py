@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from aiokafka.errors import KafkaError
 
 from app.settings import Settings
 from app.streams.batches import BEHIND_S, attributed_to
+from app.streams.driven import consume_or_exit, fetch_batch
 from app.streams.in_order import Delivered, TablePositions
 from app.streams.kafka_clients import kafka_options
 
@@ -106,14 +106,7 @@ class FollowingAgent(Generic[T]):
 
     async def run(self) -> None:
         """Consume until `stop`; a consumer that fails ends the process (as in app/streams/driven.py)."""
-        try:
-            await self._consume()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s: its consumer failed; exiting so that the worker is started again", self.name)
-            logging.shutdown()
-            os._exit(1)
+        await consume_or_exit(self.name, self._consume)
 
     def _faust_owned(self) -> frozenset[int] | None:
         """The partitions Faust has assigned this worker of the owner topic, or None while it is rebalancing (or
@@ -142,14 +135,9 @@ class FollowingAgent(Generic[T]):
                 if self._revoked or not self.partitions:
                     await asyncio.sleep(0.05)
                     continue
-                fetched = await consumer.getmany(timeout_ms=200, max_records=self.max_batch)
-                count = sum(len(messages) for messages in fetched.values())
+                # Fewer, larger batches: nobody waits on a projection.
                 wait = within_behind if behind else within if last > 1 else 0.0
-                if count and wait > 0 and count < self.max_batch:
-                    await asyncio.sleep(wait)  # fewer, larger batches: nobody waits on a projection
-                    more = await consumer.getmany(timeout_ms=0, max_records=self.max_batch - count)
-                    for tp, messages in more.items():
-                        fetched.setdefault(tp, []).extend(messages)
+                fetched = await fetch_batch(consumer, self.max_batch, wait)
                 if fetched:
                     last = sum(len(messages) for messages in fetched.values())
                     newest = max((m[-1].timestamp for m in fetched.values() if m), default=None)
