@@ -14,9 +14,9 @@ from app.cart.stored_event import StoredEvent
 from app.command_side.handler import CommandHandler, Position
 from app.command_side.member_carts import MemberCarts
 from app.runtime import process_runtime
+from app.streams.batches import Delivered
 from app.streams.driven import DrivenAgent, driven_agent
 from app.streams.faust_app import app, cart_events_topic, cart_replies_topic, settings
-from app.streams.in_order import Delivered
 from schemas.records import CommandEnvelope, CommandReply, event_message, reply_message
 
 

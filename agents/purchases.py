@@ -37,6 +37,7 @@ from app.query_side.projections import (
     vendor_billing_update,
 )
 from app.runtime import process_runtime
+from app.streams.batches import Delivered, TablePositions
 from app.streams.faust_app import (
     app,
     cart_events_owners_topic,
@@ -46,7 +47,6 @@ from app.streams.faust_app import (
     vendor_billing_updates_topic,
 )
 from app.streams.following import following_agent
-from app.streams.in_order import Delivered, TablePositions
 from app.streams.partitioning import partition_of
 from tables.hydrators import absorbed_events
 

@@ -10,7 +10,7 @@ again, and a row and its tracking row (marks) are written `USING TIMESTAMP <vers
 states never overwrite what a reader saw: Cassandra being ahead of the changelog for a while changes nothing anyone
 reads.
 (A flush of its own per partition, before the write, cost 5% of the query worker's CPU, bench 2026-12-02.) Each
-partition is processed in offset order with no gap, whatever Faust delivers (app/streams/in_order.py).
+partition is read in offset order with no gap, from the offset the table records (app/streams/following.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from typing import Any
 import faust
 
 from app.query_side.projections import Row, RowState, RowUpdate, updates_of
-from app.streams.batches import query_agent
-from app.streams.in_order import Delivered, TablePositions
+from app.streams.batches import Delivered, TablePositions
+from app.streams.faust_app import cart_events_owners_topic
+from app.streams.following import following_agent
 
 Write = Callable[[list[tuple[Row, RowState]]], Awaitable[None]]
 
@@ -34,7 +35,7 @@ def row_owner(name: str, topic: faust.TopicT, rows: Any, write: Callable[[], Awa
     async def process(partition: int, messages: Delivered[list[RowUpdate]]) -> None:
         await apply_updates(rows, positions, await write(), partition, messages)
 
-    return query_agent(topic, name, updates_of, positions, process)
+    return following_agent(name, topic.get_topic_name(), cart_events_owners_topic, positions, updates_of, process)
 
 
 async def apply_updates(

@@ -2,17 +2,17 @@
 
 PostgreSQL has transactions, so a batch's balance changes and the consumed positions commit together, one
 transaction per partition and batch (app.query_side.read_models.PostgresVendorBilling.apply_batch), and no table is
-needed. Each partition is processed in offset order with no gap, whatever Faust delivers (app/streams/in_order.py);
-the last offset applied is read back from PostgreSQL.
+needed. Each partition is read in offset order with no gap, from the offset after the last one applied, which is
+read back from PostgreSQL (app/streams/following.py).
 """
 
 from __future__ import annotations
 
 from app.query_side.projections import RowUpdate, updates_of
 from app.runtime import process_runtime
-from app.streams.batches import query_agent
-from app.streams.faust_app import vendor_billing_updates_topic
-from app.streams.in_order import Delivered
+from app.streams.batches import Delivered
+from app.streams.faust_app import cart_events_owners_topic, settings
+from app.streams.following import following_agent
 
 
 class SqlPositions:
@@ -24,6 +24,11 @@ async def apply_updates(partition: int, messages: Delivered[list[RowUpdate]]) ->
     await (await process_runtime().vendor_billing_sql()).apply_batch(partition, messages)
 
 
-vendor_billing_sql = query_agent(
-    vendor_billing_updates_topic, "vendor_billing_sql", updates_of, SqlPositions(), apply_updates
+vendor_billing_sql = following_agent(
+    "vendor_billing_sql",
+    settings.topic_vendor_billing_updates,
+    cart_events_owners_topic,
+    SqlPositions(),
+    updates_of,
+    apply_updates,
 )

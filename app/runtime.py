@@ -22,8 +22,6 @@ from app.query_side.read_models import CassandraReadModels, PostgresVendorBillin
 from app.settings import Settings
 from app.stores.cassandra import StoreUnavailable, connect_async
 from app.stores.migrations import migrate
-from app.streams.in_order import KafkaLog
-from app.streams.kafka_clients import kafka_options
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -50,7 +48,6 @@ class Runtime:
         self._journal: CassandraJournal | None = None
         self._read_models: CassandraReadModels | None = None
         self._pg_pool: asyncpg.Pool | None = None
-        self._kafka_log: KafkaLog | None = None
         self._bus: CommandBus | None = None
         self._bus_lock = asyncio.Lock()
         self._migrated = False
@@ -122,16 +119,9 @@ class Runtime:
                 self._bus = bus
             return self._bus
 
-    def kafka_log(self) -> KafkaLog:
-        if self._kafka_log is None:
-            self._kafka_log = KafkaLog(kafka_options(self.settings))
-        return self._kafka_log
-
     async def aclose(self) -> None:
         if self._bus is not None:
             await self._bus.stop()
-        if self._kafka_log is not None:
-            await self._kafka_log.close()
         if self._pg_pool is not None:
             await self._pg_pool.close()
         if self._cluster is not None:

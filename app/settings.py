@@ -120,8 +120,8 @@ class Settings(BaseSettings):
     # agent (every hop adds it to a command's latency), and a worker with only query-side agents (only freshness).
     producer_linger_s: float = Field(default=0.002, ge=0, le=1)
     projection_linger_s: float = Field(default=0.01, ge=0, le=1)
-    # How long Kafka may hold a query worker's fetch for more messages (up to `projection_fetch_min_bytes`): with
-    # Faust's fetch_min_bytes of 1 every fetch came back with the first message there, and the query worker spent
+    # How long Kafka may hold a query-side agent's fetch for more messages (up to `projection_fetch_min_bytes`):
+    # with a fetch_min_bytes of 1 every fetch came back with the first message there, and the query worker spent
     # most of its CPU fetching (docs/benchmarks.md, 2026-12-02 evening: 1.9-2.3 -> 1.5 ms per command).
     projection_fetch_wait_s: float = Field(default=0.05, ge=0, le=1)
     projection_fetch_min_bytes: int = Field(default=256 * 1024, ge=1)
@@ -138,17 +138,10 @@ class Settings(BaseSettings):
     snapshot_every: int = Field(default=100, ge=1)
     journal_bucket_size: int = Field(default=10_000, ge=1000)
 
-    # How often a worker checks that Faust has not committed past messages its agents never processed
-    # (app.streams.in_order.stalled).
-    stall_check_s: float = Field(default=5.0, gt=0)
-
     # Fault injection for the crash tests: the worker exits right after appending this command id's events.
     crash_after_append: str = ""
     # Fault injection: the events of this command id are appended but never emitted (an emission lost).
     unemitted_command: str = ""
-    # Fault injection: the query-side agents drop the first delivery of every n-th offset, as Faust does when it
-    # skips a message (0: never).
-    drop_first_delivery_every: int = Field(default=0, ge=0)
 
     # Local state: the services' data and logs, the workers' table stores.
     state_dir: Path = PROJECT_ROOT / ".state"
@@ -213,8 +206,8 @@ class Settings(BaseSettings):
 
     @property
     def topic_events_owners(self) -> str:
-        """The owner topic of the agent that reads cart-events (app/streams/following.py): co-partitioned with it,
-        never written to; Faust assigns its partitions, and the agent reads those of cart-events."""
+        """The query side's owner topic (app/streams/following.py): co-partitioned with cart-events and the update
+        topics, never written to; Faust assigns its partitions, and each query-side agent reads those of its input."""
         return f"{self.topic_events}-owners"
 
     def reader_group(self, agent: str, group: str | None = None) -> str:
@@ -245,12 +238,6 @@ class Settings(BaseSettings):
         """Whether this worker runs a command agent (is on a command's path)."""
         names = self.agent_names
         return names in ([], ["all"]) or any(name in COMMAND_AGENTS for name in names)
-
-    @property
-    def worker_fetch(self) -> tuple[int, float] | None:
-        """(fetch_min_bytes, longest wait) of this worker's consumer; None on the command path, which keeps the
-        Kafka client's: answer with the first message (measured: waiting 3 ms for 32 KiB saved nothing there)."""
-        return None if self.runs_commands else (self.projection_fetch_min_bytes, self.projection_fetch_wait_s)
 
     @property
     def worker_data_dir(self) -> Path:

@@ -91,7 +91,7 @@ POSTGRES_DDL = [
         PRIMARY KEY (partition, source_partition)
     )""",
     # Per partition of vendor-billing-updates, the last offset applied (same transaction): the agent processes
-    # each partition in offset order with no gap (app/streams/in_order.py).
+    # each partition in offset order with no gap, from the offset after this one (app/streams/following.py).
     """CREATE TABLE IF NOT EXISTS vendor_billing_offsets (
         partition INTEGER PRIMARY KEY,
         last_offset BIGINT NOT NULL

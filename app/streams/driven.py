@@ -8,10 +8,10 @@ no table: its state is the journal), so it reads with a plain consumer in a grou
 (`Settings.command_group`) and lives in the Faust worker as one of the app's tasks (`faust -A app.worker worker`
 still runs it), stopped before Faust stops its producer (`CartApp.on_stop`), which it sends with.
 
-The guarantees are the same as `batched_agent`'s (app/streams/batches.py):
+What it guarantees:
 - a batch is what the consumer has fetched (at most `max_batch`; with `within` > 0, after a batch that had company,
-  it waits that long for more), grouped by partition in offset order, and handed to `process` whole; a message that
-  cannot be decoded is skipped (None), since nothing could ever process it;
+  it waits that long for more: app/streams/batches.py), grouped by partition in offset order, and handed to
+  `process` whole; a message that cannot be decoded is skipped (None), since nothing could ever process it;
 - `process_reliably`: a store that does not answer is retried, anything else ends the process without committing;
 - offsets are committed only after the batch that holds them is processed, never past a message not processed:
   every `commit_every_s`, when partitions are revoked and when the agent stops;
@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from app.settings import Settings
-from app.streams.in_order import Delivered
+from app.streams.batches import Delivered, wait_for_company
 from app.streams.kafka_clients import kafka_options
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,7 @@ class DrivenAgent(Generic[T]):
         try:
             await consumer.start()
             while not self._stopping:
-                # Company came last time: wait for a fuller batch.
-                fetched = await fetch_batch(consumer, self.max_batch, self.within if last > 1 else 0.0)
+                fetched = await fetch_batch(consumer, self.max_batch, wait_for_company(last, False, self.within))
                 if fetched:
                     last = sum(len(messages) for messages in fetched.values())
                     await self._process(fetched)

@@ -9,22 +9,18 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import faust
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.types import TP
 
 from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
 from app.streams.changelog_flush import handed_over
 from app.streams.driven import DrivenAgent
-from app.streams.fetch_pacing import FetchPacing
 from app.streams.following import FollowingAgent
-from app.streams.in_order import Delivered, InOrder, Positions, stalled
 from app.streams.kafka_clients import faust_credentials
 from schemas.records import CommandReply
 
@@ -64,62 +60,10 @@ def decoded(what: str, decode: Callable[[], T]) -> T | None:
         return None
 
 
-async def _seek_to_committed_or_beginning(self: Any) -> Mapping[Any, int]:
-    """Faust's seek to the committed offsets, but a partition with none (a new topic, a new group) goes back to its
-    beginning instead of staying where the fetcher already is.
-
-    Faust seeks every assigned partition to its committed offset after a rebalance, so that messages fetched but not
-    processed before it are fetched again. aiokafka skips the seek for a partition with no committed offset, so on
-    such a partition those messages were lost (seen when a worker was killed in the first seconds of a deployment,
-    before its first commit: the next owner never processed the first messages). `auto_offset_reset` is `earliest`
-    here, so the beginning is where such a partition starts anyway."""
-    consumer = self._ensure_consumer()
-    committed: Mapping[Any, int] = await self.call_thread(consumer.seek_to_committed)
-    fresh = [tp for tp, offset in committed.items() if not offset and not tp.topic.endswith("-changelog")]
-    if fresh:
-        await self.call_thread(consumer.seek_to_beginning, *fresh)
-    return committed
-
-
-AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed_or_beginning  # type: ignore[method-assign]
-_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
-
-
-def _create_worker_consumer_fetching_more(self: Any, transport: Any) -> Any:
-    """Faust's consumer, but on a worker without the command agent it lets Kafka hold a fetch until a batch's
-    worth has arrived (or `projection_fetch_wait_s`): Faust fixes fetch_min_bytes at 1, so each fetch came back
-    with the first message there and a query worker spent most of its CPU fetching."""
-    consumer = _create_worker_consumer(self, transport)
-    fetch = getattr(self.app, "fetch", None)
-    if fetch is not None:
-        # Read by the consumer's Fetcher, which its start() creates.
-        consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = fetch[0], int(fetch[1] * 1000)
-    return consumer
-
-
-AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer_fetching_more  # type: ignore[method-assign]
-
-
-def _fetcher() -> Any:
-    """The worker's aiokafka fetcher, once its consumer has started (Faust's consumer, its thread, aiokafka's); None
-    before. Private attributes all: a library that renames one raises AttributeError, which pacing reports."""
-    consumer: Any = app.consumer
-    consumer = consumer._thread._consumer  # None until Faust's consumer thread has started
-    return None if consumer is None else consumer._fetcher  # None until aiokafka's consumer has started
-
-
-def report_backlog(agent: str, behind: bool) -> None:
-    """An agent is behind (or has caught up): see app/streams/fetch_pacing.py. Nothing on the command path."""
-    if fetch_pacing is not None:
-        fetch_pacing.report(agent, behind)
-
-
 PRODUCER_BUFFER_MAX = 50_000  # table changelog messages: a few batches' worth of rows
 
 
 class CartApp(faust.App):
-    fetch: tuple[int, float] | None = None  # Settings.worker_fetch: how its consumer fetches
-
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Agents with a consumer of their own (app/streams/driven.py, app/streams/following.py).
@@ -190,13 +134,11 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=settings.session_timeout_s * 3,
         autodiscover=False,
     )
-    app.fetch = settings.worker_fetch
     return app
 
 
 settings = get_settings()
 app = create_app(settings)
-fetch_pacing = FetchPacing(settings.worker_fetch[0], _fetcher) if settings.worker_fetch is not None else None
 
 # The topics the query side reads and writes carry bytes through Faust (`raw`): the agents decode and encode them
 # with orjson (schemas/records.py, app/query_side/projections.py). Faust's json codec and Record building were an
@@ -206,8 +148,9 @@ fetch_pacing = FetchPacing(settings.worker_fetch[0], _fetcher) if settings.worke
 cart_events_topic = app.topic(
     settings.topic_events, key_type=str, value_serializer="raw", partitions=settings.partitions
 )
-# Nobody writes to it: Faust assigns its partitions to the workers that run `purchases`, which read those of
-# cart-events with a consumer of their own (app/streams/following.py).
+# Nobody writes to it: Faust assigns its partitions to the workers that run query-side agents, which read the
+# partitions of the same numbers of their inputs (all co-partitioned with cart-events) with consumers of their own
+# (app/streams/following.py), and keep their tables' partitions of the same numbers.
 cart_events_owners_topic = app.topic(
     settings.topic_events_owners, key_type=str, value_serializer="raw", partitions=settings.partitions
 )
@@ -225,36 +168,6 @@ cart_replies_topic = app.topic(
 )
 
 
-guards: list[InOrder[Any]] = []
-
-
-def guarded(
-    agent: str,
-    topic: faust.TopicT,
-    positions: Positions,
-    decode: Callable[[Any], T],
-    process: Callable[[int, Delivered[T]], Awaitable[None]],
-) -> InOrder[T]:
-    """The in-order guard of an agent over `topic` (app/streams/in_order.py), watched by `resume_stalled_partitions`.
-    `decode` turns a message's value (its bytes: the guarded topics are `raw`, so Faust delivers what Kafka holds)
-    into what `process` takes, raising KeyError, TypeError or ValueError when it is malformed."""
-
-    def decode_raw(raw: bytes | None) -> T | None:
-        return decoded(f"{agent} input", lambda: decode(raw))
-
-    guard = InOrder(
-        agent,
-        topic.get_topic_name(),
-        positions,
-        decode_raw,
-        process,
-        kafka=lambda: process_runtime().kafka_log(),
-        drop_first_delivery_every=settings.drop_first_delivery_every,
-    )
-    guards.append(guard)
-    return guard
-
-
 async def flush_changelogs() -> None:
     """Wait until every message produced so far (table changelogs included) is acknowledged by Kafka.
 
@@ -267,25 +180,3 @@ async def flush_changelogs() -> None:
     # message: 2% of the query worker's samples in a catch-up, docs/benchmarks.md, 2026-12-03, evening).
     await handed_over(producer.buffer)
     await producer.flush()
-
-
-@app.timer(settings.stall_check_s)  # type: ignore[untyped-decorator]
-async def resume_stalled_partitions() -> None:
-    """Seek back any partition Faust has committed past messages a guarded agent never processed
-    (app/streams/in_order.py): Faust then delivers them again, and the agent's guard processes them in order."""
-    if not guards or app.rebalancing or app.in_recovery or not app.flow_control.is_active():
-        return
-    try:
-        kafka = process_runtime().kafka_log()
-        topics = {guard.topic for guard in guards}
-        assigned = [(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in topics]
-        committed = await kafka.committed(settings.consumer_group)
-        ends = await kafka.ends(assigned)
-        behind = await stalled(guards, assigned, committed, ends)
-        if behind and not (app.rebalancing or app.in_recovery):  # the awaits above took time
-            # In Faust's consumer thread, which owns the aiokafka consumer (and with Faust's read offsets reset).
-            await app.consumer.seek_wait(
-                {TP(topic, partition): offset for (topic, partition), offset in behind.items()}
-            )
-    except TRANSIENT as error:
-        log.warning("checking for stalled partitions: %s", error)

@@ -1,18 +1,21 @@
-"""An agent that keeps a Faust table but reads its input with a consumer it drives: the `purchases` agent, which
-reads every cart event.
+"""The query-side agents: each keeps its state in a Faust table (or, `vendor_billing_sql`, in PostgreSQL) but reads
+its input with a consumer it drives, at the partitions Faust assigns the worker.
 
 Through Faust's stream a cart event cost the query worker about 0.3 ms in Faust's consume path alone (its consumer
 thread, conductor, stream and acknowledgement), against 9 µs for aiokafka's `getmany` and a decode
-(docs/benchmarks.md, 2026-12-03 and 2026-12-06): a catch-up was one Python process busy in Faust, per message. But the
-agent keeps a changelog-backed table (`absorbed_events`), and only Faust knows which of the table's partitions are
-this worker's and when they are restored. So Faust still decides who owns what, and the agent follows it:
+(docs/benchmarks.md, 2026-12-03): a catch-up was one Python process busy in Faust, per message. And Faust's stream
+needed a guard of its own around rebalances: it could skip a message and acknowledge it anyway, or commit past one
+no agent processed (faust-streaming #216, #221, #312). But the agents keep changelog-backed tables, and only Faust
+knows which of a table's partitions are this worker's and when they are restored. So Faust still decides who owns
+what, and the agents follow it:
 
-- the Faust agent of the same name reads an *owner topic* (`Settings.topic_events_owners`), co-partitioned with the
-  input and the table, which nobody writes to: Faust assigns its partitions in its group as it would the input's,
-  restores the table's partitions of the same numbers, and does the rest of what a rebalance needs;
-- the agent's own consumer reads the input (`assign`, no group membership) at exactly the partitions Faust has
-  assigned of the owner topic, once Faust says the rebalance is over (the table restored), each from the offset
-  after the one the table records as processed (`TablePositions`: durable with the table's other changes);
+- for each agent, a Faust agent of the same name reads the query side's *owner topic*
+  (`Settings.topic_events_owners`), co-partitioned with cart-events, the update topics and the tables, which nobody
+  writes to: Faust assigns its partitions in its group as it would the inputs', restores the tables' partitions of
+  the same numbers, and does the rest of what a rebalance needs;
+- the agent's own consumer reads its input (`assign`, no group membership) at exactly the partitions Faust has
+  assigned of the owner topic, once Faust says the rebalance is over (the tables restored), each from the offset
+  after the last one the agent recorded as processed (`Positions`: durable with its effects);
 - each partition's messages are processed with that partition as Faust's current event (`attributed_to`), so
   table reads and writes go to that partition, as if Faust had delivered them; then the changelogs are flushed
   (`flush_changelogs`), and only then is the batch done;
@@ -20,11 +23,10 @@ this worker's and when they are restored. So Faust still decides who owns what, 
   finishes and is flushed before the agent lets the partitions go, and it reads nothing until Faust has finished the
   next rebalance;
 - a message at or below the recorded offset (a batch retried after a store did not answer) is skipped, and since
-  the consumer reads each partition from the recorded offset in order, nothing is ever skipped over: the in-order
-  guard of Faust-fed agents (app/streams/in_order.py) has nothing to guard here.
+  the consumer reads each partition from the recorded offset in order, nothing is ever skipped over.
 
 The consumer also commits what it has processed to a group of its own (`Settings.reader_group`), which nothing
-reads back: it is for the operators' lag (`cart lag`, `/metrics`) and the bench, which read consumer groups.
+reads back: it is for the operators' lag (`cart status`, `/metrics`) and the bench, which read consumer groups.
 """
 
 from __future__ import annotations
@@ -42,9 +44,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from app.settings import Settings
-from app.streams.batches import BEHIND_S, attributed_to
+from app.streams.batches import Delivered, Positions, attributed_to, is_behind, wait_for_company
 from app.streams.driven import consume_or_exit, fetch_batch
-from app.streams.in_order import Delivered, TablePositions
 from app.streams.kafka_clients import kafka_options
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class FollowingAgent(Generic[T]):
         settings: Settings,
         topic: str,
         owner_topic: str,
-        positions: TablePositions,
+        positions: Positions,
         decode: Callable[[bytes | None], T],
         process: Callable[[int, Delivered[T]], Awaitable[None]],
         commit_every_s: float = 1.0,
@@ -124,7 +125,7 @@ class FollowingAgent(Generic[T]):
         self._running = asyncio.get_running_loop().create_future()
         committed_at = time.monotonic()
         within = self.settings.projection_batch_within_s
-        within_behind = max(within, self.settings.projection_batch_within_behind_s)
+        within_behind = self.settings.projection_batch_within_behind_s
         last, behind = 0, False
         try:
             await consumer.start()
@@ -135,13 +136,12 @@ class FollowingAgent(Generic[T]):
                 if self._revoked or not self.partitions:
                     await asyncio.sleep(0.05)
                     continue
-                # Fewer, larger batches: nobody waits on a projection.
-                wait = within_behind if behind else within if last > 1 else 0.0
-                fetched = await fetch_batch(consumer, self.max_batch, wait)
+                fetched = await fetch_batch(
+                    consumer, self.max_batch, wait_for_company(last, behind, within, within_behind)
+                )
                 if fetched:
                     last = sum(len(messages) for messages in fetched.values())
-                    newest = max((m[-1].timestamp for m in fetched.values() if m), default=None)
-                    behind = last >= self.max_batch or (newest is not None and time.time() - newest / 1000 > BEHIND_S)
+                    behind = is_behind(last, self.max_batch, max(m[-1].timestamp for m in fetched.values()))
                     await self._process(fetched)
                 if time.monotonic() - committed_at >= self.commit_every_s:
                     await self._commit()
@@ -150,14 +150,23 @@ class FollowingAgent(Generic[T]):
             self._running.set_result(None)
 
     async def _follow(self, owned: frozenset[int]) -> None:
-        """Read exactly `owned`, each partition from the offset after the last one its table records."""
+        """Read exactly `owned`, each partition from the offset after the last one the agent recorded."""
+        from app.streams.faust_app import process_reliably
+
         consumer = self._consumer
         assert consumer is not None
         async with self._processing:
             tps = [TopicPartition(self.topic, p) for p in sorted(owned)]
+            recorded: dict[int, int | None] = {}
+
+            async def read_positions() -> None:  # PostgreSQL's may not answer yet: retried, like a batch
+                for tp in tps:
+                    recorded[tp.partition] = await self._last(tp.partition)
+
+            await process_reliably(f"{self.name} positions", read_positions)
             consumer.assign(tps)
             for tp in tps:
-                last = await self._last(tp.partition)
+                last = recorded[tp.partition]
                 if last is None:
                     await consumer.seek_to_beginning(tp)
                 else:
@@ -166,7 +175,7 @@ class FollowingAgent(Generic[T]):
             log.info("%s: reading %s partitions %s (as Faust assigned)", self.name, self.topic, sorted(owned))
 
     async def _last(self, partition: int) -> int | None:
-        with attributed_to(OwnedPartition(self.owner_topic, partition)):  # type: ignore[arg-type]
+        with attributed_to(OwnedPartition(self.owner_topic, partition)):
             return await self.positions.last(partition)
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
@@ -201,7 +210,7 @@ class FollowingAgent(Generic[T]):
                 self._processed[TopicPartition(self.topic, partition)] = messages[-1][0] + 1
 
     async def _one_partition(self, partition: int, messages: Delivered[T]) -> None:
-        with attributed_to(OwnedPartition(self.owner_topic, partition)):  # type: ignore[arg-type]
+        with attributed_to(OwnedPartition(self.owner_topic, partition)):
             last = await self.positions.last(partition)
             # A retried batch: what a first try recorded as processed is not processed again.
             run = [m for m in messages if last is None or m[0] > last]
@@ -255,7 +264,7 @@ def following_agent(
     name: str,
     topic: str,
     owner_topic: Any,
-    positions: TablePositions,
+    positions: Positions,
     decode: Callable[[bytes | None], T],
     process: Callable[[int, Delivered[T]], Awaitable[None]],
 ) -> FollowingAgent[T]:

@@ -79,7 +79,7 @@ async def worker_groups(settings: Settings, admin: AIOKafkaAdminClient) -> dict[
 
 
 async def consumer_lag(settings: Settings) -> list[Lag]:
-    """Per worker group, the committed offset and end offset of every partition of the topics it consumes."""
+    """Per worker group and agent, the committed offset and end offset of every partition of the topic it reads."""
     admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=10000)
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     rows: list[Lag] = []
@@ -88,22 +88,19 @@ async def consumer_lag(settings: Settings) -> list[Lag]:
         await consumer.start()
         metadata = await consumer._client.fetch_all_metadata()
         for group, agents in sorted((await worker_groups(settings, admin)).items()):
-            topics = consumed_topics(settings, agents)
-            committed = dict(await admin.list_consumer_group_offsets(group))
-            if "purchases" in agents:
-                # It reads cart-events with a consumer of its own (app/streams/following.py), which commits there.
-                reader = settings.reader_group("purchases", group)
-                read = await admin.list_consumer_group_offsets(reader)
-                committed.update({tp: o for tp, o in read.items() if tp.topic == settings.topic_events})
-            partitions = [
-                TopicPartition(topic, p) for topic in topics for p in sorted(metadata.partitions_for_topic(topic) or ())
-            ]
-            ends = await consumer.end_offsets(partitions)
-            rows += [
-                Lag(tp.topic, topics[tp.topic], tp.partition, committed[tp].offset if tp in committed else None,
-                    ends[tp], group)
-                for tp in partitions
-            ]  # fmt: skip
+            for agent in agents:
+                # The command agent commits in its group; each query-side agent reads with a consumer of its own,
+                # which commits to its reader group (app/streams/following.py).
+                committer = group if agent in COMMAND_AGENTS else settings.reader_group(agent, group)
+                committed = await admin.list_consumer_group_offsets(committer)
+                topic = getattr(settings, AGENT_TOPICS[agent])
+                partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions_for_topic(topic) or ())]
+                ends = await consumer.end_offsets(partitions)
+                rows += [
+                    Lag(tp.topic, agent, tp.partition, committed[tp].offset if tp in committed else None, ends[tp],
+                        group)
+                    for tp in partitions
+                ]  # fmt: skip
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
@@ -134,8 +131,10 @@ async def group_members(settings: Settings) -> dict[str, tuple[str, list[GroupMe
             members = []
             for member_id, _client_id, host, _metadata, assignment in group[5]:
                 owned = MemberAssignment.decode(assignment).assignment if assignment else []
-                # The partitions of cart-events a worker reads are those Faust assigns it of their owner topic.
-                owned = [(settings.topic_events if t == settings.topic_events_owners else t, ps) for t, ps in owned]
+                # The query-side agents read the partitions of their inputs that Faust assigns the worker of the
+                # owner topic (app/streams/following.py).
+                owners = settings.topic_events_owners
+                owned = [(t, ps) for topic, ps in owned for t in (topics if topic == owners else [topic])]
                 members.append(GroupMember(member_id, host, {t: sorted(ps) for t, ps in owned if t in topics}))
             found[name] = (group[2] or "unknown", members)
     finally:

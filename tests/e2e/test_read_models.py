@@ -277,45 +277,6 @@ def test_read_models_equal_the_journal_after_workers_are_killed_mid_stream(isola
 
 
 @pytest.mark.slow
-def test_messages_faust_skips_and_acknowledges_are_still_processed_in_order(isolated_stores: System) -> None:
-    """Around rebalances Faust can skip a message and acknowledge it anyway (app/streams/in_order.py). This worker drops
-    the first delivery of every second offset on every query-side input, as Faust does: each agent must read the
-    gap from Kafka when the next message comes (asserted from the log), and the timer must seek back when a
-    partition's last message was the one dropped (not certain to happen here: the next test forces it)."""
-    system = isolated_stores
-    worker = system.start_worker(CART_DROP_FIRST_DELIVERY_EVERY="2", CART_STALL_CHECK_S="1")
-    assert shop(system, members=3, purchases=3) == []
-
-    result = wait_until_verified(system)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3/3 members" in result.stderr
-    published = wait_for(lambda: len({m["eventId"] for m in read_topic(system.env["CART_TOPIC_ITEM_PURCHASED"])}) >= 9)
-    assert published, "every purchase reaches item-purchased"
-    log = worker.log.read_text()
-    assert "fault injection" in log and "were never delivered to this agent; reading them from Kafka" in log
-
-
-@pytest.mark.slow
-def test_a_partitions_last_message_skipped_and_committed_is_processed_after_a_seek_back(
-    isolated_stores: System,
-) -> None:
-    """Every first delivery is dropped (and acknowledged, so committed): no later message ever reveals the gap, so
-    only the timer that compares the group's committed offsets with the agents' positions can recover them."""
-    system = isolated_stores
-    worker = system.start_worker(CART_DROP_FIRST_DELIVERY_EVERY="1", CART_STALL_CHECK_S="1")
-    vendor = str(uuid.uuid4())
-    with system.client() as client:
-        bought = buy(client, str(uuid.uuid4()), an_item(vendor, price="4.20", quantity=2))
-        year, month = int(bought["purchasedAt"][:4]), int(bought["purchasedAt"][5:7])
-        path = f"/vendor-billing/{vendor}/{year}"
-        for source in ("cassandra", "postgres"):
-            months = wait_for(lambda s=source: client.get(path, params={"source": s}).json().get("months"))
-            assert months == [{"month": month, "balance": "8.40"}], source
-    assert wait_until_verified(system).returncode == 0
-    assert "seeking back" in worker.log.read_text()
-
-
-@pytest.mark.slow
 def test_a_damaged_read_model_is_reported_by_verify_and_repaired_by_rebuild(isolated_stores: System) -> None:
     system = isolated_stores
     worker = system.start_worker()

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.settings import Settings
+from app.streams.batches import Delivered
 from app.streams.driven import DrivenAgent
-from app.streams.in_order import Delivered
 
 PARTITIONS = 4
 

@@ -8,7 +8,6 @@ import random
 import time
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
@@ -71,50 +70,8 @@ def wait_for_lines(worker: Process, lines: list[str], never: str, timeout: float
         time.sleep(0.3)
 
 
-def test_a_running_query_worker_switches_its_consumers_fetcher_to_eager_on_a_backlog_and_back(
-    settings: Settings,
-) -> None:
-    # Pacing writes private attributes of aiokafka's fetcher in a running worker (app/streams/fetch_pacing.py): this
-    # is the test that it still reaches them, not only that a consumer is built with them. It paces Faust's
-    # consumer, which feeds the row owners (`purchases` reads cart-events with a consumer of its own).
-    env = isolated_env("fetch-pacing", 19098)
-    worker = start_worker(
-        **env,
-        CART_AGENTS="popular_items",
-        CART_PROJECTION_BATCH_MAX="100",  # so a backlog of 2,000 messages comes in full batches
-        CART_PROJECTION_FETCH_MIN_BYTES="200000",
-        CART_PROJECTION_FETCH_WAIT_S="0.04",
-    )
-    try:
-        wait_worker_ready(worker)
-        asyncio.run(produce_update_messages(env["CART_TOPIC_POPULAR_ITEMS_UPDATES"], 2000))
-        wait_for_lines(
-            worker,
-            [
-                "fetch pacing reached the consumer's fetcher: fetches held for 200000 bytes or 40 ms",
-                "fetching eagerly (min 1 bytes): popular_items behind",
-                "holding fetches again (min 200000 bytes): every agent has caught up",
-            ],
-            never="fetch pacing is off",
-        )
-    finally:
-        worker.kill()
-        asyncio.run(delete_topics(env))
-
-
-async def produce_update_messages(topic: str, count: int) -> None:
-    """`count` update messages that carry no update (a row owner reads and records them, and changes no row)."""
-    producer = AIOKafkaProducer(bootstrap_servers=Settings().kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        sent = [await producer.send(topic, b'{"updates": []}', partition=n % 4) for n in range(count)]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-
-
 def reading(worker: Process) -> list[int] | None:
-    """The partitions of cart-events the worker's `purchases` last said it reads (app/streams/following.py)."""
+    """The partitions of its input the worker's `purchases` last said it reads (app/streams/following.py)."""
     lines = [line for line in worker.log.read_text(errors="replace").splitlines() if "purchases: reading" in line]
     if not lines:
         return None

@@ -1,67 +1,29 @@
-"""How an agent takes its input in batches (app/streams/batches.py): what has arrived, at most `max_batch`, waiting
-for company only when the batch before had some, and longer when it was of a backlog."""
+"""How long an agent waits for a batch to fill (app/streams/batches.py): only after a batch that had company, and
+longer when the batch before was of a backlog."""
 
 from __future__ import annotations
 
-import asyncio
-
-import pytest
-
-from app.streams.batches import Batches, next_batch
+from app.streams.batches import BEHIND_S, is_behind, wait_for_company
 
 
-def arriving_soon(queue: asyncio.Queue[int], value: int) -> None:
-    """`value` arrives as soon as the taker lets the loop run (so only a taker that waits gets it)."""
-    asyncio.get_running_loop().call_soon(queue.put_nowait, value)
+def test_a_lone_message_after_a_lone_message_is_taken_at_once() -> None:
+    assert wait_for_company(last=0, behind=False, within=0.05) == 0.0
+    assert wait_for_company(last=1, behind=False, within=0.05, within_behind=0.25) == 0.0
 
 
-@pytest.mark.asyncio
-async def test_a_batch_is_what_has_arrived_at_most_max_batch() -> None:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for n in range(5):
-        queue.put_nowait(n)
-    assert await next_batch(queue, 3, 0.0) == [0, 1, 2]
-    assert await next_batch(queue, 3, 0.0) == [3, 4]
+def test_after_a_batch_that_had_company_the_next_waits_within() -> None:
+    assert wait_for_company(last=2, behind=False, within=0.003) == 0.003
 
 
-@pytest.mark.asyncio
-async def test_the_wait_for_company_is_taken_only_after_a_batch_that_had_some() -> None:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    batches = Batches(queue, max_batch=10, within=0.8)
-
-    queue.put_nowait(1)
-    arriving_soon(queue, 2)
-    assert await batches.next() == [1]  # first batch: nothing says company is coming, so no wait
-
-    await asyncio.sleep(0)  # 2 arrives
-    assert await batches.next() == [2]  # the batch before was alone: no wait either
-
-    queue.put_nowait(3)
-    queue.put_nowait(4)
-    assert await batches.next() == [3, 4]
-
-    queue.put_nowait(5)
-    arriving_soon(queue, 6)
-    for n in range(7, 16):
-        arriving_soon(queue, n)
-    assert await batches.next() == list(range(5, 15))  # after a batch of two: waits for more, up to max_batch
-    assert queue.qsize() == 1  # 15 arrived too, for the next batch
+def test_after_a_batch_of_a_backlog_the_next_waits_the_longer_of_the_two() -> None:
+    assert wait_for_company(last=1, behind=True, within=0.05, within_behind=0.25) == 0.25
+    assert wait_for_company(last=500, behind=True, within=0.3, within_behind=0.25) == 0.3
 
 
-@pytest.mark.asyncio
-async def test_a_batch_of_a_backlog_makes_the_next_one_wait_longer_to_fill() -> None:
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    batches = Batches(queue, max_batch=100, within=0.0, within_behind=1.0, behind=lambda batch: batch[-1] < 10)
-    loop = asyncio.get_running_loop()
-
-    queue.put_nowait(1)  # old: the agent is behind
-    assert await batches.next() == [1]
-    queue.put_nowait(2)
-    loop.call_later(0.05, queue.put_nowait, 3)
-    loop.call_later(0.1, queue.put_nowait, 11)
-    assert await batches.next() == [2, 3, 11]  # waited for more, up to 1 s
-
-    queue.put_nowait(12)  # 11 was fresh: no longer behind, and `within` is 0
-    loop.call_later(0.05, queue.put_nowait, 13)
-    assert await batches.next() == [12]
-    assert await batches.next() == [13]
+def test_a_batch_is_of_a_backlog_when_full_or_its_newest_message_is_old() -> None:
+    now = 1_000_000.0
+    fresh, old = int((now - 0.1) * 1000), int((now - BEHIND_S - 0.5) * 1000)
+    assert is_behind(10, 10, fresh, now)
+    assert not is_behind(9, 10, fresh, now)
+    assert is_behind(1, 10, old, now)
+    assert not is_behind(1, 10, None, now)

@@ -10,7 +10,7 @@ from uuid import uuid4
 
 from agents.row_owner import apply_updates
 from app.query_side.projections import Row, RowState, RowUpdate
-from app.streams.in_order import TablePositions
+from app.streams.batches import TablePositions
 from tables.hydrators import JsonTable
 
 ROWS: list[Row] = [("vendor", "2026", "12"), ("other", "2026", "12")]

@@ -1,5 +1,5 @@
 """How a worker is configured from its agents: its table stores belong to its consumer group, its linger and its
-fetching to its side."""
+agents' fetching to its side."""
 
 from __future__ import annotations
 
@@ -30,17 +30,22 @@ def test_only_a_worker_without_the_command_agent_lingers_longer(tmp_path: Path) 
     assert query_side.conf.producer_linger == 0.01
 
 
-async def test_only_a_worker_without_the_command_agent_lets_kafka_hold_its_fetches(tmp_path: Path) -> None:
-    # Faust's consumer fetches with fetch_min_bytes=1: every fetch returns with the first message there.
+async def test_a_query_side_agent_lets_kafka_hold_its_fetches_and_the_command_agent_does_not(tmp_path: Path) -> None:
+    # A fetch_min_bytes of 1 returns every fetch with the first message there: right on a command's path, a waste of
+    # the query worker's CPU on the query side (docs/benchmarks.md, 2026-12-02 evening).
+    from app.streams.batches import TablePositions
+    from app.streams.driven import DrivenAgent
+    from app.streams.following import FollowingAgent
+
+    async def nothing(*_: object) -> None:
+        return None
+
     settings = Settings(projection_fetch_min_bytes=123_456, projection_fetch_wait_s=0.07, worker_dir=tmp_path)
-    for agents, expected in (
-        ("all", (1, 1500)),
-        ("cart_commands", (1, 1500)),
-        ("purchases,popular_items", (123_456, 70)),
-    ):
-        app = create_app(settings.model_copy(update={"agents": agents}))
-        consumer = app.consumer._thread._create_worker_consumer(app.transport)  # built, not started: no I/O
-        assert (consumer._fetch_min_bytes, consumer._fetch_max_wait_ms) == expected, agents
+    query = FollowingAgent(None, "purchases", settings, "t", "o", TablePositions({}), bytes, nothing)
+    command = DrivenAgent("cart_commands", settings, "t", "g", bytes, nothing, nothing, 10, 0.0)
+    # Built, not started: no I/O.
+    assert (query._new_consumer()._fetch_min_bytes, query._new_consumer()._fetch_max_wait_ms) == (123_456, 70)
+    assert command._new_consumer()._fetch_min_bytes == 1
 
 
 def test_the_command_agent_has_one_group_in_every_deployment_and_no_faust_app_takes_its_name() -> None:
