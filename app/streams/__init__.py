@@ -1,1 +1,2 @@
-"""The stream plumbing: the Faust app and its topics, the in-order guard, the worker entry point, consumer lag."""
+"""The stream plumbing: the Faust app and its topics, the agents' consumers and batches, the worker entry point,
+consumer lag."""

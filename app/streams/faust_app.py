@@ -60,9 +60,6 @@ def decoded(what: str, decode: Callable[[], T]) -> T | None:
         return None
 
 
-PRODUCER_BUFFER_MAX = 50_000  # table changelog messages: a few batches' worth of rows
-
-
 class CartApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -84,11 +81,6 @@ class CartApp(faust.App):
         stores, so that a worker the group counts as ready answers its first command without connecting first."""
         Path(self.conf.datadir).parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
         await super().on_first_start()
-        # Faust's conductor stops taking messages in whenever more than 100 table changelog messages wait in its
-        # producer's buffer, and waits for them one by one: a batch that touches a thousand rows stalled the intake
-        # (3% of the query worker's samples in a catch-up, docs/benchmarks.md, 2026-12-03, evening). The agents
-        # flush the buffer after every batch (`flush_changelogs`), which bounds it by a batch's table writes.
-        self.producer.buffer.max_messages = PRODUCER_BUFFER_MAX
         await process_runtime().warm_up(timeout_s=30)
 
 
