@@ -9,8 +9,8 @@ the run; everything dropped afterwards), so the running system is not touched an
    its cart-events topic as the command worker emits it (`event_message`, keyed by member id), members
    interleaved, each member's events in seq_nr order;
 2. a worker with only the query-side agents is started, and events/s are measured from the moment it is ready
-   until its consumer group's lag is 0 on every topic it reads (the lag moves with Faust's commits, a few seconds
-   apart, so the end is seen up to one commit interval late).
+   until its lag is 0 on every topic it reads (the lag moves with the agents' commits, a second apart, so the end
+   is seen up to a second late).
 
 Read delay (`read_delay`), against the running system at a steady load: after each checkout's reply, a read of
 the vendor's billing with `after=<the purchase's position>&waitMs=10000`: the time until the purchase is in the
