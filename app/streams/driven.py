@@ -28,7 +28,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -41,18 +41,7 @@ from app.streams.kafka_clients import kafka_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-async def consume_or_exit(name: str, consume: Callable[[], Awaitable[None]]) -> None:
-    """Run an agent's consumer loop; if it fails, end the process (see `DrivenAgent.run`)."""
-    try:
-        await consume()
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("%s: its consumer failed; exiting so that the worker is started again", name)
-        logging.shutdown()
-        os._exit(1)
+A = TypeVar("A", bound="ConsumingAgent[Any]")
 
 
 async def fetch_batch(consumer: AIOKafkaConsumer, max_batch: int, wait: float) -> dict[TopicPartition, list[Any]]:
@@ -68,24 +57,23 @@ async def fetch_batch(consumer: AIOKafkaConsumer, max_batch: int, wait: float) -
     return {tp: messages for tp, messages in fetched.items() if messages}
 
 
-class DrivenAgent(Generic[T]):
+class ConsumingAgent(Generic[T]):
+    """What an agent that drives its own consumer does, whoever decides its partitions: fetch a batch (waiting for
+    company, `_wait`), keep what is of its partitions, decode it, process it reliably under `_processing` (which a
+    rebalance waits for), and commit what was processed every `commit_every_s`, when partitions go (`_let_go`) and
+    when it stops. Subclasses say how the consumer is made and owns partitions, and how a batch is processed."""
+
     def __init__(
         self,
         name: str,
         settings: Settings,
         topic: str,
-        group: str,
         decode: Callable[[bytes | None], T],
-        process: Callable[[Mapping[int, Delivered[T]]], Awaitable[None]],
-        settle: Callable[[], Awaitable[None]],
         max_batch: int,
-        within: float,
         commit_every_s: float = 1.0,
     ) -> None:
-        self.name, self.settings, self.topic, self.group = name, settings, topic, group
-        self.decode, self.process, self.settle = decode, process, settle
-        self.max_batch, self.within, self.commit_every_s = max_batch, within, commit_every_s
-        self.generation = 0
+        self.name, self.settings, self.topic, self.decode = name, settings, topic, decode
+        self.max_batch, self.commit_every_s = max_batch, commit_every_s
         self.partitions: frozenset[int] = frozenset()
         self._consumer: AIOKafkaConsumer | None = None
         self._processing = asyncio.Lock()  # held while a batch is processed; a rebalance waits for it
@@ -93,44 +81,54 @@ class DrivenAgent(Generic[T]):
         self._committed: dict[TopicPartition, int] = {}
         self._stopping = False
         self._running: asyncio.Future[None] | None = None
-
-    def assignment(self) -> tuple[int, frozenset[int]]:
-        """This worker's generation of assignments and the partitions it owns in it."""
-        return self.generation, self.partitions
+        self._last = 0  # messages in the batch before
 
     def _new_consumer(self) -> AIOKafkaConsumer:
-        s = self.settings
-        return AIOKafkaConsumer(
-            **kafka_options(s),
-            group_id=self.group,
-            client_id=f"{self.group}-{self.name}",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=int(s.session_timeout_s * 1000),
-            heartbeat_interval_ms=int(s.session_timeout_s * 1000 / 5),
-            rebalance_timeout_ms=int(s.session_timeout_s * 3000),
-            # A batch is processed between two polls: it may wait for a store that is down (process_reliably).
-            max_poll_interval_ms=int(max(300.0, s.command_timeout_s * 30) * 1000),
-        )
+        raise NotImplementedError
+
+    async def _ready(self, consumer: AIOKafkaConsumer) -> bool:
+        """Before each fetch: whether there is anything to read now."""
+        return True
+
+    def _wait(self) -> float:
+        """How long the next batch waits for company."""
+        raise NotImplementedError
+
+    def _took(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """What a batch says about the next one's wait."""
+        self._last = sum(len(messages) for messages in fetched.values())
+
+    async def _process_batch(self, batch: Mapping[int, Delivered[T]]) -> None:
+        raise NotImplementedError
+
+    async def settle(self) -> None:
+        """Finish what the agent holds for its partitions (before they go, or it stops)."""
 
     async def run(self) -> None:
         """Consume until `stop`: the body of the app's task. A consumer that fails ends the process, as a failed
         batch does (`process_reliably`): a worker whose agent has stopped must not go on looking alive, and its
         restart (by `cart run`'s supervisor, or whatever runs the worker) starts the agent again."""
-        await consume_or_exit(self.name, self._consume)
+        try:
+            await self._consume()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: its consumer failed; exiting so that the worker is started again", self.name)
+            logging.shutdown()
+            os._exit(1)
 
     async def _consume(self) -> None:
         consumer = self._consumer = self._new_consumer()
-        consumer.subscribe([self.topic], listener=_Rebalance(self))
         self._running = asyncio.get_running_loop().create_future()
-        last, committed_at = 0, time.monotonic()
+        committed_at = time.monotonic()
         try:
             await consumer.start()
             while not self._stopping:
-                fetched = await fetch_batch(consumer, self.max_batch, wait_for_company(last, False, self.within))
-                if fetched:
-                    last = sum(len(messages) for messages in fetched.values())
-                    await self._process(fetched)
+                if await self._ready(consumer):
+                    fetched = await fetch_batch(consumer, self.max_batch, self._wait())
+                    if fetched:
+                        self._took(fetched)
+                        await self._process(fetched)
                 if time.monotonic() - committed_at >= self.commit_every_s:
                     await self._commit()
                     committed_at = time.monotonic()
@@ -141,33 +139,30 @@ class DrivenAgent(Generic[T]):
         from app.streams.faust_app import decoded, process_reliably
 
         async with self._processing:
+            # Fetched before a rebalance took a partition: its new owner reads it.
             owned = {tp: messages for tp, messages in fetched.items() if tp.partition in self.partitions}
             if not owned:
-                return  # fetched before a rebalance took these partitions: their new owner reads them
+                return
             batch = {
-                tp.partition: [(m.offset, self._decoded(decoded, tp, m)) for m in messages]
+                tp.partition: [
+                    (m.offset, decoded(f"{self.name} input at {tp.topic}[{tp.partition}]@{m.offset}",
+                                       partial(self.decode, m.value)))
+                    for m in messages
+                ]
                 for tp, messages in owned.items()
-            }
+            }  # fmt: skip
             count = sum(len(messages) for messages in batch.values())
-            await process_reliably(f"{self.name} batch of {count}", partial(self.process, batch))
+            await process_reliably(f"{self.name} batch of {count}", partial(self._process_batch, batch))
             for tp, messages in owned.items():
                 self._processed[tp] = messages[-1].offset + 1
 
-    def _decoded(self, decoded: Callable[..., T | None], tp: TopicPartition, message: Any) -> T | None:
-        where = f"{self.name} input at {tp.topic}[{tp.partition}]@{message.offset}"
-        return decoded(where, partial(self.decode, message.value))
-
-    async def _commit(self, only: frozenset[TopicPartition] | None = None) -> None:
-        """Commit what has been processed (of `only`, if given) and not committed yet."""
+    async def _commit(self) -> None:
+        """Commit what has been processed and not committed yet."""
         consumer = self._consumer
         if consumer is None:
             return
         assigned = consumer.assignment()
-        offsets = {
-            tp: offset
-            for tp, offset in self._processed.items()
-            if tp in assigned and (only is None or tp in only) and self._committed.get(tp) != offset
-        }
+        offsets = {tp: o for tp, o in self._processed.items() if tp in assigned and self._committed.get(tp) != o}
         if not offsets:
             return
         try:
@@ -178,21 +173,16 @@ class DrivenAgent(Generic[T]):
             return
         self._committed.update(offsets)
 
-    async def on_revoked(self, revoked: frozenset[TopicPartition]) -> None:
-        async with self._processing:
-            await self.settle()
-            await self._commit()
-            for tp in revoked:
-                self._processed.pop(tp, None)
-                self._committed.pop(tp, None)
-
-    def on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
-        self.generation += 1
-        self.partitions = frozenset(tp.partition for tp in assigned if tp.topic == self.topic)
-        log.info("%s: assigned partitions %s (generation %d)", self.name, sorted(self.partitions), self.generation)
+    async def _let_go(self, revoked: Iterable[TopicPartition]) -> None:
+        """Partitions are going (the caller holds `_processing`): finish, commit, forget them."""
+        await self.settle()
+        await self._commit()
+        for tp in revoked:
+            self._processed.pop(tp, None)
+            self._committed.pop(tp, None)
 
     async def stop(self) -> None:
-        """Stop taking batches, finish what is held, commit, and leave the group (its partitions move at once)."""
+        """Stop taking batches, finish what is held, commit, and close the consumer (its partitions move at once)."""
         self._stopping = True
         if self._running is not None:
             await self._running
@@ -207,6 +197,66 @@ class DrivenAgent(Generic[T]):
         self._consumer = None
 
 
+class DrivenAgent(ConsumingAgent[T]):
+    """The command agent's kind: a consumer in a group of its own, its partitions the group's assignment."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        topic: str,
+        group: str,
+        decode: Callable[[bytes | None], T],
+        process: Callable[[Mapping[int, Delivered[T]]], Awaitable[None]],
+        settle: Callable[[], Awaitable[None]],
+        max_batch: int,
+        within: float,
+        commit_every_s: float = 1.0,
+    ) -> None:
+        super().__init__(name, settings, topic, decode, max_batch, commit_every_s)
+        self.group, self.process, self._settle, self.within = group, process, settle, within
+        self.generation = 0
+
+    def assignment(self) -> tuple[int, frozenset[int]]:
+        """This worker's generation of assignments and the partitions it owns in it."""
+        return self.generation, self.partitions
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            **kafka_options(s),
+            group_id=self.group,
+            client_id=f"{self.group}-{self.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.session_timeout_s * 1000 / 5),
+            rebalance_timeout_ms=int(s.session_timeout_s * 3000),
+            # A batch is processed between two polls: it may wait for a store that is down (process_reliably).
+            max_poll_interval_ms=int(max(300.0, s.command_timeout_s * 30) * 1000),
+        )
+        consumer.subscribe([self.topic], listener=_Rebalance(self))
+        return consumer
+
+    def _wait(self) -> float:
+        return wait_for_company(self._last, False, self.within)
+
+    async def _process_batch(self, batch: Mapping[int, Delivered[T]]) -> None:
+        await self.process(batch)
+
+    async def settle(self) -> None:
+        await self._settle()
+
+    async def on_revoked(self, revoked: frozenset[TopicPartition]) -> None:
+        async with self._processing:
+            await self._let_go(revoked)
+
+    def on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
+        self.generation += 1
+        self.partitions = frozenset(tp.partition for tp in assigned if tp.topic == self.topic)
+        log.info("%s: assigned partitions %s (generation %d)", self.name, sorted(self.partitions), self.generation)
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, agent: DrivenAgent[Any]) -> None:
         self.agent = agent
@@ -218,13 +268,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.agent.on_assigned(frozenset(assigned))
 
 
-def driven_agent(app: Any, agent: DrivenAgent[T]) -> DrivenAgent[T]:
+def driven_agent(app: Any, agent: A, task_name: str | None = None) -> A:
     """Run `agent` in the Faust worker of `app` (a task of the app; stopped first by `CartApp.on_stop`)."""
     app.driven.append(agent)
 
     async def consume() -> None:
         await agent.run()
 
-    consume.__name__ = consume.__qualname__ = agent.name
+    consume.__name__ = consume.__qualname__ = task_name or agent.name
     app.task(consume)
     return agent

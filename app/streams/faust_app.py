@@ -19,8 +19,7 @@ from app.runtime import process_runtime
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
 from app.streams.changelog_flush import handed_over
-from app.streams.driven import DrivenAgent
-from app.streams.following import FollowingAgent
+from app.streams.driven import ConsumingAgent
 from app.streams.kafka_clients import faust_credentials
 from schemas.records import CommandReply
 
@@ -64,7 +63,7 @@ class CartApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Agents with a consumer of their own (app/streams/driven.py, app/streams/following.py).
-        self.driven: list[DrivenAgent[Any] | FollowingAgent[Any]] = []
+        self.driven: list[ConsumingAgent[Any]] = []
 
     async def on_stop(self) -> None:
         """Agents that drive their own consumer stop first: they finish what they hold (sending with the producer,

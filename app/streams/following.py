@@ -32,20 +32,16 @@ reads back: it is for the operators' lag (`cart status`, `/metrics`) and the ben
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from app.settings import Settings
 from app.streams.batches import Delivered, Positions, attributed_to, is_behind, wait_for_company
-from app.streams.driven import consume_or_exit, fetch_batch
+from app.streams.driven import ConsumingAgent, driven_agent
 from app.streams.kafka_clients import kafka_options
 
 log = logging.getLogger(__name__)
@@ -65,7 +61,7 @@ class OwnedPartition:
         return self
 
 
-class FollowingAgent(Generic[T]):
+class FollowingAgent(ConsumingAgent[T]):
     def __init__(
         self,
         app: Any,
@@ -78,18 +74,10 @@ class FollowingAgent(Generic[T]):
         process: Callable[[int, Delivered[T]], Awaitable[None]],
         commit_every_s: float = 1.0,
     ) -> None:
-        self.app, self.name, self.settings = app, name, settings
-        self.topic, self.owner_topic, self.positions = topic, owner_topic, positions
-        self.decode, self.process, self.commit_every_s = decode, process, commit_every_s
-        self.max_batch = settings.projection_batch_max
-        self.partitions: frozenset[int] = frozenset()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._processing = asyncio.Lock()  # held while a batch is processed or partitions change hands
+        super().__init__(name, settings, topic, decode, settings.projection_batch_max, commit_every_s)
+        self.app, self.owner_topic, self.positions, self.process = app, owner_topic, positions, process
         self._revoked = True  # nothing is read until Faust has finished a rebalance
-        self._processed: dict[TopicPartition, int] = {}
-        self._committed: dict[TopicPartition, int] = {}
-        self._stopping = False
-        self._running: asyncio.Future[None] | None = None
+        self._behind = False  # the batch before was of a backlog
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -105,10 +93,6 @@ class FollowingAgent(Generic[T]):
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
 
-    async def run(self) -> None:
-        """Consume until `stop`; a consumer that fails ends the process (as in app/streams/driven.py)."""
-        await consume_or_exit(self.name, self._consume)
-
     def _faust_owned(self) -> frozenset[int] | None:
         """The partitions Faust has assigned this worker of the owner topic, or None while it is rebalancing (or
         restoring tables: Faust ends a rebalance only once they are restored)."""
@@ -120,48 +104,36 @@ class FollowingAgent(Generic[T]):
             return None
         return frozenset(tp.partition for tp in assigned if tp.topic == self.owner_topic)
 
-    async def _consume(self) -> None:
-        consumer = self._consumer = self._new_consumer()
-        self._running = asyncio.get_running_loop().create_future()
-        committed_at = time.monotonic()
-        within = self.settings.projection_batch_within_s
-        within_behind = self.settings.projection_batch_within_behind_s
-        last, behind = 0, False
-        try:
-            await consumer.start()
-            while not self._stopping:
-                owned = self._faust_owned()
-                if owned is not None and (self._revoked or owned != self.partitions):
-                    await self._follow(owned)
-                if self._revoked or not self.partitions:
-                    await asyncio.sleep(0.05)
-                    continue
-                fetched = await fetch_batch(
-                    consumer, self.max_batch, wait_for_company(last, behind, within, within_behind)
-                )
-                if fetched:
-                    last = sum(len(messages) for messages in fetched.values())
-                    behind = is_behind(last, self.max_batch, max(m[-1].timestamp for m in fetched.values()))
-                    await self._process(fetched)
-                if time.monotonic() - committed_at >= self.commit_every_s:
-                    await self._commit()
-                    committed_at = time.monotonic()
-        finally:
-            self._running.set_result(None)
+    async def _ready(self, consumer: AIOKafkaConsumer) -> bool:
+        owned = self._faust_owned()
+        if owned is not None and (self._revoked or owned != self.partitions):
+            await self._follow(consumer, owned)
+        if self._revoked or not self.partitions:
+            await asyncio.sleep(0.05)
+            return False
+        return True
 
-    async def _follow(self, owned: frozenset[int]) -> None:
+    def _wait(self) -> float:
+        s = self.settings
+        return wait_for_company(
+            self._last, self._behind, s.projection_batch_within_s, s.projection_batch_within_behind_s
+        )
+
+    def _took(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        super()._took(fetched)
+        self._behind = is_behind(self._last, self.max_batch, max(m[-1].timestamp for m in fetched.values()))
+
+    async def _follow(self, consumer: AIOKafkaConsumer, owned: frozenset[int]) -> None:
         """Read exactly `owned`, each partition from the offset after the last one the agent recorded."""
         from app.streams.faust_app import process_reliably
 
-        consumer = self._consumer
-        assert consumer is not None
         async with self._processing:
             tps = [TopicPartition(self.topic, p) for p in sorted(owned)]
             recorded: dict[int, int | None] = {}
 
             async def read_positions() -> None:  # PostgreSQL's may not answer yet: retried, like a batch
                 for tp in tps:
-                    recorded[tp.partition] = await self._last(tp.partition)
+                    recorded[tp.partition] = await self._last_recorded(tp.partition)
 
             await process_reliably(f"{self.name} positions", read_positions)
             consumer.assign(tps)
@@ -174,40 +146,21 @@ class FollowingAgent(Generic[T]):
             self.partitions, self._revoked = owned, False
             log.info("%s: reading %s partitions %s (as Faust assigned)", self.name, self.topic, sorted(owned))
 
-    async def _last(self, partition: int) -> int | None:
+    async def _last_recorded(self, partition: int) -> int | None:
         with attributed_to(OwnedPartition(self.owner_topic, partition)):
             return await self.positions.last(partition)
 
-    async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
-        from app.streams.faust_app import decoded, flush_changelogs, process_reliably
+    async def _process_batch(self, batch: Mapping[int, Delivered[T]]) -> None:
+        from app.streams.faust_app import flush_changelogs
 
-        async with self._processing:
-            if self._revoked:
-                return  # fetched before Faust took the partitions away: their next owner reads them
-            batch = {
-                tp.partition: [
-                    (m.offset, decoded(f"{self.name} input at {tp.topic}[{tp.partition}]@{m.offset}",
-                                       partial(self.decode, m.value)))
-                    for m in messages
-                ]
-                for tp, messages in fetched.items()
-                if messages and tp.partition in self.partitions
-            }  # fmt: skip
-
-            async def run_batch() -> None:
-                # Every partition finishes (or fails) before the batch is retried: never two runs of one partition.
-                outcomes = await asyncio.gather(
-                    *(self._one_partition(p, messages) for p, messages in batch.items()), return_exceptions=True
-                )
-                failed = [o for o in outcomes if isinstance(o, BaseException)]
-                if failed:
-                    raise failed[0]
-                await flush_changelogs()
-
-            count = sum(len(messages) for messages in batch.values())
-            await process_reliably(f"{self.name} batch of {count}", run_batch)
-            for partition, messages in batch.items():
-                self._processed[TopicPartition(self.topic, partition)] = messages[-1][0] + 1
+        # Every partition finishes (or fails) before the batch is retried: never two runs of one partition.
+        outcomes = await asyncio.gather(
+            *(self._one_partition(p, messages) for p, messages in batch.items()), return_exceptions=True
+        )
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise failed[0]
+        await flush_changelogs()
 
     async def _one_partition(self, partition: int, messages: Delivered[T]) -> None:
         with attributed_to(OwnedPartition(self.owner_topic, partition)):
@@ -217,47 +170,20 @@ class FollowingAgent(Generic[T]):
             if run:
                 await self.process(partition, run)
 
-    async def _commit(self) -> None:
-        consumer = self._consumer
-        offsets = {tp: o for tp, o in self._processed.items() if self._committed.get(tp) != o}
-        if consumer is None or not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except KafkaError as error:  # only the operators' view waits for the next one
-            log.warning("%s: committing offsets for lag failed: %s", self.name, error)
-            return
-        self._committed.update(offsets)
+    async def settle(self) -> None:
+        from app.streams.faust_app import flush_changelogs
+
+        await flush_changelogs()
 
     async def on_revoked(self) -> None:
         """Faust is taking partitions away (its signal, awaited before anything moves): the batch being processed
         finishes and its changelog is flushed first; nothing more is read until the next rebalance is over."""
-        from app.streams.faust_app import flush_changelogs
-
         async with self._processing:
             self._revoked = True
-            await flush_changelogs()
-            await self._commit()
+            await self._let_go(list(self._processed))
             if self._consumer is not None:
                 self._consumer.assign([])
             self.partitions = frozenset()
-            self._processed.clear()
-
-    async def stop(self) -> None:
-        """Stop reading, finish the batch held, flush and commit, close the consumer."""
-        from app.streams.faust_app import flush_changelogs
-
-        self._stopping = True
-        if self._running is not None:
-            await self._running
-        async with self._processing:
-            with contextlib.suppress(Exception):  # a stopping producer: the table's offsets say what is done
-                await flush_changelogs()
-            await self._commit()
-        if self._consumer is not None:
-            with contextlib.suppress(Exception):
-                await self._consumer.stop()
-            self._consumer = None
 
 
 def following_agent(
@@ -273,7 +199,6 @@ def following_agent(
     from app.streams.faust_app import app, settings
 
     agent = FollowingAgent(app, name, settings, topic, owner_topic.get_topic_name(), positions, decode, process)
-    app.driven.append(agent)  # type: ignore[attr-defined]
 
     async def owner(stream: Any) -> None:
         async for _ in stream:  # nobody writes to the owner topic
@@ -286,10 +211,4 @@ def following_agent(
         await agent.on_revoked()
 
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types it for positional senders
-
-    async def consume() -> None:
-        await agent.run()
-
-    consume.__name__ = consume.__qualname__ = f"{name}_reader"
-    app.task(consume)
-    return agent
+    return driven_agent(app, agent, task_name=f"{name}_reader")
