@@ -13,7 +13,7 @@ from uuid import UUID
 from app.cart.codec import member_cart_from_dict, member_cart_to_dict
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import Lease, LeaseLost, MemberAppend, check_append, check_owned
+from app.command_side.journal import WRITES_IN_FLIGHT, Lease, LeaseLost, MemberAppend, check_append, check_owned
 from app.stores.cassandra import StoreUnavailable
 
 
@@ -23,6 +23,7 @@ class MemoryJournal:
         self.partitions = partitions
         self.events: dict[UUID, dict[int, StoredEvent]] = {}  # the member-keyed journal
         self.logs: dict[UUID, list[tuple[int, list[StoredEvent]]]] = {}  # lease -> (done mark, events) a batch
+        self.index_requests_in_flight: list[int] = []  # what each `index` was allowed
         self.sealed: set[UUID] = set()
         self.owners: dict[int, UUID] = {}
         self.snapshots: dict[UUID, dict[str, object]] = {}
@@ -76,8 +77,9 @@ class MemoryJournal:
             if batches and lease.id not in self.sealed:
                 batches[-1] = (lease.done_batch, batches[-1][1])
 
-    async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
+    async def index(self, lease: Lease, appends: Sequence[MemberAppend], in_flight: int = WRITES_IN_FLIGHT) -> None:
         self._check()
+        self.index_requests_in_flight.append(in_flight)
         self._write([_as_stored(e) for a in appends for e in a.events])
 
     def _write(self, events: Sequence[StoredEvent]) -> None:

@@ -33,7 +33,7 @@ from functools import partial
 from uuid import UUID
 
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import Journal, Lease, MemberAppend
+from app.command_side.journal import WRITES_IN_FLIGHT, Journal, Lease, MemberAppend
 from app.stores.transient import until_done
 
 log = logging.getLogger(__name__)
@@ -113,12 +113,15 @@ class Indexer:
         between has written what it took)."""
         return [*self._flushing.by_member.get(member_id, ()), *self._waiting.by_member.get(member_id, ())]
 
-    async def flush(self) -> None:
-        """Index every batch added so far (waiting for a Cassandra that does not answer)."""
+    async def flush(self, gently: bool = False) -> None:
+        """Index every batch added so far (waiting for a Cassandra that does not answer). `gently`: one request at a
+        time, for the timed flush: with several in flight, the conditional write of every batch that came meanwhile
+        queued behind them in Cassandra, and the commands answered during a flush were the slowest of all (p99 at
+        200 commands/s: docs/benchmarks.md, 2026-12-05, night). Asked for (INDEX_NOW, a claim) it goes at full speed."""
         async with self._lock:
             self._flushing, self._waiting = self._waiting, Waiting()
             try:
-                await self._write(self._flushing)
+                await self._write(self._flushing, 1 if gently else WRITES_IN_FLIGHT)
             except BaseException:
                 # Not written (cancelled on the way out): the batches wait again, in front of what came meanwhile.
                 self._waiting = _merged(self._flushing, self._waiting)
@@ -126,7 +129,7 @@ class Indexer:
             finally:
                 self._flushing = Waiting()
 
-    async def _write(self, taken: Waiting) -> None:
+    async def _write(self, taken: Waiting, in_flight: int) -> None:
         by_lease: dict[UUID, tuple[Lease, list[MemberAppend], int]] = {}
         for lease, batch_nr, appends in taken.batches:
             _, so_far, _ = by_lease.get(lease.id, (lease, [], -1))
@@ -134,7 +137,7 @@ class Indexer:
         for lease, appends, last in by_lease.values():
             # A member's rows side by side: rows of one partition in one request are one mutation for Cassandra.
             ordered = sorted(appends, key=lambda a: (a.member_id.int, a.events[0].seq_nr))
-            await until_done("indexing appended batches", partial(self.journal.index, lease, ordered))
+            await until_done("indexing appended batches", partial(self.journal.index, lease, ordered, in_flight))
             self._indexed[lease.id] = last
             self._advance(lease)
 
@@ -148,7 +151,7 @@ class Indexer:
                 await asyncio.wait_for(self._kicked.wait(), self.every_s)
             self._kicked.clear()
             try:
-                await self.flush()
+                await self.flush(gently=True)
             except Exception:  # until_done waits out the store; anything else deserves a loud line, not a stop
                 log.exception("indexing appended batches failed; trying again at the next flush")
 

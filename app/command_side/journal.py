@@ -50,6 +50,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from itertools import pairwise
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -154,7 +155,7 @@ class Journal(Protocol):
 
     async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> int: ...
 
-    async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None: ...
+    async def index(self, lease: Lease, appends: Sequence[MemberAppend], in_flight: int = WRITES_IN_FLIGHT) -> None: ...
 
     async def mark_done(self, lease: Lease) -> None: ...
 
@@ -433,10 +434,10 @@ class CassandraJournal:
                 return False
             return None  # not there and not sealed: writing it again is safe
 
-    async def index(self, lease: Lease, appends: Sequence[MemberAppend]) -> None:
-        """Copy an appended batch to the member-keyed journal (idempotent)."""
+    async def index(self, lease: Lease, appends: Sequence[MemberAppend], in_flight: int = WRITES_IN_FLIGHT) -> None:
+        """Copy appended batches to the member-keyed journal (idempotent), `in_flight` requests at a time."""
         entries = [(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
-        await self._write_member_rows(entries)
+        await self._write_member_rows(entries, in_flight)
 
     async def mark_done(self, lease: Lease) -> None:
         """Record the lease's done mark now rather than with its next append (before a claim, or at a clean stop, so
@@ -467,35 +468,36 @@ class CassandraJournal:
             done = head[0].done_batch if head[0].done_batch is not None else -1
             return bool(done >= end - 1)
 
-    async def _write_member_rows(self, entries: Sequence[tuple[StoredEvent, int]]) -> None:
+    async def _write_member_rows(
+        self, entries: Sequence[tuple[StoredEvent, int]], in_flight: int = WRITES_IN_FLIGHT
+    ) -> None:
         """Many rows in few requests: unlogged batches of ROWS_PER_WRITE, whatever partitions they fall in (a
         request per row made the next batch's conditional write wait behind hundreds of them). A member's first
         event lists the member in `members`, in the same requests: written before the conditional write, it was
         one more round trip on every batch with a new member, and nothing reads `members` for correctness (it
         counts members for a rebuild's progress line; the rebuild scans the journal itself)."""
-        listed = sorted(  # by shard: a shard's rows in one request are one mutation
-            (
-                (self._insert_member, (zlib.crc32(stored.member_id.bytes) % MEMBER_SHARDS, stored.member_id))
-                for stored, _ in entries
-                if stored.seq_nr == 1
-            ),
-            key=lambda statement: statement[1][0],
-        )
-        rows = [(self._insert, _row(stored.member_id, bucket, stored)) for stored, bucket in entries]
-        await self._write_unlogged(listed + rows)
+        # By shard: a shard's rows in one request are one mutation.
+        new_members = sorted((stored.member_id for stored, _ in entries if stored.seq_nr == 1), key=_shard_of)
+        listed = [(self._insert_member, partial(_listing, member_id)) for member_id in new_members]
+        rows = [(self._insert, partial(_row, stored.member_id, bucket, stored)) for stored, bucket in entries]
+        await self._write_unlogged(listed + rows, in_flight)
 
-    async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]]) -> None:
-        """In requests of ROWS_PER_WRITE statements, WRITES_IN_FLIGHT at a time (a flush of many batches would
-        otherwise put hundreds of requests in front of the next conditional write)."""
+    async def _write_unlogged(
+        self, statements: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]], in_flight: int = WRITES_IN_FLIGHT
+    ) -> None:
+        """In requests of ROWS_PER_WRITE statements, `in_flight` at a time (a flush of many batches would otherwise
+        put hundreds of requests in front of the next conditional write). Each statement's values are made when its
+        request is: made all at once, a flush of thousands of rows held the event loop for tens of milliseconds."""
 
-        def write(chunk: Sequence[tuple[Any, tuple[Any, ...]]]) -> Callable[[], Awaitable[None]]:
+        def write(chunk: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]]) -> Callable[[], Awaitable[None]]:
             async def run() -> None:
                 if len(chunk) == 1:
-                    await self._run(*chunk[0])
+                    statement, values = chunk[0]
+                    await self._run(statement, values())
                     return
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for statement, params in chunk:
-                    batch.add(statement, params)
+                for statement, values in chunk:
+                    batch.add(statement, values())
                 await self._run(batch)
 
             return run
@@ -504,7 +506,7 @@ class CassandraJournal:
         if len(chunks) == 1:
             await write(chunks[0])()
             return
-        await in_parallel((write(chunk) for chunk in chunks), min(WRITES_IN_FLIGHT, len(chunks)))
+        await in_parallel((write(chunk) for chunk in chunks), max(1, min(in_flight, len(chunks))))
 
     # --- reading ----------------------------------------------------------------------------------------------
 
@@ -641,7 +643,7 @@ class CassandraJournal:
             version += len(events)
         if not version:
             return
-        shard = zlib.crc32(member_id.bytes) % MEMBER_SHARDS  # as `append_batch` indexes it
+        shard = _shard_of(member_id)  # as `index` lists it
         await execute(self.session, self._insert_member, (shard, member_id), self.timeout_s)
         writes = []
         for rows in by_bucket.values():
@@ -687,6 +689,15 @@ def token_ranges(splits: int) -> list[tuple[int, int]]:
     step = (TOKEN_MAX - TOKEN_MIN) // max(1, splits)
     bounds = [TOKEN_MIN + i * step for i in range(max(1, splits))] + [TOKEN_MAX]
     return list(pairwise(bounds))
+
+
+def _shard_of(member_id: UUID) -> int:
+    return zlib.crc32(member_id.bytes) % MEMBER_SHARDS
+
+
+def _listing(member_id: UUID) -> tuple[Any, ...]:
+    """A `members` row's values."""
+    return _shard_of(member_id), member_id
 
 
 def _row(member_id: UUID, bucket: int, e: StoredEvent) -> tuple[Any, ...]:

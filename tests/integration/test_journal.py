@@ -15,7 +15,7 @@ import pytest
 
 from app.cart.member_cart import MemberCart
 from app.cart.rules import AddItem
-from app.command_side.journal import CassandraJournal, LeaseLost, MemberAppend
+from app.command_side.journal import MEMBER_SHARDS, CassandraJournal, LeaseLost, MemberAppend
 from app.settings import Settings
 from app.stores.cassandra import StoreUnavailable, connect_async, execute
 from tests.journal_contract import (
@@ -83,6 +83,45 @@ class TestCassandraJournal(JournalContract):
 
         assert loaded == {**{m: MemberCart(m) for m in new}, **{one.member_id: one.state for one in ones}}
         assert requests == 2
+
+    @pytest.mark.parametrize("in_flight", [1, 8])
+    async def test_many_members_are_indexed_whole_with_at_most_so_many_requests_in_flight(
+        self, journal: CassandraJournal, monkeypatch: pytest.MonkeyPatch, in_flight: int
+    ) -> None:
+        """The owner's timed flush writes one request at a time (app/command_side/indexer.py): every row and every
+        new member's listing still lands, in requests of many rows, never more than `in_flight` at once."""
+        lease = await journal.claim([a_partition()], "owner")
+        members = [uuid4() for _ in range(70)]
+        appends = [MemberAppend(m, 0, tuple(batch(m, 1, 3))) for m in members]  # 70 listings + 210 rows
+        await journal.append_batch(lease, appends)
+        run, now, most, requests = journal._run, 0, 0, 0
+
+        async def counted(statement: Any, params: Any = None) -> Any:
+            nonlocal now, most, requests
+            now, requests = now + 1, requests + 1
+            most = max(most, now)
+            try:
+                await asyncio.sleep(0.005)  # long enough for any other request to start meanwhile
+                return await run(statement, params)
+            finally:
+                now -= 1
+
+        monkeypatch.setattr(journal, "_run", counted)
+        await journal.index(lease, appends, in_flight=in_flight)
+
+        assert requests == 5  # 280 statements, 64 a request
+        assert most == min(in_flight, requests)
+        monkeypatch.undo()
+        for m, append_ in zip(members, appends, strict=True):
+            assert await journal.read(m) == list(append_.events)
+        listed = {
+            row.member_id
+            for shard in range(MEMBER_SHARDS)
+            for row in await execute(
+                journal.session, f"SELECT member_id FROM {journal.keyspace}.members WHERE shard = %s", (shard,)
+            )
+        }
+        assert set(members) <= listed
 
     async def test_a_batch_is_stored_whole_in_the_bucket_of_its_first_seq_nr(self, journal: CassandraJournal) -> None:
         member_id = uuid4()

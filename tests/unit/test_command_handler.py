@@ -22,7 +22,7 @@ from app.cart.stored_event import StoredEvent
 from app.command_side import handler as handler_module
 from app.command_side.handler import CommandHandler
 from app.command_side.indexer import INDEX_NOW
-from app.command_side.journal import MemberAppend
+from app.command_side.journal import WRITES_IN_FLIGHT, MemberAppend
 from app.command_side.member_carts import MemberCarts
 from app.stores.cassandra import StoreUnavailable
 from schemas.records import CommandEnvelope, CommandReply, ReplyStatus
@@ -426,6 +426,29 @@ async def test_an_owner_indexes_once_enough_events_wait(journal: MemoryJournal) 
         await asyncio.sleep(0)
 
     assert all(stored(journal, m) == [1] for m in members)
+
+
+async def test_the_timed_index_writes_one_request_at_a_time_and_an_asked_one_at_full_speed(
+    journal: MemoryJournal,
+) -> None:
+    """The timed flush runs beside the command path, so it must not put many requests in front of the next
+    conditional write; a reader that asked (INDEX_NOW) is waiting, so its flush goes as fast as it can."""
+    worker = Worker(journal, index_every_s=0.01)
+    member = uuid.uuid4()
+    await worker.ask(member, "1", add("apple"))
+    for _ in range(100):  # the timer flushes in the background
+        if stored(journal, member):
+            break
+        await asyncio.sleep(0.01)
+    assert stored(journal, member) == [1] and journal.index_requests_in_flight == [1]
+    await worker.handler._indexer.close()
+
+    other = MemoryJournal()
+    asking = Worker(other, index_every_s=LAZY)
+    await asking.ask(member, "1", add("apple"))
+    await asking.ask(member, "index", INDEX)
+
+    assert stored(other, member) == [1] and other.index_requests_in_flight == [WRITES_IN_FLIGHT]
 
 
 async def test_an_owner_whose_lease_was_taken_forgets_what_it_did_not_index(journal: MemoryJournal) -> None:
