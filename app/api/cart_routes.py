@@ -25,11 +25,13 @@ from schemas.records import CommandReply, ReplyStatus, event_dict
 
 router = APIRouter(prefix="/cart", tags=["cart"])
 
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:\-]{1,128}$"
+"""What an Idempotency-Key may be (the fast path checks the header with the same pattern: app/api/fast_path.py)."""
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        pattern=r"^[A-Za-z0-9._:\-]{1,128}$",
+        pattern=IDEMPOTENCY_KEY,
         description="Makes a retry safe: the same key for the same member returns the first reply and writes nothing.",
         examples=["add-pc-1"],
     ),

@@ -35,7 +35,7 @@ from app.api.limits import TooManyRequests
 from app.api.models import AddItemBody, AdjustQuantityBody
 
 UUID_TEXT = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-KEY = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")  # the IdempotencyKey header's pattern (app/api/cart_routes.py)
+KEY = re.compile(cart_routes.IDEMPOTENCY_KEY)
 
 
 class Refer(Exception):
