@@ -28,6 +28,9 @@ def test_only_a_worker_without_the_command_agent_lingers_longer(tmp_path: Path) 
         assert app.conf.producer_linger == 0.002, agents
     query_side = create_app(command_path.model_copy(update={"agents": "purchases,popular_items"}))
     assert query_side.conf.producer_linger == 0.01
+    # By default the command path does not linger at all (docs/benchmarks.md, 2026-12-05 night).
+    default = create_app(Settings(agents="cart_commands", worker_dir=tmp_path))
+    assert default.conf.producer_linger == 0 and default.producer.linger_ms == 0
 
 
 async def test_a_query_side_agent_lets_kafka_hold_its_fetches_and_the_command_agent_does_not(tmp_path: Path) -> None:
