@@ -60,7 +60,7 @@ class CommandBus:
             **kafka_options(s),
             acks="all",
             enable_idempotence=True,
-            linger_ms=int(s.producer_linger_s * 1000),  # concurrent requests' commands in one produce request
+            linger_ms=int(s.producer_linger_s * 1000),  # 0 by default: see Settings.producer_linger_s
             request_timeout_ms=int(s.command_timeout_s * 1000),
             client_id=f"cart-api-{uuid.uuid4().hex[:8]}",
         )
