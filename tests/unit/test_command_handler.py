@@ -451,6 +451,40 @@ async def test_the_timed_index_writes_one_request_at_a_time_and_an_asked_one_at_
     assert stored(other, member) == [1] and other.index_requests_in_flight == [WRITES_IN_FLIGHT]
 
 
+class SlowJournal(MemoryJournal):
+    """Each index request takes a moment, as Cassandra's do: long enough for a reader to ask in between."""
+
+    async def index(self, lease: Any, appends: Sequence[MemberAppend], in_flight: int = WRITES_IN_FLIGHT) -> None:
+        await super().index(lease, appends, in_flight)
+        await asyncio.sleep(0.005)
+
+
+async def test_a_gentle_flush_goes_a_request_at_a_time_and_at_full_speed_once_someone_waits_for_it() -> None:
+    journal = SlowJournal()
+    worker = Worker(journal, index_every_s=LAZY)
+    members = [uuid.uuid4() for _ in range(200)]
+    await worker.run(*[(m, f"{m}", add()) for m in members])  # 200 events wait
+    indexer = worker.handler._indexer
+
+    gentle = asyncio.ensure_future(indexer.flush(gently=True))
+    await asyncio.sleep(0)  # the gentle flush sends its first request
+    assert journal.index_requests_in_flight == [1]
+    asked = await worker.ask(uuid.uuid4(), "index", INDEX)  # a reader waits (the history route, a verify)
+    await gentle
+
+    assert asked.body == {"indexed": True}
+    assert all(stored(journal, m) == [1] for m in members)
+    calls = journal.index_requests_in_flight
+    assert 1 <= calls.count(1) < 4 and calls[-1] == WRITES_IN_FLIGHT  # 64 rows a request, then the rest at once
+
+    alone = SlowJournal()
+    quiet = Worker(alone, index_every_s=LAZY)
+    await quiet.run(*[(m, f"{m}", add()) for m in members])
+    await quiet.handler._indexer.flush(gently=True)  # nobody asks: every request on its own
+    assert alone.index_requests_in_flight == [1, 1, 1, 1]
+    assert all(stored(alone, m) == [1] for m in members)
+
+
 async def test_an_owner_whose_lease_was_taken_forgets_what_it_did_not_index(journal: MemoryJournal) -> None:
     old = Worker(journal, index_every_s=LAZY)
     member = uuid.uuid4()
