@@ -23,7 +23,7 @@ class MemoryJournal:
         self.partitions = partitions
         self.events: dict[UUID, dict[int, StoredEvent]] = {}  # the member-keyed journal
         self.logs: dict[UUID, list[tuple[int, list[StoredEvent]]]] = {}  # lease -> (done mark, events) a batch
-        self.index_requests_in_flight: list[int] = []  # what each `index` was allowed
+        self.index_requests_in_flight: list[int] = []  # what each `index` was allowed at its start
         self.sealed: set[UUID] = set()
         self.owners: dict[int, UUID] = {}
         self.snapshots: dict[UUID, dict[str, object]] = {}
@@ -77,9 +77,15 @@ class MemoryJournal:
             if batches and lease.id not in self.sealed:
                 batches[-1] = (lease.done_batch, batches[-1][1])
 
-    async def index(self, lease: Lease, appends: Sequence[MemberAppend], in_flight: int = WRITES_IN_FLIGHT) -> None:
+    async def index(
+        self,
+        lease: Lease,
+        appends: Sequence[MemberAppend],
+        in_flight: int = WRITES_IN_FLIGHT,
+        hurry: asyncio.Event | None = None,
+    ) -> None:
         self._check()
-        self.index_requests_in_flight.append(in_flight)
+        self.index_requests_in_flight.append(1 if hurry is not None and not hurry.is_set() else in_flight)
         self._write([_as_stored(e) for a in appends for e in a.events])
 
     def _write(self, events: Sequence[StoredEvent]) -> None:

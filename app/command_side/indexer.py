@@ -33,7 +33,7 @@ from functools import partial
 from uuid import UUID
 
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import ROWS_PER_WRITE, Journal, Lease, MemberAppend
+from app.command_side.journal import Journal, Lease, MemberAppend
 from app.stores.transient import until_done
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,11 @@ class Indexer:
 
     async def flush(self, gently: bool = False) -> None:
         """Index every batch added so far (waiting for a Cassandra that does not answer). `gently`, for the timed
-        flush: one request at a time, for as long as nobody waits for a flush. With several in flight, the
+        flush: one request at a time for as long as nobody waits for a flush. With several in flight, the
         conditional write of every batch that came meanwhile queued behind them in Cassandra, and the commands
         answered during a flush were the slowest of all (p99 at 200 commands/s: docs/benchmarks.md, 2026-12-05,
-        night). A flush someone waits for (INDEX_NOW, a settle before a claim) goes at full speed, and makes a gentle
-        one under way finish at full speed too, since it waits for that one first."""
+        night). A flush someone waits for (INDEX_NOW, the settle before a claim) goes at full speed, and so does the
+        rest of a gentle one under way, which it waits for first."""
         if not gently:
             self._hurry.set()
         async with self._lock:
@@ -128,7 +128,7 @@ class Indexer:
                 self._hurry.clear()  # no gentle flush runs while this one holds the lock
             self._flushing, self._waiting = self._waiting, Waiting()
             try:
-                await self._write(self._flushing, gently)
+                await self._write(self._flushing, self._hurry if gently else None)
             except BaseException:
                 # Not written (cancelled on the way out): the batches wait again, in front of what came meanwhile.
                 self._waiting = _merged(self._flushing, self._waiting)
@@ -136,35 +136,17 @@ class Indexer:
             finally:
                 self._flushing = Waiting()
 
-    async def _write(self, taken: Waiting, gently: bool) -> None:
+    async def _write(self, taken: Waiting, hurry: asyncio.Event | None) -> None:
         by_lease: dict[UUID, tuple[Lease, list[MemberAppend], int]] = {}
         for lease, batch_nr, appends in taken.batches:
             _, so_far, _ = by_lease.get(lease.id, (lease, [], -1))
             by_lease[lease.id] = (lease, [*so_far, *appends], batch_nr)
         for lease, appends, last in by_lease.values():
             # A member's rows side by side: rows of one partition in one request are one mutation for Cassandra.
-            ordered: Sequence[MemberAppend] = sorted(appends, key=lambda a: (a.member_id.int, a.events[0].seq_nr))
-            if gently:
-                ordered = await self._write_gently(lease, ordered)
-            if ordered:
-                await until_done("indexing appended batches", partial(self.journal.index, lease, ordered))
+            ordered = sorted(appends, key=lambda a: (a.member_id.int, a.events[0].seq_nr))
+            await until_done("indexing appended batches", partial(self.journal.index, lease, ordered, hurry=hurry))
             self._indexed[lease.id] = last
             self._advance(lease)
-
-    async def _write_gently(self, lease: Lease, ordered: Sequence[MemberAppend]) -> Sequence[MemberAppend]:
-        """Index about a request's worth of rows at a time (a member's rows never split), until someone waits for a
-        flush; what is left then."""
-        start = 0
-        while start < len(ordered) and not self._hurry.is_set():
-            end, rows = start, 0
-            while end < len(ordered) and (
-                rows < ROWS_PER_WRITE or ordered[end].member_id == ordered[end - 1].member_id
-            ):
-                rows += len(ordered[end].events)
-                end += 1
-            await until_done("indexing appended batches", partial(self.journal.index, lease, ordered[start:end], 1))
-            start = end
-        return ordered[start:]
 
     def discard(self) -> None:
         """Forget what waits (a lease lost to a new owner, whose claim indexes it from the log)."""

@@ -155,7 +155,13 @@ class Journal(Protocol):
 
     async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> int: ...
 
-    async def index(self, lease: Lease, appends: Sequence[MemberAppend], in_flight: int = WRITES_IN_FLIGHT) -> None: ...
+    async def index(
+        self,
+        lease: Lease,
+        appends: Sequence[MemberAppend],
+        in_flight: int = WRITES_IN_FLIGHT,
+        hurry: asyncio.Event | None = None,
+    ) -> None: ...
 
     async def mark_done(self, lease: Lease) -> None: ...
 
@@ -434,10 +440,17 @@ class CassandraJournal:
                 return False
             return None  # not there and not sealed: writing it again is safe
 
-    async def index(self, lease: Lease, appends: Sequence[MemberAppend], in_flight: int = WRITES_IN_FLIGHT) -> None:
-        """Copy appended batches to the member-keyed journal (idempotent), `in_flight` requests at a time."""
+    async def index(
+        self,
+        lease: Lease,
+        appends: Sequence[MemberAppend],
+        in_flight: int = WRITES_IN_FLIGHT,
+        hurry: asyncio.Event | None = None,
+    ) -> None:
+        """Copy appended batches to the member-keyed journal (idempotent), `in_flight` requests at a time; with
+        `hurry`, one at a time until it is set (someone waits for this copy), then `in_flight` at a time."""
         entries = [(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
-        await self._write_member_rows(entries, in_flight)
+        await self._write_member_rows(entries, in_flight, hurry)
 
     async def mark_done(self, lease: Lease) -> None:
         """Record the lease's done mark now rather than with its next append (before a claim, or at a clean stop, so
@@ -469,7 +482,10 @@ class CassandraJournal:
             return bool(done >= end - 1)
 
     async def _write_member_rows(
-        self, entries: Sequence[tuple[StoredEvent, int]], in_flight: int = WRITES_IN_FLIGHT
+        self,
+        entries: Sequence[tuple[StoredEvent, int]],
+        in_flight: int = WRITES_IN_FLIGHT,
+        hurry: asyncio.Event | None = None,
     ) -> None:
         """Many rows in few requests: unlogged batches of ROWS_PER_WRITE, whatever partitions they fall in (a
         request per row made the next batch's conditional write wait behind hundreds of them). A member's first
@@ -480,14 +496,18 @@ class CassandraJournal:
         new_members = sorted((stored.member_id for stored, _ in entries if stored.seq_nr == 1), key=_shard_of)
         listed = [(self._insert_member, partial(_listing, member_id)) for member_id in new_members]
         rows = [(self._insert, partial(_row, stored.member_id, bucket, stored)) for stored, bucket in entries]
-        await self._write_unlogged(listed + rows, in_flight)
+        await self._write_unlogged(listed + rows, in_flight, hurry)
 
     async def _write_unlogged(
-        self, statements: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]], in_flight: int = WRITES_IN_FLIGHT
+        self,
+        statements: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]],
+        in_flight: int = WRITES_IN_FLIGHT,
+        hurry: asyncio.Event | None = None,
     ) -> None:
         """In requests of ROWS_PER_WRITE statements, `in_flight` at a time (a flush of many batches would otherwise
-        put hundreds of requests in front of the next conditional write). Each statement's values are made when its
-        request is: made all at once, a flush of thousands of rows held the event loop for tens of milliseconds."""
+        put hundreds of requests in front of the next conditional write), or with `hurry`, one at a time until it is
+        set. Each statement's values are made when its request is: made all at once, a flush of thousands of rows
+        held the event loop for tens of milliseconds."""
 
         def write(chunk: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]]) -> Callable[[], Awaitable[None]]:
             async def run() -> None:
@@ -503,10 +523,13 @@ class CassandraJournal:
             return run
 
         chunks = [statements[start : start + ROWS_PER_WRITE] for start in range(0, len(statements), ROWS_PER_WRITE)]
+        if hurry is not None:
+            while chunks and not hurry.is_set():
+                await write(chunks.pop(0))()
         if len(chunks) == 1:
             await write(chunks[0])()
-            return
-        await in_parallel((write(chunk) for chunk in chunks), max(1, min(in_flight, len(chunks))))
+        elif chunks:
+            await in_parallel((write(chunk) for chunk in chunks), max(1, min(in_flight, len(chunks))))
 
     # --- reading ----------------------------------------------------------------------------------------------
 

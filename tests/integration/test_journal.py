@@ -84,22 +84,26 @@ class TestCassandraJournal(JournalContract):
         assert loaded == {**{m: MemberCart(m) for m in new}, **{one.member_id: one.state for one in ones}}
         assert requests == 2
 
-    @pytest.mark.parametrize("in_flight", [1, 8])
+    @pytest.mark.parametrize("how", ["8 in flight", "gently", "gently, then hurried"])
     async def test_many_members_are_indexed_whole_with_at_most_so_many_requests_in_flight(
-        self, journal: CassandraJournal, monkeypatch: pytest.MonkeyPatch, in_flight: int
+        self, journal: CassandraJournal, monkeypatch: pytest.MonkeyPatch, how: str
     ) -> None:
-        """The owner's timed flush writes one request at a time (app/command_side/indexer.py): every row and every
-        new member's listing still lands, in requests of many rows, never more than `in_flight` at once."""
+        """The owner's timed flush writes one request at a time until a reader waits for it (app/command_side/
+        indexer.py): every row and every new member's listing still lands, in requests of many rows."""
         lease = await journal.claim([a_partition()], "owner")
         members = [uuid4() for _ in range(70)]
         appends = [MemberAppend(m, 0, tuple(batch(m, 1, 3))) for m in members]  # 70 listings + 210 rows
         await journal.append_batch(lease, appends)
-        run, now, most, requests = journal._run, 0, 0, 0
+        hurry = None if how == "8 in flight" else asyncio.Event()
+        run, now, requests = journal._run, 0, 0
+        most: list[int] = []  # requests out at once, at each request's start
 
         async def counted(statement: Any, params: Any = None) -> Any:
-            nonlocal now, most, requests
+            nonlocal now, requests
             now, requests = now + 1, requests + 1
-            most = max(most, now)
+            most.append(now)
+            if how == "gently, then hurried" and requests == 2 and hurry is not None:
+                hurry.set()  # a reader asks for the index while the second request is out
             try:
                 await asyncio.sleep(0.005)  # long enough for any other request to start meanwhile
                 return await run(statement, params)
@@ -107,10 +111,15 @@ class TestCassandraJournal(JournalContract):
                 now -= 1
 
         monkeypatch.setattr(journal, "_run", counted)
-        await journal.index(lease, appends, in_flight=in_flight)
+        await journal.index(lease, appends, hurry=hurry)
 
         assert requests == 5  # 280 statements, 64 a request
-        assert most == min(in_flight, requests)
+        if how == "8 in flight":
+            assert max(most) == 5
+        elif how == "gently":
+            assert max(most) == 1
+        else:
+            assert most[:2] == [1, 1] and max(most[2:]) == 3  # the last three at once
         monkeypatch.undo()
         for m, append_ in zip(members, appends, strict=True):
             assert await journal.read(m) == list(append_.events)
