@@ -77,15 +77,9 @@ class MemoryJournal:
             if batches and lease.id not in self.sealed:
                 batches[-1] = (lease.done_batch, batches[-1][1])
 
-    async def index(
-        self,
-        lease: Lease,
-        appends: Sequence[MemberAppend],
-        in_flight: int = WRITES_IN_FLIGHT,
-        hurry: asyncio.Event | None = None,
-    ) -> None:
+    async def index(self, lease: Lease, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None) -> None:
         self._check()
-        self.index_requests_in_flight.append(1 if hurry is not None and not hurry.is_set() else in_flight)
+        self.index_requests_in_flight.append(1 if hurry is not None and not hurry.is_set() else WRITES_IN_FLIGHT)
         self._write([_as_stored(e) for a in appends for e in a.events])
 
     def _write(self, events: Sequence[StoredEvent]) -> None:

@@ -156,11 +156,7 @@ class Journal(Protocol):
     async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> int: ...
 
     async def index(
-        self,
-        lease: Lease,
-        appends: Sequence[MemberAppend],
-        in_flight: int = WRITES_IN_FLIGHT,
-        hurry: asyncio.Event | None = None,
+        self, lease: Lease, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None
     ) -> None: ...
 
     async def mark_done(self, lease: Lease) -> None: ...
@@ -440,17 +436,11 @@ class CassandraJournal:
                 return False
             return None  # not there and not sealed: writing it again is safe
 
-    async def index(
-        self,
-        lease: Lease,
-        appends: Sequence[MemberAppend],
-        in_flight: int = WRITES_IN_FLIGHT,
-        hurry: asyncio.Event | None = None,
-    ) -> None:
-        """Copy appended batches to the member-keyed journal (idempotent), `in_flight` requests at a time; with
-        `hurry`, one at a time until it is set (someone waits for this copy), then `in_flight` at a time."""
+    async def index(self, lease: Lease, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None) -> None:
+        """Copy appended batches to the member-keyed journal (idempotent), WRITES_IN_FLIGHT requests at a time; with
+        `hurry`, one at a time until it is set (someone waits for this copy)."""
         entries = [(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
-        await self._write_member_rows(entries, in_flight, hurry)
+        await self._write_member_rows(entries, hurry)
 
     async def mark_done(self, lease: Lease) -> None:
         """Record the lease's done mark now rather than with its next append (before a claim, or at a clean stop, so
@@ -482,10 +472,7 @@ class CassandraJournal:
             return bool(done >= end - 1)
 
     async def _write_member_rows(
-        self,
-        entries: Sequence[tuple[StoredEvent, int]],
-        in_flight: int = WRITES_IN_FLIGHT,
-        hurry: asyncio.Event | None = None,
+        self, entries: Sequence[tuple[StoredEvent, int]], hurry: asyncio.Event | None = None
     ) -> None:
         """Many rows in few requests: unlogged batches of ROWS_PER_WRITE, whatever partitions they fall in (a
         request per row made the next batch's conditional write wait behind hundreds of them). A member's first
@@ -496,15 +483,12 @@ class CassandraJournal:
         new_members = sorted((stored.member_id for stored, _ in entries if stored.seq_nr == 1), key=_shard_of)
         listed = [(self._insert_member, partial(_listing, member_id)) for member_id in new_members]
         rows = [(self._insert, partial(_row, stored.member_id, bucket, stored)) for stored, bucket in entries]
-        await self._write_unlogged(listed + rows, in_flight, hurry)
+        await self._write_unlogged(listed + rows, hurry)
 
     async def _write_unlogged(
-        self,
-        statements: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]],
-        in_flight: int = WRITES_IN_FLIGHT,
-        hurry: asyncio.Event | None = None,
+        self, statements: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]], hurry: asyncio.Event | None = None
     ) -> None:
-        """In requests of ROWS_PER_WRITE statements, `in_flight` at a time (a flush of many batches would otherwise
+        """In requests of ROWS_PER_WRITE statements, WRITES_IN_FLIGHT at a time (a flush of many batches would otherwise
         put hundreds of requests in front of the next conditional write), or with `hurry`, one at a time until it is
         set. Each statement's values are made when its request is: made all at once, a flush of thousands of rows
         held the event loop for tens of milliseconds."""
@@ -529,7 +513,7 @@ class CassandraJournal:
         if len(chunks) == 1:
             await write(chunks[0])()
         elif chunks:
-            await in_parallel((write(chunk) for chunk in chunks), max(1, min(in_flight, len(chunks))))
+            await in_parallel((write(chunk) for chunk in chunks), min(WRITES_IN_FLIGHT, len(chunks)))
 
     # --- reading ----------------------------------------------------------------------------------------------
 

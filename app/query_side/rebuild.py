@@ -21,7 +21,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from app.cart.stored_event import StoredEvent
 from app.command_side.journal import CassandraJournal, JournalPage
 from app.query_side.projections import (
     POPULAR_ITEMS,
@@ -68,33 +67,32 @@ class RowSum:
     total: Decimal
     name: str
     updates: int
-    last_event_at: datetime
     last: tuple[datetime, int, int]  # (occurred_at, seq_nr, member id) of the update whose name the row shows
 
-    def add(self, update: RowUpdate, event: StoredEvent) -> None:
+    def add(self, update: RowUpdate) -> None:
         self.total += update.delta
         self.updates += 1
         # The scan brings members in no useful order; the newest purchase's name is the one the live owner, which
         # applies the updates about in time order, ends up with. Purchases at the same millisecond (the items of one
         # checkout) go by the member's order, as the live owner applies them, then by member: so the rows do not
         # depend on how the scan was split between processes.
-        newest = newest_key(event)
+        newest = newest_key(update)
         if newest >= self.last:
-            self.name, self.last_event_at, self.last = update.name, update.occurred_at, newest
+            self.name, self.last = update.name, newest
 
     def merge(self, other: RowSum) -> None:
         self.total += other.total
         self.updates += other.updates
         if other.last >= self.last:
-            self.name, self.last_event_at, self.last = other.name, other.last_event_at, other.last
+            self.name, self.last = other.name, other.last
 
     def state(self) -> RowState:
         # The journal has no Kafka positions (no marks); `version` counts the updates, as the live owner's does.
-        return RowState(self.total, self.name, self.updates, {}, self.last_event_at.isoformat())
+        return RowState(self.total, self.name, self.updates, {}, self.last[0].isoformat())
 
 
-def newest_key(event: StoredEvent) -> tuple[datetime, int, int]:
-    return event.occurred_at, event.seq_nr, event.member_id.int
+def newest_key(update: RowUpdate) -> tuple[datetime, int, int]:
+    return update.occurred_at, update.seq_nr, update.member_id.int
 
 
 @dataclass
@@ -113,11 +111,9 @@ class JournalSums:
                 if update is not None:
                     row = self.rows[name].get(update.row)
                     if row is None:
-                        self.rows[name][update.row] = RowSum(
-                            update.delta, update.name, 1, update.occurred_at, newest_key(event)
-                        )
+                        self.rows[name][update.row] = RowSum(update.delta, update.name, 1, newest_key(update))
                     else:
-                        row.add(update, event)
+                        row.add(update)
         self.members.update(page.member_ids())
         self.events += len(page)
 

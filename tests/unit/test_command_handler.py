@@ -459,14 +459,8 @@ class SlowJournal(MemoryJournal):
         super().__init__()
         self.hurried: list[bool] = []
 
-    async def index(
-        self,
-        lease: Any,
-        appends: Sequence[MemberAppend],
-        in_flight: int = WRITES_IN_FLIGHT,
-        hurry: asyncio.Event | None = None,
-    ) -> None:
-        await super().index(lease, appends, in_flight, hurry)
+    async def index(self, lease: Any, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None) -> None:
+        await super().index(lease, appends, hurry)
         if hurry is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hurry.wait(), 5)
