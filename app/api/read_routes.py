@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import AnalyticsDep, BackendsDep
 from app.api.views import AUTHENTICATED, PopularItemsMonth, TopItems, VendorBilling, errors
-from app.query_side.projections import POPULAR_ITEMS, VENDOR_BILLING, popular_items_row, row_key, vendor_billing_row
+from app.query_side.projections import row_key, vendor_billing_row
 from app.query_side.read_models import Freshness, merge
 from app.streams.partitioning import partition_of
 
@@ -72,9 +72,8 @@ async def read_until(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Read; if `after` is given and not yet included, read again until it is or `wait_ms` has passed.
 
-    `read` reads the rows (to know their keys), then their freshness, then the rows again, and returns the second
-    rows: a write that lands between the first two reads is in the freshness, so it must be in the rows returned
-    with it (values are only ever replaced by newer ones, and marks are written after the values)."""
+    `read` returns rows and how far they have got, such that a position the freshness includes is in the rows:
+    Cassandra's rows carry their marks (one read), PostgreSQL's freshness is read before its rows."""
     position = parse_after(after)
     deadline = time.monotonic() + wait_ms / 1000
     while True:
@@ -128,10 +127,7 @@ async def popular_items(
     models = await backends.read_models()
 
     async def read() -> tuple[list[dict[str, Any]], Freshness]:
-        days = await models.quantities_by_day(vendorId, productId, year, month)
-        keys = [row_key(popular_items_row(vendorId, productId, year, month, d["day"])) for d in days]
-        freshness = await models.freshness(POPULAR_ITEMS, keys)
-        return await models.quantities_by_day(vendorId, productId, year, month), freshness
+        return await models.quantities_by_day(vendorId, productId, year, month)
 
     days, projection = await read_until(read, after, waitMs)
     if not days:
@@ -158,11 +154,7 @@ async def vendor_billing(
     """Money owed to the vendor per month, from PostgreSQL `vendor_billing` or Cassandra `balance_by_vendor`."""
 
     async def read_cassandra() -> tuple[list[dict[str, Any]], Freshness]:
-        models = await backends.read_models()
-        months = await models.balances(vendorId, year)
-        keys = [row_key(vendor_billing_row(vendorId, year, m["month"])) for m in months]
-        freshness = await models.freshness(VENDOR_BILLING, keys)
-        return await models.balances(vendorId, year), freshness
+        return await (await backends.read_models()).balances(vendorId, year)
 
     async def read_postgres() -> tuple[list[dict[str, Any]], Freshness]:
         billing = await backends.vendor_billing_sql()

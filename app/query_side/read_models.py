@@ -3,11 +3,13 @@ verify and rebuild. All CQL and SQL of the query side is here.
 
 Contracts:
 - Cassandra (`CassandraReadModels.write_*`): the row's owner writes the row's absolute value, not an increment,
-  with `USING TIMESTAMP <version>` (the number of updates the value includes), then its tracking row (marks).
-  Writing the same state twice is a no-op, and a stale owner's older state cannot overwrite a newer one. The
-  tracking row is written after the value, not in a batch with it (a batch is atomic but not isolated), so marks
-  that include a position mean the value already does: readers read the marks first, then the rows. A failed
-  write raises; the agent retries it (`process_reliably`) before it acknowledges the message.
+  and in the same row its marks (the cart-events positions the value includes) and last event time, with
+  `USING TIMESTAMP <version>` (the number of updates the value includes). Writing the same state twice is a no-op,
+  a stale owner's older state cannot overwrite a newer one, and a reader gets a row's value and marks from one
+  write (a row is written atomically and in isolation), so marks that include a position mean the value does. A
+  failed write raises; the agent retries it (`process_reliably`) before it acknowledges the message. (Until
+  2026-12-05 the marks were rows of their own in `projection_rows`, written after the values: a third write per
+  popular item, to a partition of its own, which was the costliest of the three: docs/benchmarks.md.)
 - PostgreSQL (`PostgresVendorBilling.apply`): the balance change and the consumed positions (the offset of the
   vendor-billing-updates message, the update's cart-events position) commit in one transaction, and a position
   already applied changes nothing: exactly once in effect on its own.
@@ -16,8 +18,8 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -34,7 +36,6 @@ from app.query_side.projections import (
     RowState,
     RowUpdate,
     popular_items_row,
-    row_key,
     vendor_billing_row,
 )
 from app.stores.cassandra import execute, execute_all, scan
@@ -58,6 +59,21 @@ class Freshness:
         }
 
 
+def freshness_of(rows: Iterable[Any]) -> Freshness:
+    """How far read-model rows read from Cassandra (with their `marks` and `last_event_at`) have got, together."""
+    return merge(
+        [Freshness(dict(r.marks or {}), r.last_event_at.replace(tzinfo=UTC) if r.last_event_at else None) for r in rows]
+    )
+
+
+def _time(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso else None
+
+
+# popular_items_by_day rows of one day (one partition) to a request: one mutation each, of about 100 bytes a row.
+DAY_ROWS_PER_REQUEST = 200
+
+
 def merge(freshness: list[Freshness]) -> Freshness:
     marks: dict[int, int] = {}
     for f in freshness:
@@ -75,34 +91,40 @@ class CassandraReadModels:
         ks = keyspace
         p = session.prepare
         self._write_quantity = p(
-            f"INSERT INTO {ks}.item_quantity_by_day (vendorid, productid, year, month, day, quantity, name) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            f"INSERT INTO {ks}.item_quantity_by_day (vendorid, productid, year, month, day, quantity, name, marks, "
+            "last_event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
         )
         self._write_day = p(
             f"INSERT INTO {ks}.popular_items_by_day (year, month, day, vendorid, productid, quantity, name) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
         )
         self._write_balance = p(
-            f"INSERT INTO {ks}.balance_by_vendor (vendorid, year, month, balance) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+            f"INSERT INTO {ks}.balance_by_vendor (vendorid, year, month, balance, marks, last_event_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
         )
         # How many leading values of each write are its partition key: rebuild batches the writes per partition.
         self._partition_key_width = {self._write_quantity: 4, self._write_day: 3, self._write_balance: 2}
-        self._write_tracking = p(
-            f"INSERT INTO {ks}.projection_rows (projection, row_key, version, marks, last_event_at) "
-            "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
-        )
         self._read_quantities = p(
-            f"SELECT day, quantity, name FROM {ks}.item_quantity_by_day "
+            f"SELECT day, quantity, name, marks, last_event_at FROM {ks}.item_quantity_by_day "
             "WHERE vendorid = ? AND productid = ? AND year = ? AND month = ?"
         )
         self._read_day = p(
             f"SELECT vendorid, productid, quantity, name FROM {ks}.popular_items_by_day "
             "WHERE year = ? AND month = ? AND day = ?"
         )
-        self._read_balances = p(f"SELECT month, balance FROM {ks}.balance_by_vendor WHERE vendorid = ? AND year = ?")
-        self._read_tracking = p(
-            f"SELECT marks, last_event_at FROM {ks}.projection_rows WHERE projection = ? AND row_key = ?"
+        self._read_balances = p(
+            f"SELECT month, balance, marks, last_event_at FROM {ks}.balance_by_vendor WHERE vendorid = ? AND year = ?"
         )
+
+    def _by_partition(
+        self, writes: Iterable[tuple[Any, tuple[Any, ...]]]
+    ) -> dict[tuple[Any, ...], list[tuple[Any, tuple[Any, ...]]]]:
+        """Writes grouped by the partition they write (statement and partition key), in the order given."""
+        grouped: dict[tuple[Any, ...], list[tuple[Any, tuple[Any, ...]]]] = {}
+        for statement, params in writes:
+            key = (statement, *params[: self._partition_key_width[statement]])
+            grouped.setdefault(key, []).append((statement, params))
+        return grouped
 
     async def _write(self, statements: list[tuple[Any, tuple[Any, ...]]]) -> None:
         batch = BatchStatement(batch_type=BatchType.LOGGED)
@@ -110,32 +132,35 @@ class CassandraReadModels:
             batch.add(statement, params)
         await execute(self.session, batch, timeout_s=self.timeout_s)
 
-    def _tracking(self, projection: str, row: Row, state: RowState) -> tuple[Any, tuple[Any, ...]]:
-        last = datetime.fromisoformat(state.last_event_at) if state.last_event_at else None
-        return self._write_tracking, (projection, row_key(row), state.version, dict(state.marks), last, state.version)
-
     def _popular_item_writes(self, row: Row, state: RowState) -> list[tuple[Any, tuple[Any, ...]]]:
         vendor, product, year, month, day = UUID(row[0]), UUID(row[1]), int(row[2]), int(row[3]), int(row[4])
-        quantity, ts = int(state.total), state.version
+        quantity, ts, marks, last = int(state.total), state.version, dict(state.marks), _time(state.last_event_at)
         return [
-            (self._write_quantity, (vendor, product, year, month, day, quantity, state.name, ts)),
+            (self._write_quantity, (vendor, product, year, month, day, quantity, state.name, marks, last, ts)),
             (self._write_day, (year, month, day, vendor, product, quantity, state.name, ts)),
         ]
 
     def _vendor_balance_writes(self, row: Row, state: RowState) -> list[tuple[Any, tuple[Any, ...]]]:
         vendor, year, month = UUID(row[0]), int(row[1]), int(row[2])
-        return [(self._write_balance, (vendor, year, month, state.total, state.version))]
+        marks, last = dict(state.marks), _time(state.last_event_at)
+        return [(self._write_balance, (vendor, year, month, state.total, marks, last, state.version))]
 
     async def write_popular_items(self, rows: Sequence[tuple[Row, RowState]]) -> None:
-        """Many rows' absolute values, then their tracking rows (after: readers read marks, then values), in few
-        requests."""
-        await self._write_unlogged([w for row, state in rows for w in self._popular_item_writes(row, state)])
-        await self._write_unlogged([self._tracking(POPULAR_ITEMS, row, state) for row, state in rows])
+        """Many rows' absolute values (with their marks), in few requests: item_quantity_by_day's rows, each in a
+        partition of its own, a few dozen to a request; popular_items_by_day's, a day's in one partition, many to a
+        request (one mutation each: a write to one partition costs Cassandra a fraction of one per partition)."""
+        writes = [w for row, state in rows for w in self._popular_item_writes(row, state)]
+        await asyncio.gather(
+            self._write_unlogged([w for w in writes if w[0] is self._write_quantity]),
+            *(
+                self._write_unlogged(day, per_request=DAY_ROWS_PER_REQUEST)
+                for day in self._by_partition(w for w in writes if w[0] is self._write_day).values()
+            ),
+        )
 
     async def write_vendor_balances(self, rows: Sequence[tuple[Row, RowState]]) -> None:
         """As `write_popular_items`, for balance_by_vendor."""
         await self._write_unlogged([w for row, state in rows for w in self._vendor_balance_writes(row, state)])
-        await self._write_unlogged([self._tracking(VENDOR_BILLING, row, state) for row, state in rows])
 
     async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]], per_request: int = 32) -> None:
         writes = []
@@ -146,27 +171,20 @@ class CassandraReadModels:
             writes.append(execute(self.session, batch, timeout_s=self.timeout_s))
         await asyncio.gather(*writes)
 
-    async def write_popular_item(self, row: Row, state: RowState, track: bool = True) -> None:
+    async def write_popular_item(self, row: Row, state: RowState) -> None:
         await self._write(self._popular_item_writes(row, state))
-        if track:
-            await self._write([self._tracking(POPULAR_ITEMS, row, state)])
 
-    async def write_vendor_balance(self, row: Row, state: RowState, track: bool = True) -> None:
+    async def write_vendor_balance(self, row: Row, state: RowState) -> None:
         await self._write(self._vendor_balance_writes(row, state))
-        if track:
-            await self._write([self._tracking(VENDOR_BILLING, row, state)])
 
-    async def freshness(self, projection: str, keys: list[str]) -> Freshness:
-        found = []
-        for key in keys:
-            for row in await execute(self.session, self._read_tracking, (projection, key), self.timeout_s):
-                last = row.last_event_at.replace(tzinfo=UTC) if row.last_event_at else None
-                found.append(Freshness(dict(row.marks or {}), last))
-        return merge(found)
-
-    async def quantities_by_day(self, vendor: UUID, product: UUID, year: int, month: int) -> list[dict[str, Any]]:
+    async def quantities_by_day(
+        self, vendor: UUID, product: UUID, year: int, month: int
+    ) -> tuple[list[dict[str, Any]], Freshness]:
+        """A product's days of a month, and how far they have got (from the same rows: one read)."""
         rows = await execute(self.session, self._read_quantities, (vendor, product, year, month), self.timeout_s)
-        return [{"day": r.day, "quantity": r.quantity, "name": r.name} for r in rows]
+        rows = list(rows)
+        days = [{"day": r.day, "quantity": r.quantity, "name": r.name} for r in rows]
+        return days, freshness_of(rows)
 
     async def most_popular(self, year: int, month: int, day: int, limit: int) -> list[dict[str, Any]]:
         rows = list(await execute(self.session, self._read_day, (year, month, day), 30.0))
@@ -176,9 +194,11 @@ class CassandraReadModels:
             for r in rows[:limit]
         ]
 
-    async def balances(self, vendor: UUID, year: int) -> list[dict[str, Any]]:
-        rows = await execute(self.session, self._read_balances, (vendor, year), self.timeout_s)
-        return sorted(({"month": r.month, "balance": r.balance} for r in rows), key=lambda r: r["month"])
+    async def balances(self, vendor: UUID, year: int) -> tuple[list[dict[str, Any]], Freshness]:
+        """A vendor's months of a year, and how far they have got (from the same rows: one read)."""
+        rows = list(await execute(self.session, self._read_balances, (vendor, year), self.timeout_s))
+        months = sorted(({"month": r.month, "balance": r.balance} for r in rows), key=lambda r: r["month"])
+        return months, freshness_of(rows)
 
     # --- For the operator: every row (verify), replacing every row (rebuild), freshness (status). ---------
 
@@ -207,22 +227,23 @@ class CassandraReadModels:
         concurrency: int = 16,
         rows_per_batch: int = 100,
     ) -> None:
-        """Empty a projection's tables and write these rows (their tracking rows, which describe the live
-        projection, are left alone). The writes are grouped by partition into unlogged batches (each one mutation
-        of one partition: a day of popular_items_by_day takes a few requests instead of one per product),
-        `concurrency` in flight. A row's two tables are no longer written in one batch: a rebuild is an offline
-        repair, and one that fails is run again from the TRUNCATE."""
+        """Empty a projection's tables and write these rows, each with the marks its live row had (the journal
+        knows no Kafka positions; what the live row included, the journal's row does too, so a reader waiting for a
+        position is not made to wait again by a rebuild). The writes are grouped by partition into unlogged batches
+        (each one mutation of one partition: a day of popular_items_by_day takes a few requests instead of one per
+        product), `concurrency` in flight. A row's two tables are no longer written in one batch: a rebuild is an
+        offline repair, and one that fails is run again from the TRUNCATE (a row lost by the failed run has no
+        marks to carry over)."""
         tables = (
             ["item_quantity_by_day", "popular_items_by_day"] if projection == POPULAR_ITEMS else ["balance_by_vendor"]
         )
+        live = await self.all_marks(projection)
         for table in tables:
             await execute(self.session, f"TRUNCATE {self.keyspace}.{table}", timeout_s=60)
         writes = self._popular_item_writes if projection == POPULAR_ITEMS else self._vendor_balance_writes
-        by_partition: dict[tuple[Any, ...], list[tuple[Any, tuple[Any, ...]]]] = {}
-        for row, state in rows.items():
-            for statement, params in writes(row, state):
-                key = (statement, *params[: self._partition_key_width[statement]])
-                by_partition.setdefault(key, []).append((statement, params))
+        by_partition = self._by_partition(
+            w for row, state in rows.items() for w in writes(row, replace(state, marks=live.get(row, {})))
+        )
         batches = []
         for partition in by_partition.values():
             for start in range(0, len(partition), rows_per_batch):
@@ -240,15 +261,30 @@ class CassandraReadModels:
         if progress is not None:
             progress(len(rows), len(rows), f"{total:,} writes in {len(batches):,} batches")
 
+    async def all_marks(self, projection: str) -> dict[Row, dict[int, int]]:
+        """Every row of a projection's table that has marks, with them."""
+        ks = self.keyspace
+        if projection == POPULAR_ITEMS:
+            found = await scan(
+                self.session,
+                f"SELECT vendorid, productid, year, month, day, marks FROM {ks}.item_quantity_by_day",
+                page_size=5000,
+            )
+            return {
+                popular_items_row(r.vendorid, r.productid, r.year, r.month, r.day): r.marks for r in found if r.marks
+            }
+        found = await scan(
+            self.session, f"SELECT vendorid, year, month, marks FROM {ks}.balance_by_vendor", page_size=5000
+        )
+        return {vendor_billing_row(r.vendorid, r.year, r.month): r.marks for r in found if r.marks}
+
     async def newest_event_at(self) -> dict[str, datetime | None]:
-        """Per projection, the time of the newest event it has applied."""
-        rows = await scan(self.session, f"SELECT projection, last_event_at FROM {self.keyspace}.projection_rows")
-        newest: dict[str, datetime | None] = {POPULAR_ITEMS: None, VENDOR_BILLING: None}
-        for r in rows:
-            if r.projection in newest and r.last_event_at is not None:
-                at = r.last_event_at.replace(tzinfo=UTC)
-                previous = newest[r.projection]
-                newest[r.projection] = at if previous is None else max(previous, at)
+        """Per projection, the time of the newest event it has applied (a scan of its rows)."""
+        newest: dict[str, datetime | None] = {}
+        for projection, table in ((POPULAR_ITEMS, "item_quantity_by_day"), (VENDOR_BILLING, "balance_by_vendor")):
+            rows = await scan(self.session, f"SELECT last_event_at FROM {self.keyspace}.{table}", page_size=5000)
+            times = [r.last_event_at.replace(tzinfo=UTC) for r in rows if r.last_event_at is not None]
+            newest[projection] = max(times, default=None)
         return newest
 
 

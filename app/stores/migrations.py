@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
+from uuid import UUID
 
 from app.settings import Settings
 from app.stores.cassandra import StoreUnavailable
@@ -50,24 +52,26 @@ def cassandra_ddl(settings: Settings) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {ks}.members (
             shard int, member_id uuid, PRIMARY KEY ((shard), member_id)
         )""",
-        # The original's read models, kept as they were (CQL has no `string`: `name text`).
+        # The original's read models (CQL has no `string`: `name text`), and with each row how far it has got: the
+        # cart-events positions (partition -> position) it includes and its last event's time.
         f"""CREATE TABLE IF NOT EXISTS {ks}.item_quantity_by_day (
             vendorid uuid, productid uuid, year int, month int, day int, quantity int, name text,
+            marks map<int, bigint>, last_event_at timestamp,
             PRIMARY KEY ((vendorid, productid, year, month), day)
         ) WITH CLUSTERING ORDER BY (day ASC)""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.balance_by_vendor (
-            vendorid uuid, year int, month int, balance decimal,
+            vendorid uuid, year int, month int, balance decimal, marks map<int, bigint>, last_event_at timestamp,
             PRIMARY KEY ((vendorid, year), month)
         ) WITH CLUSTERING ORDER BY (month DESC)""",
+        # Tables made before the marks moved into the rows (2026-12-05).
+        *(
+            f"ALTER TABLE {ks}.{table} ADD IF NOT EXISTS (marks map<int, bigint>, last_event_at timestamp)"
+            for table in ("item_quantity_by_day", "balance_by_vendor")
+        ),
         # What "popular items" is for: the most bought items of a day, across vendors.
         f"""CREATE TABLE IF NOT EXISTS {ks}.popular_items_by_day (
             year int, month int, day int, vendorid uuid, productid uuid, quantity int, name text,
             PRIMARY KEY ((year, month, day), vendorid, productid)
-        )""",
-        # How far each read-model row has got: the cart-events positions (partition -> offset) it includes.
-        f"""CREATE TABLE IF NOT EXISTS {ks}.projection_rows (
-            projection text, row_key text, version bigint, marks map<int, bigint>, last_event_at timestamp,
-            PRIMARY KEY ((projection, row_key))
         )""",
     ]
 
@@ -143,8 +147,61 @@ async def migrate_cassandra(settings: Settings) -> None:
     try:
         for statement in cassandra_ddl(settings):
             await execute(session, statement, timeout_s=60)
+        await adopt_projection_rows(session, settings.cassandra_keyspace)
     finally:
         await asyncio.to_thread(cluster.shutdown)
+
+
+def _cast(cast: Any, part: str) -> Any:
+    return cast(part)
+
+
+async def adopt_projection_rows(session: Any, ks: str) -> None:
+    """Until 2026-12-05 a read-model row's marks were a row of their own in `projection_rows`: copied here into the
+    rows they describe (with the timestamp they were written with, so a newer write of the row still wins), then
+    the table goes. Only rows that exist get marks (a rebuild may have removed some). Several processes migrate at
+    start: copying twice writes the same cells, and a table another one has dropped meanwhile ends the copy."""
+    from cassandra import InvalidRequest
+
+    from app.stores.cassandra import execute, execute_all, scan
+
+    tables = await execute(
+        session, "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (ks,), timeout_s=30
+    )
+    if "projection_rows" not in {r.table_name for r in tables}:
+        return
+    where = {
+        "popular_items": ("item_quantity_by_day", ("vendorid", "productid", "year", "month", "day")),
+        "vendor_billing": ("balance_by_vendor", ("vendorid", "year", "month")),
+    }
+    try:
+        old = await scan(
+            session, f"SELECT projection, row_key, version, marks, last_event_at FROM {ks}.projection_rows"
+        )
+        for projection, (table, key) in where.items():
+            existing = {
+                "/".join(str(part) for part in row)
+                for row in await scan(session, f"SELECT {', '.join(key)} FROM {ks}.{table}", page_size=5000)
+            }
+            update = session.prepare(
+                f"UPDATE {ks}.{table} USING TIMESTAMP ? SET marks = ?, last_event_at = ? "
+                f"WHERE {' AND '.join(f'{column} = ?' for column in key)}"
+            )
+            types = (UUID, UUID, int, int, int) if table == "item_quantity_by_day" else (UUID, int, int)
+            await execute_all(
+                session,
+                (
+                    (update, (r.version, r.marks, r.last_event_at, *map(_cast, types, r.row_key.split("/"))))
+                    for r in old
+                    if r.projection == projection and r.row_key in existing and r.version is not None
+                ),
+                concurrency=32,
+                timeout_s=30,
+            )
+        await execute(session, f"DROP TABLE IF EXISTS {ks}.projection_rows", timeout_s=60)
+    except InvalidRequest as error:  # dropped by another process meanwhile: it copied them
+        log.info("projection_rows: %s", error)
+    log.info("marks of projection_rows copied into the read-model rows; projection_rows dropped")
 
 
 async def migrate_postgres(settings: Settings) -> None:
