@@ -26,6 +26,7 @@ from app.command_side.indexer import INDEX_NOW
 from app.command_side.journal import CassandraJournal
 from app.settings import Settings
 from app.streams.kafka_clients import kafka_options
+from app.streams.partitioning import KeyPartitioner
 from schemas.records import CommandEnvelope, CommandReply
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class CommandBus:
             acks="all",
             enable_idempotence=True,
             linger_ms=int(s.producer_linger_s * 1000),  # 0 by default: see Settings.producer_linger_s
+            partitioner=KeyPartitioner(),  # aiokafka's partitions, with a cached murmur2 of the member's key
             request_timeout_ms=int(s.command_timeout_s * 1000),
             client_id=f"cart-api-{uuid.uuid4().hex[:8]}",
         )

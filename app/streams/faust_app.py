@@ -21,6 +21,7 @@ from app.stores.transient import TRANSIENT
 from app.streams.changelog_flush import handed_over
 from app.streams.driven import ConsumingAgent
 from app.streams.kafka_clients import faust_credentials
+from app.streams.partitioning import KeyPartitioner
 from schemas.records import CommandReply
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> faust.App:
         # A few milliseconds of linger put a batch's messages (events, answers, updates, changelogs) into a few
         # produce requests instead of one each: the Kafka client's per-request work was most of a worker's CPU.
         producer_linger=settings.worker_linger_s,
+        producer_partitioner=KeyPartitioner(),
         web_enabled=False,
         web_port=settings.worker_web_port,
         # On a clean stop, finish the messages in flight before committing (never commit past a half-done one).
