@@ -206,9 +206,11 @@ def test_lag_per_projection_and_partition_is_on_metrics_and_in_cart_status(clien
     assert f"{events} [0, 1, 2, 3]" in status.stdout  # the one worker owns every partition
 
 
-def shop(system: System, members: int, purchases: int, done: list[str] | None = None) -> list[str]:
-    """Members buy concurrently, retrying a 503 with the same Idempotency-Key as a client should; the errors.
-    Each accepted checkout's key is appended to `done` as it happens."""
+def shop(
+    system: System, members: int, purchases: int, done: list[str] | None = None, pause_s: float = 0.0
+) -> list[str]:
+    """Members buy concurrently, retrying a 503 with the same Idempotency-Key as a client should, each pausing
+    `pause_s` after a checkout; the errors. Each accepted checkout's key is appended to `done` as it happens."""
     errors: list[str] = []
     done = [] if done is None else done
     vendors = [str(uuid.uuid4()) for _ in range(3)]
@@ -228,6 +230,7 @@ def shop(system: System, members: int, purchases: int, done: list[str] | None = 
                         return
                     if "buy" in key:
                         done.append(key)
+                        time.sleep(pause_s)
 
     threads = [threading.Thread(target=member_loop, args=(i,)) for i in range(members)]
     for t in threads:
@@ -257,7 +260,11 @@ def test_read_models_equal_the_journal_after_workers_are_killed_mid_stream(isola
     first = system.start_worker()
     errors: list[str] = []
     checkouts: list[str] = []
-    shopper = threading.Thread(target=lambda: errors.extend(shop(system, members=4, purchases=8, done=checkouts)))
+    # Paced: a command takes 15-30 ms here, so unpaced the shopper could finish between two looks at it (every
+    # 0.3 s) and the second kill would land after the purchases instead of in them.
+    shopper = threading.Thread(
+        target=lambda: errors.extend(shop(system, members=4, purchases=8, done=checkouts, pause_s=0.25))
+    )
     shopper.start()
     wait_for(lambda: len(checkouts) >= 4)
     first.kill()  # SIGKILL in the middle of the purchases: nothing flushed, nothing committed
