@@ -26,6 +26,7 @@ TINY = [
     "--rates", "5,10", "--level-seconds", "2", "--late-limit-s", "3", "--drain-s", "3",
     "--ceiling-seconds", "1", "--append-concurrencies", "1,2", "--fence-partitions", "2", "--fence-events", "5",
     "--http-concurrency", "2", "--projection-events", "70", "--projection-timeout-s", "120",
+    "--projection-workers", "2",
     "--read-delay-rate", "5", "--read-delay-seconds", "3", "--read-delay-members", "6", "--profile-seconds", "1",
 ]  # fmt: skip
 
@@ -44,6 +45,9 @@ def test_a_tiny_bench_writes_every_key_the_markdown_and_the_plots(system: dict[s
     levels = doc["parts"]["open-loop"]["levels"]
     assert [level["offered_per_s"] for level in levels] == [5, 10]
     assert {"api", "worker"} <= set(doc["parts"]["profile"]["processes"])
+    projections = doc["parts"]["projections"]
+    assert projections["caught_up"] and projections["workers"] == 2
+    assert {"projection worker 0", "projection worker 1"} <= set(projections["cpu"]["processes"])
     markdown = (tmp_path / "latest.md").read_text()
     for heading in ("### Ceilings", "### Saturation", "### Open loop", "### Read delay", "### Projections"):
         assert heading in markdown, heading

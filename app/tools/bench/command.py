@@ -149,6 +149,12 @@ def build_parser() -> OneLineParser:
         help="give the catch-up at most this long (default 1800)",
     )
     query.add_argument(
+        "--projection-workers",
+        type=positive(int),
+        default=defaults.projection_workers,
+        help="query-side worker processes of the catch-up, sharing its partitions (default 1)",
+    )
+    query.add_argument(
         "--read-delay-rate",
         type=positive(float),
         default=defaults.read_delay_rate,

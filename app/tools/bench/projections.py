@@ -8,8 +8,9 @@ the run; everything dropped afterwards), so the running system is not touched an
    conditional batch (so the events are in the journal too, with gap-free seq_nrs), then every event produced to
    its cart-events topic as the command worker emits it (`event_message`, keyed by member id), members
    interleaved, each member's events in seq_nr order;
-2. a worker with only the query-side agents is started, and events/s are measured from the moment it is ready
-   until its lag is 0 on every topic it reads (the lag moves with the agents' commits, a second apart, so the end
+2. `workers` worker processes with only the query-side agents are started (one by default; more share the
+   partitions, as the query side scales out), and events/s are measured from the moment they are ready
+   until their lag is 0 on every topic they read (the lag moves with the agents' commits, a second apart, so the end
    is seen up to a second late).
 
 Read delay (`read_delay`), against the running system at a steady load: after each checkout's reply, a read of
@@ -259,14 +260,15 @@ async def read_lag(settings: Settings) -> LagReading:
 
 
 async def until_drained(
-    settings: Settings, events: int, worker: WorkerProcess, timeout_s: float, progress: Progress
+    settings: Settings, events: int, workers: Sequence[WorkerProcess], timeout_s: float, progress: Progress
 ) -> list[LagReading]:
     """Lag readings every second until every event is applied and nothing is left on any topic, or the time-out."""
     readings: list[LagReading] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if worker.popen.poll() is not None:
-            raise RuntimeError(f"the projection worker exited with {worker.popen.returncode}:\n{worker.tail()}")
+        for worker in workers:
+            if worker.popen.poll() is not None:
+                raise RuntimeError(f"the projection worker exited with {worker.popen.returncode}:\n{worker.tail()}")
         reading = await read_lag(settings)
         readings.append(reading)
         progress.update(f"projections: {reading.events_applied:,}/{events:,} events applied, lag {reading.total_lag:,}")
@@ -280,12 +282,18 @@ async def until_drained(
 
 
 async def catch_up(
-    base: Settings, api_port: int, events: int, timeout_s: float, progress: Progress, seed: int | None = None
+    base: Settings,
+    api_port: int,
+    events: int,
+    timeout_s: float,
+    progress: Progress,
+    seed: int | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     system = own_system(base, f"{os.getpid()}-{int(time.time())}")
     settings = system.settings
     state_dir = Path(tempfile.mkdtemp(prefix="cart-bench-"))
-    worker: WorkerProcess | None = None
+    started_workers: list[WorkerProcess] = []
     try:
         await create_stores(settings)
         progress.update("backlog: deciding sessions", force=True)
@@ -301,11 +309,16 @@ async def catch_up(
         progress.note(
             f"  backlog: {produced:,} events in the journal ({appended_s:.0f} s) and on {settings.topic_events}"
         )
-        worker = start_worker(system, state_dir)
-        await wait_ready(worker)
-        return await measure_catch_up(base, api_port, settings, worker, produced, len(members), timeout_s, progress)
+        for n in range(workers):
+            (state_dir / str(n)).mkdir()
+            started_workers.append(start_worker(system, state_dir / str(n)))
+        for worker in started_workers:
+            await wait_ready(worker)
+        return await measure_catch_up(
+            base, api_port, settings, started_workers, produced, len(members), timeout_s, progress
+        )
     finally:
-        if worker is not None:
+        for worker in started_workers:
             worker.stop()
         await drop_own_system(system)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -315,17 +328,18 @@ async def measure_catch_up(
     base: Settings,
     api_port: int,
     settings: Settings,
-    worker: WorkerProcess,
+    workers: Sequence[WorkerProcess],
     events: int,
     members: int,
     timeout_s: float,
     progress: Progress,
 ) -> dict[str, Any]:
-    watched = find_system(base, api_port, extra={worker.popen.pid: "projection worker"})
+    names = ["projection worker"] if len(workers) == 1 else [f"projection worker {n}" for n in range(len(workers))]
+    watched = find_system(base, api_port, extra={w.popen.pid: name for w, name in zip(workers, names, strict=True)})
     meter = CpuMeter(watched)
     meter.start()
     ready_at = time.monotonic()
-    readings = await until_drained(settings, events, worker, timeout_s, progress)
+    readings = await until_drained(settings, events, workers, timeout_s, progress)
     cpu = meter.stop()
     last = readings[-1]
     caught_up = last.events_applied >= events and last.total_lag == 0
@@ -343,6 +357,7 @@ async def measure_catch_up(
         "caught_up": caught_up,
         "seconds_from_ready_to_lag_0": round(seconds, 1) if caught_up else None,
         "agents": QUERY_AGENTS,
+        "workers": len(workers),
         "timeline": [[round(r.at - ready_at, 1), r.events_applied] for r in readings],
         "cpu": cpu.to_json(last.events_applied or None, per="event"),
     }

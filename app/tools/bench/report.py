@@ -234,6 +234,11 @@ def ceilings_section(parts: dict[str, Any]) -> list[str]:
     return out
 
 
+def workers_of(projections: dict[str, Any]) -> str:
+    workers = projections.get("workers", 1)  # absent from runs before 2026-12-05
+    return "a worker" if workers == 1 else f"{workers} workers"
+
+
 def cpu_table(cpu: dict[str, Any], per: str = "command") -> list[str]:
     rows = [(name, number(f.get(f"ms_per_{per}"), 2), number(f["pct_of_a_core"])) for name, f in process_rows(cpu)]
     rows.append(("**whole machine**", number(cpu.get(f"cpu_ms_per_{per}"), 2), number(cpu["machine"]["pct_of_a_core"])))
@@ -356,8 +361,9 @@ def projections_section(projections: dict[str, Any] | None) -> list[str]:
         "### Projections: catch-up over a backlog",
         "",
         f"{number(projections['events'], 0)} events of {number(projections['members'], 0)} members (sessions "
-        "decided by the cart's rules, in the journal and on cart-events) in a system of the bench's own; a worker "
-        f"with `CART_AGENTS={projections['agents']}` {caught}: {number(projections['events_applied'], 0)} events "
+        "decided by the cart's rules, in the journal and on cart-events) in a system of the bench's own; "
+        f"{workers_of(projections)} with `CART_AGENTS={projections['agents']}` {caught}: "
+        f"{number(projections['events_applied'], 0)} events "
         f"in {number(projections['seconds_from_ready_to_lag_0'])} s from ready to lag 0 = "
         f"**{number(projections['projection_events_per_s'])} events/s**.",
         "",

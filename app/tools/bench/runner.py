@@ -75,6 +75,7 @@ class Options:
     http_concurrency: int = 32
     projection_events: int = 100_000
     projection_timeout_s: float = 1800
+    projection_workers: int = 1
     read_delay_rate: float = 20
     read_delay_seconds: float = 30
     read_delay_members: int = 60
@@ -255,7 +256,13 @@ async def part_read_delay(bench: Bench) -> dict[str, Any]:
 async def part_projections(bench: Bench) -> dict[str, Any]:
     o = bench.options
     return await projections.catch_up(
-        bench.settings, bench.api_port, o.projection_events, o.projection_timeout_s, bench.progress, o.seed
+        bench.settings,
+        bench.api_port,
+        o.projection_events,
+        o.projection_timeout_s,
+        bench.progress,
+        o.seed,
+        o.projection_workers,
     )
 
 
