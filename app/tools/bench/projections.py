@@ -236,14 +236,16 @@ def start_worker(system: OwnSystem, state_dir: Path) -> WorkerProcess:
     return WorkerProcess(popen, log)
 
 
-async def wait_ready(worker: WorkerProcess, timeout_s: float = 180) -> None:
+async def wait_ready(workers: Sequence[WorkerProcess], timeout_s: float = 180) -> None:
+    """Until one of the workers is ready (the first consumes from then on, whether the others are ready or not)."""
     deadline = time.monotonic() + timeout_s
-    while not worker.ready():
-        if worker.popen.poll() is not None:
-            raise RuntimeError(f"the projection worker exited with {worker.popen.returncode}:\n{worker.tail()}")
+    while not any(worker.ready() for worker in workers):
+        for worker in workers:
+            if worker.popen.poll() is not None:
+                raise RuntimeError(f"the projection worker exited with {worker.popen.returncode}:\n{worker.tail()}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the projection worker was not ready within {timeout_s:g} s:\n{worker.tail()}")
-        await asyncio.sleep(0.2)
+            raise RuntimeError(f"no projection worker was ready within {timeout_s:g} s:\n{workers[0].tail()}")
+        await asyncio.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -312,8 +314,7 @@ async def catch_up(
         for n in range(workers):
             (state_dir / str(n)).mkdir()
             started_workers.append(start_worker(system, state_dir / str(n)))
-        for worker in started_workers:
-            await wait_ready(worker)
+        await wait_ready(started_workers)  # the clock starts when the first is ready: the others join meanwhile
         return await measure_catch_up(
             base, api_port, settings, started_workers, produced, len(members), timeout_s, progress
         )
