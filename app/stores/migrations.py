@@ -178,6 +178,8 @@ async def adopt_projection_rows(session: Any, ks: str) -> None:
         old = await scan(
             session, f"SELECT projection, row_key, version, marks, last_event_at FROM {ks}.projection_rows"
         )
+        # A warning so that it shows on any console: once, and minutes for a large keyspace (446,536 rows: 4.7).
+        log.warning("%s.projection_rows: copying %d rows' marks into the read-model rows, once", ks, len(old))
         for projection, (table, key) in where.items():
             existing = {
                 "/".join(str(part) for part in row)
