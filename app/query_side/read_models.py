@@ -126,12 +126,6 @@ class CassandraReadModels:
             grouped.setdefault(key, []).append((statement, params))
         return grouped
 
-    async def _write(self, statements: list[tuple[Any, tuple[Any, ...]]]) -> None:
-        batch = BatchStatement(batch_type=BatchType.LOGGED)
-        for statement, params in statements:
-            batch.add(statement, params)
-        await execute(self.session, batch, timeout_s=self.timeout_s)
-
     def _popular_item_writes(self, row: Row, state: RowState) -> list[tuple[Any, tuple[Any, ...]]]:
         vendor, product, year, month, day = UUID(row[0]), UUID(row[1]), int(row[2]), int(row[3]), int(row[4])
         quantity, ts, marks, last = int(state.total), state.version, dict(state.marks), _time(state.last_event_at)
@@ -170,12 +164,6 @@ class CassandraReadModels:
                 batch.add(statement, params)
             writes.append(execute(self.session, batch, timeout_s=self.timeout_s))
         await asyncio.gather(*writes)
-
-    async def write_popular_item(self, row: Row, state: RowState) -> None:
-        await self._write(self._popular_item_writes(row, state))
-
-    async def write_vendor_balance(self, row: Row, state: RowState) -> None:
-        await self._write(self._vendor_balance_writes(row, state))
 
     async def quantities_by_day(
         self, vendor: UUID, product: UUID, year: int, month: int

@@ -52,7 +52,9 @@ async def test_a_stale_owner_cannot_overwrite_a_newer_value_or_its_marks(models:
     vendor = uuid.uuid4()
     row = vendor_billing_row(vendor, YEAR, 5)
     await models.write_vendor_balances([(row, state(30, 4, {0: 8_000}))])
-    await models.write_vendor_balances([(row, state(10, 2, {0: 3_000}))])  # an older state, written later
+    # An older state, written later, with a mark the newer one does not have: neither its value nor any of its marks
+    # may show (the newer write's marks replaced the whole map, whose deletion covers every older mark).
+    await models.write_vendor_balances([(row, state(10, 2, {0: 3_000, 1: 1_000}))])
 
     months, freshness = await models.balances(vendor, YEAR)
 
