@@ -190,22 +190,22 @@ class CassandraReadModels:
 
     # --- For the operator: every row (verify), replacing every row (rebuild), freshness (status). ---------
 
-    async def all_rows(self, projection: str) -> dict[Row, Decimal]:
-        """Every row of a projection's table, with its total (quantity or balance)."""
+    async def _every_row(self, projection: str, column: str) -> dict[Row, Any]:
+        """Every row of a projection's table with one of its columns (the quantity or balance is `total`)."""
         ks = self.keyspace
         if projection == POPULAR_ITEMS:
-            found = await scan(
-                self.session,
-                f"SELECT vendorid, productid, year, month, day, quantity FROM {ks}.item_quantity_by_day",
-                page_size=5000,
-            )
-            return {
-                popular_items_row(r.vendorid, r.productid, r.year, r.month, r.day): Decimal(r.quantity) for r in found
-            }
-        found = await scan(
-            self.session, f"SELECT vendorid, year, month, balance FROM {ks}.balance_by_vendor", page_size=5000
-        )
-        return {vendor_billing_row(r.vendorid, r.year, r.month): r.balance for r in found}
+            column = "quantity" if column == "total" else column
+            query = f"SELECT vendorid, productid, year, month, day, {column} FROM {ks}.item_quantity_by_day"
+            found = await scan(self.session, query, page_size=5000)
+            return {popular_items_row(r.vendorid, r.productid, r.year, r.month, r.day): r[-1] for r in found}
+        column = "balance" if column == "total" else column
+        query = f"SELECT vendorid, year, month, {column} FROM {ks}.balance_by_vendor"
+        found = await scan(self.session, query, page_size=5000)
+        return {vendor_billing_row(r.vendorid, r.year, r.month): r[-1] for r in found}
+
+    async def all_rows(self, projection: str) -> dict[Row, Decimal]:
+        """Every row of a projection's table, with its total (quantity or balance)."""
+        return {row: Decimal(total) for row, total in (await self._every_row(projection, "total")).items()}
 
     async def replace_all(
         self,
@@ -251,20 +251,7 @@ class CassandraReadModels:
 
     async def all_marks(self, projection: str) -> dict[Row, dict[int, int]]:
         """Every row of a projection's table that has marks, with them."""
-        ks = self.keyspace
-        if projection == POPULAR_ITEMS:
-            found = await scan(
-                self.session,
-                f"SELECT vendorid, productid, year, month, day, marks FROM {ks}.item_quantity_by_day",
-                page_size=5000,
-            )
-            return {
-                popular_items_row(r.vendorid, r.productid, r.year, r.month, r.day): r.marks for r in found if r.marks
-            }
-        found = await scan(
-            self.session, f"SELECT vendorid, year, month, marks FROM {ks}.balance_by_vendor", page_size=5000
-        )
-        return {vendor_billing_row(r.vendorid, r.year, r.month): r.marks for r in found if r.marks}
+        return {row: marks for row, marks in (await self._every_row(projection, "marks")).items() if marks}
 
     async def newest_event_at(self) -> dict[str, datetime | None]:
         """Per projection, the time of the newest event it has applied (a scan of its rows)."""

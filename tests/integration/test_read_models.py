@@ -30,6 +30,20 @@ async def models(settings: Settings) -> AsyncIterator[CassandraReadModels]:
         cluster.shutdown()
 
 
+@pytest.fixture()
+async def scratch(settings: Settings) -> AsyncIterator[CassandraReadModels]:
+    """Read models in a keyspace of their own (a rebuild truncates whole tables), dropped afterwards."""
+    keyspace = f"read_models_{uuid.uuid4().hex[:12]}"
+    scratch = settings.model_copy(update={"cassandra_keyspace": keyspace})
+    await migrate_cassandra(scratch)
+    cluster, session = await connect_async(scratch, keyspace)
+    try:
+        yield CassandraReadModels(session, keyspace)
+    finally:
+        await execute(session, f"DROP KEYSPACE IF EXISTS {keyspace}", timeout_s=60)
+        cluster.shutdown()
+
+
 def state(total: int, version: int, marks: dict[int, int], name: str = "pear") -> RowState:
     return RowState(Decimal(total), name, version, marks, datetime(YEAR, 3, 4, 5, 6, tzinfo=UTC).isoformat())
 
@@ -76,85 +90,67 @@ async def test_many_rows_of_one_day_go_in_few_requests_and_all_land(models: Cass
     assert freshness.marks == {3: 449}
 
 
-async def test_a_rebuild_keeps_the_marks_of_the_live_rows(settings: Settings) -> None:
-    keyspace = f"read_models_{uuid.uuid4().hex[:12]}"
-    scratch = settings.model_copy(update={"cassandra_keyspace": keyspace})
-    await migrate_cassandra(scratch)
-    cluster, session = await connect_async(scratch, keyspace)
-    try:
-        models = CassandraReadModels(session, keyspace)
-        vendor, product = uuid.uuid4(), uuid.uuid4()
-        live, gone, new = (popular_items_row(vendor, product, YEAR, 2, d) for d in (1, 2, 3))
-        await models.write_popular_items([(live, state(4, 4, {0: 700})), (gone, state(1, 1, {1: 300}))])
+async def test_a_rebuild_keeps_the_marks_of_the_live_rows(scratch: CassandraReadModels) -> None:
+    models = scratch
+    vendor, product = uuid.uuid4(), uuid.uuid4()
+    live, gone, new = (popular_items_row(vendor, product, YEAR, 2, d) for d in (1, 2, 3))
+    await models.write_popular_items([(live, state(4, 4, {0: 700})), (gone, state(1, 1, {1: 300}))])
 
-        # The journal's rows: no marks of their own (it knows no Kafka positions).
-        await models.replace_all(POPULAR_ITEMS, {live: state(5, 5, {}), new: state(2, 2, {})})
+    # The journal's rows: no marks of their own (it knows no Kafka positions).
+    await models.replace_all(POPULAR_ITEMS, {live: state(5, 5, {}), new: state(2, 2, {})})
 
-        assert await models.all_rows(POPULAR_ITEMS) == {live: Decimal(5), new: Decimal(2)}
-        assert await models.all_marks(POPULAR_ITEMS) == {live: {0: 700}}
-    finally:
-        await execute(session, f"DROP KEYSPACE IF EXISTS {keyspace}", timeout_s=60)
-        cluster.shutdown()
+    assert await models.all_rows(POPULAR_ITEMS) == {live: Decimal(5), new: Decimal(2)}
+    assert await models.all_marks(POPULAR_ITEMS) == {live: {0: 700}}
 
 
-async def test_the_migration_adopts_the_marks_of_projection_rows_and_drops_it(settings: Settings) -> None:
-    keyspace = f"read_models_{uuid.uuid4().hex[:12]}"
-    scratch = settings.model_copy(update={"cassandra_keyspace": keyspace})
-    await migrate_cassandra(scratch)
-    cluster, session = await connect_async(scratch, keyspace)
-    try:
-        models = CassandraReadModels(session, keyspace)
-        vendor, product = uuid.uuid4(), uuid.uuid4()
-        item, balance = popular_items_row(vendor, product, YEAR, 7, 8), vendor_billing_row(vendor, YEAR, 7)
-        orphan = popular_items_row(vendor, product, YEAR, 7, 9)  # a tracking row whose row a rebuild removed
-        # As the code before 2026-12-05 wrote them: values without marks, then a tracking row each.
+async def test_the_migration_adopts_the_marks_of_projection_rows_and_drops_it(scratch: CassandraReadModels) -> None:
+    models, session, keyspace = scratch, scratch.session, scratch.keyspace
+    vendor, product = uuid.uuid4(), uuid.uuid4()
+    item, balance = popular_items_row(vendor, product, YEAR, 7, 8), vendor_billing_row(vendor, YEAR, 7)
+    orphan = popular_items_row(vendor, product, YEAR, 7, 9)  # a tracking row whose row a rebuild removed
+    # As the code before 2026-12-05 wrote them: values without marks, then a tracking row each.
+    await execute(
+        session,
+        f"INSERT INTO {keyspace}.item_quantity_by_day (vendorid, productid, year, month, day, quantity, name) "
+        "VALUES (%s, %s, %s, 7, 8, 6, 'fig') USING TIMESTAMP 3",
+        (vendor, product, YEAR),
+    )
+    await execute(
+        session,
+        f"INSERT INTO {keyspace}.balance_by_vendor (vendorid, year, month, balance) "
+        "VALUES (%s, %s, 7, 12.50) USING TIMESTAMP 2",
+        (vendor, YEAR),
+    )
+    await execute(
+        session,
+        f"""CREATE TABLE {keyspace}.projection_rows (
+            projection text, row_key text, version bigint, marks map<int, bigint>, last_event_at timestamp,
+            PRIMARY KEY ((projection, row_key)))""",
+        timeout_s=60,
+    )
+    at = datetime(YEAR, 7, 8, 9, 10, tzinfo=UTC)
+    for projection, row, version, marks in (
+        (POPULAR_ITEMS, item, 3, {0: 1_000, 2: 2_000}),
+        (VENDOR_BILLING, balance, 2, {1: 500}),
+        (POPULAR_ITEMS, orphan, 1, {3: 100}),
+    ):
         await execute(
             session,
-            f"INSERT INTO {keyspace}.item_quantity_by_day (vendorid, productid, year, month, day, quantity, name) "
-            "VALUES (%s, %s, %s, 7, 8, 6, 'fig') USING TIMESTAMP 3",
-            (vendor, product, YEAR),
+            f"INSERT INTO {keyspace}.projection_rows (projection, row_key, version, marks, last_event_at) "
+            "VALUES (%s, %s, %s, %s, %s) USING TIMESTAMP %s",
+            (projection, "/".join(row), version, marks, at, version),
         )
-        await execute(
-            session,
-            f"INSERT INTO {keyspace}.balance_by_vendor (vendorid, year, month, balance) "
-            "VALUES (%s, %s, 7, 12.50) USING TIMESTAMP 2",
-            (vendor, YEAR),
-        )
-        await execute(
-            session,
-            f"""CREATE TABLE {keyspace}.projection_rows (
-                projection text, row_key text, version bigint, marks map<int, bigint>, last_event_at timestamp,
-                PRIMARY KEY ((projection, row_key)))""",
-            timeout_s=60,
-        )
-        at = datetime(YEAR, 7, 8, 9, 10, tzinfo=UTC)
-        for projection, row, version, marks in (
-            (POPULAR_ITEMS, item, 3, {0: 1_000, 2: 2_000}),
-            (VENDOR_BILLING, balance, 2, {1: 500}),
-            (POPULAR_ITEMS, orphan, 1, {3: 100}),
-        ):
-            await execute(
-                session,
-                f"INSERT INTO {keyspace}.projection_rows (projection, row_key, version, marks, last_event_at) "
-                "VALUES (%s, %s, %s, %s, %s) USING TIMESTAMP %s",
-                (projection, "/".join(row), version, marks, at, version),
-            )
 
-        await adopt_projection_rows(session, keyspace)
+    await adopt_projection_rows(session, keyspace)
 
-        days, freshness = await models.quantities_by_day(vendor, product, YEAR, 7)
-        assert days == [{"day": 8, "quantity": 6, "name": "fig"}]  # the orphan made no row
-        assert freshness.marks == {0: 1_000, 2: 2_000} and freshness.last_event_at == at
-        months, freshness = await models.balances(vendor, YEAR)
-        assert months == [{"month": 7, "balance": Decimal("12.50")}] and freshness.marks == {1: 500}
-        tables = await execute(
-            session, "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
-        )
-        assert "projection_rows" not in {r.table_name for r in tables}
-        # The owner's next write of the row, a newer version, replaces the adopted marks.
-        await models.write_popular_items([(item, state(9, 4, {0: 1_500}))])
-        _, freshness = await models.quantities_by_day(vendor, product, YEAR, 7)
-        assert freshness.marks == {0: 1_500}
-    finally:
-        await execute(session, f"DROP KEYSPACE IF EXISTS {keyspace}", timeout_s=60)
-        cluster.shutdown()
+    days, freshness = await models.quantities_by_day(vendor, product, YEAR, 7)
+    assert days == [{"day": 8, "quantity": 6, "name": "fig"}]  # the orphan made no row
+    assert freshness.marks == {0: 1_000, 2: 2_000} and freshness.last_event_at == at
+    months, freshness = await models.balances(vendor, YEAR)
+    assert months == [{"month": 7, "balance": Decimal("12.50")}] and freshness.marks == {1: 500}
+    tables = await execute(session, "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,))
+    assert "projection_rows" not in {r.table_name for r in tables}
+    # The owner's next write of the row, a newer version, replaces the adopted marks.
+    await models.write_popular_items([(item, state(9, 4, {0: 1_500}))])
+    _, freshness = await models.quantities_by_day(vendor, product, YEAR, 7)
+    assert freshness.marks == {0: 1_500}
