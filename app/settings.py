@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     projection_batch_within_behind_s: float = Field(default=0.25, ge=0, le=5)
     # How long a producer waits to put more messages into one request: the API and a worker with the command
     # agent (every hop adds it to a command's latency), and a worker with only query-side agents (only freshness).
-    # None on the command path: a command crosses three producers, and under load messages pile up behind the
+    # No linger on the command path: a command crosses three producers, and under load messages pile up behind the
     # request in flight anyway (docs/benchmarks.md, 2026-12-05 night: 0 against 2 ms, p50 at 200/s 41 -> 32 ms,
     # saturation and CPU no worse).
     producer_linger_s: float = Field(default=0.0, ge=0, le=1)

@@ -169,8 +169,7 @@ class CassandraReadModels:
         self, vendor: UUID, product: UUID, year: int, month: int
     ) -> tuple[list[dict[str, Any]], Freshness]:
         """A product's days of a month, and how far they have got (from the same rows: one read)."""
-        rows = await execute(self.session, self._read_quantities, (vendor, product, year, month), self.timeout_s)
-        rows = list(rows)
+        rows = list(await execute(self.session, self._read_quantities, (vendor, product, year, month), self.timeout_s))
         days = [{"day": r.day, "quantity": r.quantity, "name": r.name} for r in rows]
         return days, freshness_of(rows)
 
@@ -191,21 +190,20 @@ class CassandraReadModels:
     # --- For the operator: every row (verify), replacing every row (rebuild), freshness (status). ---------
 
     async def _every_row(self, projection: str, column: str) -> dict[Row, Any]:
-        """Every row of a projection's table with one of its columns (the quantity or balance is `total`)."""
+        """Every row of a projection's table with one of its columns."""
         ks = self.keyspace
         if projection == POPULAR_ITEMS:
-            column = "quantity" if column == "total" else column
             query = f"SELECT vendorid, productid, year, month, day, {column} FROM {ks}.item_quantity_by_day"
             found = await scan(self.session, query, page_size=5000)
             return {popular_items_row(r.vendorid, r.productid, r.year, r.month, r.day): r[-1] for r in found}
-        column = "balance" if column == "total" else column
         query = f"SELECT vendorid, year, month, {column} FROM {ks}.balance_by_vendor"
         found = await scan(self.session, query, page_size=5000)
         return {vendor_billing_row(r.vendorid, r.year, r.month): r[-1] for r in found}
 
     async def all_rows(self, projection: str) -> dict[Row, Decimal]:
         """Every row of a projection's table, with its total (quantity or balance)."""
-        return {row: Decimal(total) for row, total in (await self._every_row(projection, "total")).items()}
+        total = "quantity" if projection == POPULAR_ITEMS else "balance"
+        return {row: Decimal(value) for row, value in (await self._every_row(projection, total)).items()}
 
     async def replace_all(
         self,

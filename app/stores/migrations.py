@@ -170,9 +170,14 @@ async def adopt_projection_rows(session: Any, ks: str) -> None:
     )
     if "projection_rows" not in {r.table_name for r in tables}:
         return
+    # Per projection: its table, the row key's columns and their types (a row key is its parts joined by "/").
     where = {
-        "popular_items": ("item_quantity_by_day", ("vendorid", "productid", "year", "month", "day")),
-        "vendor_billing": ("balance_by_vendor", ("vendorid", "year", "month")),
+        "popular_items": (
+            "item_quantity_by_day",
+            ("vendorid", "productid", "year", "month", "day"),
+            (UUID, UUID, int, int, int),
+        ),
+        "vendor_billing": ("balance_by_vendor", ("vendorid", "year", "month"), (UUID, int, int)),
     }
     try:
         old = await scan(
@@ -181,7 +186,7 @@ async def adopt_projection_rows(session: Any, ks: str) -> None:
         # A warning, so that it shows on any console: it happens once, and takes minutes for a large keyspace
         # (446,536 rows took 4 min 40 s on the development machine).
         log.warning("%s.projection_rows: copying %d rows' marks into the read-model rows, once", ks, len(old))
-        for projection, (table, key) in where.items():
+        for projection, (table, key, types) in where.items():
             existing = {
                 "/".join(str(part) for part in row)
                 for row in await scan(session, f"SELECT {', '.join(key)} FROM {ks}.{table}", page_size=5000)
@@ -190,7 +195,6 @@ async def adopt_projection_rows(session: Any, ks: str) -> None:
                 f"UPDATE {ks}.{table} USING TIMESTAMP ? SET marks = ?, last_event_at = ? "
                 f"WHERE {' AND '.join(f'{column} = ?' for column in key)}"
             )
-            types = (UUID, UUID, int, int, int) if table == "item_quantity_by_day" else (UUID, int, int)
             await execute_all(
                 session,
                 (

@@ -55,7 +55,6 @@ class KeyPartitioner:
         return all_partitions[_index(key, len(all_partitions))]
 
 
-@lru_cache(maxsize=65536)
 def partition_of(key: str, partitions: int) -> int:
     """The partition, of a topic with `partitions` partitions, that a message keyed `key` goes to."""
     return _index(key.encode(), partitions)

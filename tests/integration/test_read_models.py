@@ -76,7 +76,7 @@ async def test_a_stale_owner_cannot_overwrite_a_newer_value_or_its_marks(models:
     assert freshness.marks == {0: 8_000}
 
 
-async def test_many_rows_of_one_day_go_in_few_requests_and_all_land(models: CassandraReadModels) -> None:
+async def test_more_rows_of_one_day_than_a_request_takes_all_land(models: CassandraReadModels) -> None:
     vendor = uuid.uuid4()
     products = [uuid.uuid4() for _ in range(450)]  # more than a request of the day table takes
     await models.write_popular_items(

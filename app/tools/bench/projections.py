@@ -9,8 +9,9 @@ the run; everything dropped afterwards), so the running system is not touched an
    its cart-events topic as the command worker emits it (`event_message`, keyed by member id), members
    interleaved, each member's events in seq_nr order;
 2. `workers` worker processes with only the query-side agents are started (one by default; more share the
-   partitions, as the query side scales out), and events/s are measured from the moment they are ready
-   until their lag is 0 on every topic they read (the lag moves with the agents' commits, a second apart, so the end
+   partitions, as the query side scales out), and events/s are measured from the moment the first is ready (the
+   others join meanwhile: their start and the rebalances are in the figure) until the lag is 0 on every topic
+   they read (the lag moves with the agents' commits, a second apart, so the end
    is seen up to a second late).
 
 Read delay (`read_delay`), against the running system at a steady load: after each checkout's reply, a read of
@@ -236,13 +237,17 @@ def start_worker(system: OwnSystem, state_dir: Path) -> WorkerProcess:
     return WorkerProcess(popen, log)
 
 
+def check_alive(workers: Sequence[WorkerProcess]) -> None:
+    for worker in workers:
+        if worker.popen.poll() is not None:
+            raise RuntimeError(f"the projection worker exited with {worker.popen.returncode}:\n{worker.tail()}")
+
+
 async def wait_ready(workers: Sequence[WorkerProcess], timeout_s: float = 180) -> None:
     """Until one of the workers is ready (the first consumes from then on, whether the others are ready or not)."""
     deadline = time.monotonic() + timeout_s
     while not any(worker.ready() for worker in workers):
-        for worker in workers:
-            if worker.popen.poll() is not None:
-                raise RuntimeError(f"the projection worker exited with {worker.popen.returncode}:\n{worker.tail()}")
+        check_alive(workers)
         if time.monotonic() > deadline:
             raise RuntimeError(f"no projection worker was ready within {timeout_s:g} s:\n{workers[0].tail()}")
         await asyncio.sleep(0.1)
@@ -268,9 +273,7 @@ async def until_drained(
     readings: list[LagReading] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for worker in workers:
-            if worker.popen.poll() is not None:
-                raise RuntimeError(f"the projection worker exited with {worker.popen.returncode}:\n{worker.tail()}")
+        check_alive(workers)
         reading = await read_lag(settings)
         readings.append(reading)
         progress.update(f"projections: {reading.events_applied:,}/{events:,} events applied, lag {reading.total_lag:,}")
