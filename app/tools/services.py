@@ -104,8 +104,25 @@ def maven_classpath(component: str, target: Path) -> str:
     return target.read_text().strip()
 
 
-def spawn(command: list[str], log: Path, pid_file: Path, cwd: Path) -> None:
-    """Start a detached process (its own session, so Ctrl-C on `make run` leaves services up)."""
+PR_SET_TIMERSLACK = 29  # prctl(2)
+
+
+def with_timer_slack(ns: int) -> Callable[[], None]:
+    """What a child runs before it executes its program: its timer slack becomes `ns`, which every thread it starts
+    inherits (prctl(2), PR_SET_TIMERSLACK)."""
+
+    def set_slack() -> None:
+        import ctypes
+
+        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_TIMERSLACK) failed")
+
+    return set_slack
+
+
+def spawn(command: list[str], log: Path, pid_file: Path, cwd: Path, timer_slack_ns: int = 0) -> None:
+    """Start a detached process (its own session, so Ctrl-C on `make run` leaves services up); with a timer slack
+    when `timer_slack_ns` is not 0."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -115,6 +132,7 @@ def spawn(command: list[str], log: Path, pid_file: Path, cwd: Path) -> None:
             stdin=subprocess.DEVNULL,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=with_timer_slack(timer_slack_ns) if timer_slack_ns else None,
         )
     pid_file.write_text(str(process.pid))
 
@@ -494,6 +512,8 @@ batch_size_warn_threshold: 64KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
 concurrent_counter_writes: 8
 compaction_throughput: 64MiB/s
+# Started with a timer slack of {self.settings.cassandra_timer_slack_ns} ns (Settings.cassandra_timer_slack_ns): not a
+# setting of this file, written here so that `up` restarts a Cassandra started with another.
 """
 
     def up(self) -> None:
@@ -536,7 +556,7 @@ compaction_throughput: 64MiB/s
             classpath,
             "org.apache.cassandra.service.CassandraDaemon",
         ]
-        spawn(command, self.log, self.pid_file, self.home)
+        spawn(command, self.log, self.pid_file, self.home, self.settings.cassandra_timer_slack_ns)
         wait_until("Cassandra", self.answers, self.log, lambda: read_pid(self.pid_file) is not None)
         self.secure()
 

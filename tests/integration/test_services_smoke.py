@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.settings import Settings
 from app.stores.cassandra import connect_async, execute
+from app.tools.services import Cassandra, read_pid
 
 
 async def test_a_message_produced_to_kafka_is_consumed_back(settings: Settings) -> None:
@@ -65,3 +68,15 @@ async def test_the_local_cassandra_syncs_its_commit_log_before_it_acknowledges(s
         assert settings.cassandra_commitlog_sync in ("batch", "group")
     finally:
         cluster.shutdown()
+
+
+def test_the_local_cassandra_runs_with_the_timer_slack_of_the_settings(settings: Settings) -> None:
+    """Every thread of the Cassandra `cart services up` started (those started later too) sleeps with the slack that
+    keeps its request pools' polling cheap (Settings.cassandra_timer_slack_ns)."""
+    pid = read_pid(Cassandra(settings).pid_file)
+    if pid is None:
+        pytest.skip("this checkout did not start the Cassandra it uses")
+    threads = [p.name for p in Path(f"/proc/{pid}/task").iterdir()]
+    assert len(threads) > 20  # the JVM's and Cassandra's own, started after the process
+    slack = {int(Path(f"/proc/{tid}/timerslack_ns").read_text()) for tid in threads}
+    assert slack == {settings.cassandra_timer_slack_ns or 50_000}
