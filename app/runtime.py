@@ -7,6 +7,7 @@ migrations and connects once for the whole process.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -34,6 +35,18 @@ async def prepared(store: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(store, *args)
     except (OperationTimedOut, NoHostAvailable) as error:
         raise StoreUnavailable(f"Cassandra did not answer: {error}") from error
+
+
+def freeze_what_startup_made() -> int:
+    """Leave every object alive now out of the garbage collector's future passes (gc.freeze); how many.
+
+    A process that has started holds hundreds of thousands of objects that live as long as it does (modules, Faust's
+    and the drivers' machinery, Cassandra's schema metadata). A full collection walks all of them, and in the command
+    worker under load one stalled every command in flight for 60-110 ms, a few times a minute (docs/benchmarks.md,
+    2026-12-06). Called once the process is ready; garbage is collected first, so none is kept."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 class Runtime:

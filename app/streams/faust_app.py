@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import faust
 
-from app.runtime import process_runtime
+from app.runtime import freeze_what_startup_made, process_runtime
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
 from app.streams.changelog_flush import handed_over
@@ -75,6 +75,11 @@ class CartApp(faust.App):
             except Exception:  # the journal has every appended batch: the next owner's claim finishes it
                 log.exception("stopping agent %s", agent.name)
         await super().on_stop()
+
+    async def on_started(self) -> None:
+        """Once the worker is ready (its tables restored), what it built to get there is out of the collector's way."""
+        await super().on_started()
+        log.info("worker ready: %d objects left out of garbage collection", freeze_what_startup_made())
 
     async def on_first_start(self) -> None:
         """Before the worker joins its consumer group (children, the consumer among them, start after this): the
