@@ -105,24 +105,26 @@ def maven_classpath(component: str, target: Path) -> str:
 
 
 PR_SET_TIMERSLACK = 29  # prctl(2)
+# Runs in the child, then executes the service in its place (same pid): a `preexec_fn` would do the same from inside
+# `Popen`, but is not safe in a parent that has threads.
+SET_SLACK_THEN_EXEC = (
+    "import ctypes, os, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).prctl(int(sys.argv[1]), int(sys.argv[2]), 0, 0, 0) != 0:\n"
+    "    sys.exit(f'prctl(PR_SET_TIMERSLACK): {os.strerror(ctypes.get_errno())}')\n"
+    "os.execvp(sys.argv[3], sys.argv[3:])\n"
+)
 
 
-def with_timer_slack(ns: int) -> Callable[[], None]:
-    """What a child runs before it executes its program: its timer slack becomes `ns`, which every thread it starts
-    inherits (prctl(2), PR_SET_TIMERSLACK)."""
-
-    def set_slack() -> None:
-        import ctypes
-
-        if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_TIMERSLACK) failed")
-
-    return set_slack
+def with_timer_slack(command: list[str], ns: int) -> list[str]:
+    """`command`, started with a timer slack of `ns` (prctl(2), PR_SET_TIMERSLACK), which every thread it starts
+    inherits; `command` itself when `ns` is 0 (the kernel's default, 50 us)."""
+    if not ns:
+        return command
+    return [sys.executable, "-c", SET_SLACK_THEN_EXEC, str(PR_SET_TIMERSLACK), str(ns), *command]
 
 
-def spawn(command: list[str], log: Path, pid_file: Path, cwd: Path, timer_slack_ns: int = 0) -> None:
-    """Start a detached process (its own session, so Ctrl-C on `make run` leaves services up); with a timer slack
-    when `timer_slack_ns` is not 0."""
+def spawn(command: list[str], log: Path, pid_file: Path, cwd: Path) -> None:
+    """Start a detached process (its own session, so Ctrl-C on `make run` leaves services up)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -132,7 +134,6 @@ def spawn(command: list[str], log: Path, pid_file: Path, cwd: Path, timer_slack_
             stdin=subprocess.DEVNULL,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=with_timer_slack(timer_slack_ns) if timer_slack_ns else None,
         )
     pid_file.write_text(str(process.pid))
 
@@ -556,7 +557,7 @@ compaction_throughput: 64MiB/s
             classpath,
             "org.apache.cassandra.service.CassandraDaemon",
         ]
-        spawn(command, self.log, self.pid_file, self.home, self.settings.cassandra_timer_slack_ns)
+        spawn(with_timer_slack(command, self.settings.cassandra_timer_slack_ns), self.log, self.pid_file, self.home)
         wait_until("Cassandra", self.answers, self.log, lambda: read_pid(self.pid_file) is not None)
         self.secure()
 
