@@ -56,9 +56,9 @@ class Settings(BaseSettings):
     cassandra_commitlog_sync: Literal["batch", "group", "periodic"] = "batch"
     cassandra_commitlog_window_ms: int = Field(default=5, ge=1, le=1000)
     # The timer slack `cart services up` starts the local Cassandra with (its threads' timed sleeps may last this much
-    # longer; 0: the kernel's default, 50 us). Cassandra's request pools keep idle workers polling for work every
-    # 10-100 us; on 2 cores at a few hundred requests/s that polling was most of Cassandra's CPU: one single-row read
-    # cost 3.8 ms of it at 100/s, 0.64 ms with 1 ms of slack (docs/benchmarks.md, 2026-12-06).
+    # longer; 0: the kernel's default, 50 us). Cassandra's request pools keep idle workers polling for work, parked
+    # 10 us to 1 ms at a time; on 2 cores at a few hundred requests/s that polling was most of Cassandra's CPU: a
+    # single-row read cost 3.7 ms of it at 100/s, 0.87 ms with 1 ms of slack (docs/benchmarks.md, 2026-12-06).
     cassandra_timer_slack_ns: int = Field(default=1_000_000, ge=0, le=100_000_000)
     # Password authentication. Without a password given here, the one `cart services up` generated for the local
     # Cassandra (`<credentials_dir>/cassandra-password`) is used, if there is one; with neither, no credentials
