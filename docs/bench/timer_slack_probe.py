@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from app.settings import get_settings
 from app.stores.cassandra import connect_async, execute
+from app.tools.bench.cpu import CLOCK_TICKS, read_stat
 from app.tools.services import Cassandra, read_pid
 
 SLACKS_NS = [50_000, 200_000, 1_000_000]
@@ -33,8 +34,10 @@ RATES = [20.0, 100.0, 500.0, 0.0]  # 0: back to back
 
 
 def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    stat = read_stat(pid)
+    if stat is None:
+        sys.exit(f"Cassandra (pid {pid}) is gone")
+    return stat.own_ticks
 
 
 def set_slack(pid: int, ns: int) -> None:
@@ -51,7 +54,6 @@ async def main(reads: int, png: str | None) -> None:
     cluster, session = await connect_async(settings, settings.cassandra_keyspace)
     read = session.prepare(f"SELECT segment FROM {settings.cassandra_keyspace}.journal_lease_heads WHERE lease = ?")
     lease, points = uuid.uuid4(), []
-    hz = os.sysconf("SC_CLK_TCK")
     try:
         for slack in SLACKS_NS:
             set_slack(pid, slack)
@@ -61,7 +63,7 @@ async def main(reads: int, png: str | None) -> None:
                     await execute(session, read, (lease,), 10)
                     if rate:
                         await asyncio.sleep(max(0.0, started + (n + 1) / rate - time.monotonic()))
-                seconds, used = time.monotonic() - started, (cpu_ticks(pid) - ticks) / hz
+                seconds, used = time.monotonic() - started, (cpu_ticks(pid) - ticks) / CLOCK_TICKS
                 point = {
                     "slack_us": slack // 1000,
                     "offered_per_s": rate or None,
