@@ -2,13 +2,14 @@
 
 Contract (what callers may rely on, also on failure):
 - The owner of a set of partitions of `cart-commands` writes under a `Lease`, which it takes with `claim`: the
-  claim seals the lease of every previous owner of those partitions (a conditional write each), so from then on
-  a previous owner, a zombie among them, cannot write anything: its next `append_batch` raises `LeaseLost` and
-  writes nothing. Two processes that claim the same partition end with exactly one of them able to write.
-- `append_batch(lease, appends)` writes the events of many members at once, all or none: one conditional write
-  (a lightweight transaction) that moves the lease's next batch number and stores the batch in the lease's log.
-  Once it returns, the events are durable (acknowledged = in the journal). On a time-out it finds out whether
-  the write landed before it returns (it waits for the journal to answer), so it never leaves the caller unsure.
+  claim seals the lease of every previous owner of those partitions and records where its log ends, so from then
+  on nothing a previous owner, a zombie among them, writes counts: its next `append_batch` raises `LeaseLost`
+  (or returns once more, when what it wrote is within the recorded end). Two processes that claim the same
+  partition end with exactly one of them able to write.
+- `append_batch(lease, appends)` writes the events of many members at once, all or none: one plain write of the
+  batch's row in the lease's log, then one read of the lease's seal (the fence, "write then read": below). Once
+  it returns, the events are durable (acknowledged = in the journal, within the log's end). A write that times
+  out is written again (the same row) until Cassandra answers, so it never leaves the caller unsure.
   Each member's events must continue that member's journal right after `expected_version`, as the owner knows
   it: the lease makes the owner the only writer, so the journal does not read each member back to check.
 - `index(lease, appends)` then copies those events to the member-keyed journal that `load`, `read` and rebuilds
@@ -21,14 +22,24 @@ Contract (what callers may rely on, also on failure):
   cached with it); `read(member_id, from_seq, to_seq, limit)`: events in seq_nr order; all see every appended
   event once `index` or the next claim has run.
 
+The fence, write then read (docs/architecture.md): the owner writes batch b, then reads the lease's seal, and
+acknowledges b only if there is none; a claimer writes the seal, then reads the log for its first missing batch.
+Both at QUORUM, so of the two the one that reads second sees the other's write: either the owner sees the seal, or
+the claimer sees b. The claimer records the first missing batch it saw as the lease's end with a conditional write
+(`IF end_batch = null`: the first end recorded is the end, whoever records it); an owner that finds a seal records
+b + 1 the same way, so b counts exactly when b < the recorded end, and both sides know it. Batches are written one
+after the other, each only once the one before it is acknowledged, so the log has no gap and its first missing
+batch is one past its highest. Rows at or past the recorded end (a zombie's last write) are never read.
+
 Layout:
 - `journal_log`, partition `(lease, segment)`, a row per batch (the events as a compact JSON list), with the
-  static `next_batch` (the fence: -1 once sealed), `end_batch` (where a sealed lease ends) and `done_batch`
-  (every batch up to it is in the member-keyed journal and on cart-events). A segment holds SEGMENT_BATCHES
-  batches, so no Cassandra partition grows without bound; the first batch of a segment is written
-  `IF next_batch = null`, and a sealer that finds a full segment seals the next one before the owner gets there.
-- `journal_owners`: per partition of cart-commands (topic, partition), the lease that owns it (moved by a
-  conditional write).
+  static `done_batch` (every batch up to it is in the member-keyed journal and on cart-events). A segment holds
+  SEGMENT_BATCHES batches, so no Cassandra partition grows without bound. (Leases of before 2026-12-06 wrote
+  each batch `IF next_batch = n`, the static `next_batch` moving by one, -1 once sealed, `end_batch` where it
+  ended; a claim seals those the same way: `_seal_conditional`.)
+- `journal_seals`: per sealed lease, the seal and the end recorded.
+- `journal_owners`: per partition of cart-commands (topic, partition), the lease that owns it and its `fence`
+  (moved by a conditional write).
 - `journal` (member-keyed): rows in partition `(member_id, bucket)`. A command's events go, whole, into the bucket
   of its first seq_nr, and a command has at most a bucket's worth of events, so a reader that starts one bucket
   early sees every event. It stops once it has read the bucket the event after the last one found would be in
@@ -76,7 +87,9 @@ T = TypeVar("T")
 
 MEMBER_SHARDS = 64
 SEGMENT_BATCHES = 1000
-SEALED = -1
+SEALED = -1  # `next_batch` of a sealed lease of the conditional format
+WRITE_THEN_READ = "write-then-read"
+"""The fence of the leases this module writes (`journal_owners.fence`); null: one conditional write per batch."""
 ROWS_PER_WRITE = 64
 WRITES_IN_FLIGHT = 8
 MEMBERS_PER_READ = 100
@@ -138,6 +151,7 @@ class Lease:
     partitions: frozenset[int]
     next_batch: int = 0
     done_batch: int = -1  # every batch up to this one is indexed and emitted
+    sealed: bool = False  # found sealed by a claimer: nothing more can be written
     previous: dict[int, UUID | None] = field(default_factory=dict)  # partition -> the lease it was claimed from
     unfinished: list[StoredEvent] = field(default_factory=list)  # of sealed leases: maybe never emitted
 
@@ -233,30 +247,29 @@ class CassandraJournal:
         self._select_members_bucket = prepare(
             f"SELECT * FROM {ks}.journal WHERE member_id IN ? AND bucket = ? AND seq_nr >= ?"
         )
-        # The lease's log and the partitions' owners.
-        self._open_segment = prepare(
-            f"INSERT INTO {ks}.journal_log (lease, segment, next_batch, owner) VALUES (?, ?, ?, ?) IF NOT EXISTS"
-        )
+        # The lease's log, its seal and the partitions' owners.
         self._write_batch = prepare(
-            f"UPDATE {ks}.journal_log SET next_batch = ?, done_batch = ?, batch_id = ?, events = ? "
-            "WHERE lease = ? AND segment = ? AND batch_nr = ? IF next_batch = ?"
+            f"UPDATE {ks}.journal_log SET done_batch = ?, batch_id = ?, events = ? "
+            "WHERE lease = ? AND segment = ? AND batch_nr = ?"
         )
-        self._write_first_batch = prepare(
-            f"UPDATE {ks}.journal_log SET next_batch = ?, done_batch = ?, batch_id = ?, events = ?, owner = ? "
-            "WHERE lease = ? AND segment = ? AND batch_nr = ? IF next_batch = null"
+        self._last_batch = prepare(
+            f"SELECT batch_nr FROM {ks}.journal_log WHERE lease = ? AND segment = ? ORDER BY batch_nr DESC LIMIT 1"
         )
         self._read_segment_head = prepare(
             f"SELECT next_batch, end_batch, done_batch FROM {ks}.journal_log WHERE lease = ? AND segment = ? LIMIT 1"
         )
         self._read_segment_head.consistency_level = ConsistencyLevel.LOCAL_SERIAL
-        self._read_batch = prepare(
-            f"SELECT batch_id, events FROM {ks}.journal_log WHERE lease = ? AND segment = ? AND batch_nr = ?"
-        )
-        self._read_batch.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         self._read_batches = prepare(
             f"SELECT batch_nr, events FROM {ks}.journal_log "
             "WHERE lease = ? AND segment = ? AND batch_nr >= ? AND batch_nr < ?"
         )
+        self._mark_done = prepare(f"UPDATE {ks}.journal_log SET done_batch = ? WHERE lease = ? AND segment = ?")
+        self._read_seal = prepare(f"SELECT sealed_at, end_batch FROM {ks}.journal_seals WHERE lease = ?")
+        self._read_seal_serial = prepare(f"SELECT sealed_at, end_batch FROM {ks}.journal_seals WHERE lease = ?")
+        self._read_seal_serial.consistency_level = ConsistencyLevel.LOCAL_SERIAL
+        self._write_seal = prepare(f"UPDATE {ks}.journal_seals SET sealed_at = ?, sealed_by = ? WHERE lease = ?")
+        self._record_end = prepare(f"UPDATE {ks}.journal_seals SET end_batch = ? WHERE lease = ? IF end_batch = null")
+        # Sealing a lease of the conditional format (before 2026-12-06).
         self._seal = prepare(
             f"UPDATE {ks}.journal_log SET next_batch = -1, end_batch = ? WHERE lease = ? AND segment = ? "
             "IF next_batch = ?"
@@ -264,18 +277,15 @@ class CassandraJournal:
         self._seal_ahead = prepare(
             f"INSERT INTO {ks}.journal_log (lease, segment, next_batch, end_batch) VALUES (?, ?, -1, ?) IF NOT EXISTS"
         )
-        self._mark_done = prepare(
-            f"UPDATE {ks}.journal_log SET done_batch = ? WHERE lease = ? AND segment = ? IF next_batch = ?"
-        )
-        self._read_owner = prepare(f"SELECT lease FROM {ks}.journal_owners WHERE topic = ? AND partition = ?")
+        self._read_owner = prepare(f"SELECT lease, fence FROM {ks}.journal_owners WHERE topic = ? AND partition = ?")
         self._read_owner.consistency_level = ConsistencyLevel.LOCAL_SERIAL
         self._first_owner = prepare(
-            f"INSERT INTO {ks}.journal_owners (topic, partition, lease, owner, claimed_at) VALUES (?, ?, ?, ?, ?) "
-            "IF NOT EXISTS"
+            f"INSERT INTO {ks}.journal_owners (topic, partition, lease, owner, claimed_at, fence) "
+            "VALUES (?, ?, ?, ?, ?, ?) IF NOT EXISTS"
         )
         self._next_owner = prepare(
-            f"UPDATE {ks}.journal_owners SET lease = ?, owner = ?, claimed_at = ? WHERE topic = ? AND partition = ? "
-            "IF lease = ?"
+            f"UPDATE {ks}.journal_owners SET lease = ?, owner = ?, claimed_at = ?, fence = ? "
+            "WHERE topic = ? AND partition = ? IF lease = ?"
         )
         self._write_head = prepare(f"INSERT INTO {ks}.journal_lease_heads (lease, segment) VALUES (?, ?)")
         self._read_head = prepare(f"SELECT segment FROM {ks}.journal_lease_heads WHERE lease = ?")
@@ -298,33 +308,72 @@ class CassandraJournal:
         index is indexed, before this returns. StoreUnavailable if Cassandra does not answer (nothing is owned
         then; claiming again is safe)."""
         lease = Lease(uuid.uuid4(), owner, frozenset(partitions))
-        opened = await self._run(self._open_segment, (lease.id, 0, 0, owner))
-        if not applied(opened):  # a fresh random id: cannot be taken
-            raise RuntimeError(f"lease {lease.id} exists already")
         sealed: dict[UUID, int] = {}
         for partition in sorted(lease.partitions):
             while True:
                 rows = list(await self._run(self._read_owner, (self.topic, partition)))
                 previous: UUID | None = rows[0].lease if rows else None
                 if previous is not None and previous not in sealed:
-                    sealed[previous] = await self._seal_lease(previous)
+                    sealed[previous] = await self._seal_lease(previous, rows[0].fence, owner)
                     # Indexed before the partition moves: a claimer that dies after moving it would leave the sealed
                     # lease to nobody (the next claim finds this one's lease as the previous owner), and its owner
                     # indexes behind its answers (app/command_side/indexer.py), so that can be many batches.
                     lease.unfinished += await self._index_sealed(previous, sealed[previous])
                 now = datetime.now(UTC)
                 if previous is None:
-                    moved = await self._run(self._first_owner, (self.topic, partition, lease.id, owner, now))
+                    moved = await self._run(
+                        self._first_owner, (self.topic, partition, lease.id, owner, now, WRITE_THEN_READ)
+                    )
                 else:
-                    moved = await self._run(self._next_owner, (lease.id, owner, now, self.topic, partition, previous))
+                    moved = await self._run(
+                        self._next_owner, (lease.id, owner, now, WRITE_THEN_READ, self.topic, partition, previous)
+                    )
                 if applied(moved):
                     lease.previous[partition] = previous
                     break
                 # Another claimer moved it first: seal that one too, then try again.
         return lease
 
-    async def _seal_lease(self, lease_id: UUID) -> int:
-        """Seal a lease so that its owner can write no further batch; where its log ends."""
+    async def _seal_lease(self, lease_id: UUID, fence: str | None, sealer: str) -> int:
+        """Seal a lease so that nothing its owner writes from now on counts; where its log ends (every batch before
+        is in the log, and no batch from there on will ever be read)."""
+        if fence != WRITE_THEN_READ:
+            return await self._seal_conditional(lease_id)
+        seal = list(await self._run(self._read_seal_serial, (lease_id,)))
+        if seal and seal[0].end_batch is not None:
+            return int(seal[0].end_batch)  # sealed already, by a claimer or by its owner finding the seal
+        await self._run(self._write_seal, (datetime.now(UTC), sealer, lease_id))
+        return await self._end_at(lease_id, await self._first_missing(lease_id))
+
+    async def _end_at(self, lease_id: UUID, end: int) -> int:
+        """Record `end` as where a sealed lease's log ends, unless an end is recorded already; the end recorded.
+        Safe to repeat after a time-out: a repeat finds its own end."""
+        while True:
+            try:
+                row = (await self._run(self._record_end, (end, lease_id))).one()
+                return end if row[0] else int(row.end_batch)
+            except StoreUnavailable as error:
+                log.warning("recording the end of lease %s: %s; trying again", lease_id, error)
+                await asyncio.sleep(0.5)
+
+    async def _first_missing(self, lease_id: UUID) -> int:
+        """The first batch not in the lease's log (its log has no gap: one past its highest batch). From the segment
+        the head hint names (the owner writes it once it has written the segment's first batch; every batch before
+        it is in the log), on while segments are full."""
+        rows = list(await self._run(self._read_head, (lease_id,)))
+        segment = rows[0].segment if rows else 0
+        while True:
+            last = list(await self._run(self._last_batch, (lease_id, segment)))
+            start = segment * self.segment_batches
+            if not last or last[0].batch_nr is None:
+                return start
+            if last[0].batch_nr + 1 < start + self.segment_batches:
+                return int(last[0].batch_nr) + 1
+            segment += 1
+
+    async def _seal_conditional(self, lease_id: UUID) -> int:
+        """Seal a lease of the conditional format (written before 2026-12-06, `IF next_batch = n` per batch) the way
+        its owner's writes check: its static `next_batch` set to -1, conditionally."""
         rows = list(await self._run(self._read_head, (lease_id,)))
         segment = rows[0].segment if rows else 0
         while True:
@@ -379,62 +428,49 @@ class CassandraJournal:
 
     async def append_batch(self, lease: Lease, appends: Sequence[MemberAppend]) -> int:
         """Write every append, all or none, under the lease (see the module's contract); the batch's number (-1
-        when there was nothing to write). LeaseLost: nothing was written and the lease is dead. Waits out a
-        Cassandra that does not answer, so it returns only once it knows the batch is in the journal."""
+        when there was nothing to write). LeaseLost: nothing was written that counts, and the lease is dead. Waits
+        out a Cassandra that does not answer, so it returns only once it knows the batch is in the journal."""
         appends = [a for a in appends if a.events]
         if not appends:
             return -1
         for append in appends:
             check_append(append, self.bucket_size)
         check_owned(lease, appends, self.partitions)
+        if lease.sealed:
+            raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")
         entries = [_log_entry(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
         events = orjson.dumps(entries).decode()
-        batch, batch_id = lease.next_batch, uuid.uuid4()
+        batch = lease.next_batch
         segment = batch // self.segment_batches
-        first_of_segment = batch > 0 and batch % self.segment_batches == 0
-        params: tuple[Any, ...]
-        if first_of_segment:
-            statement, params = (
-                self._write_first_batch,
-                (batch + 1, lease.done_batch, batch_id, events, lease.owner, lease.id, segment, batch),
+        what = f"batch {batch} of lease {lease.id}"
+        # The same row, however often it is written: a write that timed out and landed after all changes nothing.
+        await self._until_answered(
+            what, self._write_batch, (lease.done_batch, uuid.uuid4(), events, lease.id, segment, batch)
+        )
+        if batch > 0 and batch % self.segment_batches == 0:  # the hint follows the batch: see _first_missing
+            await self._until_answered(what, self._write_head, (lease.id, segment))
+        seal = list(await self._until_answered(what, self._read_seal, (lease.id,)))
+        if seal:
+            # A claimer has sealed the lease: the batch counts if it is within the end recorded, by the claimer (it
+            # saw the batch, or not) or by this owner now (it did not record one yet: the batch is in the log).
+            lease.sealed = True
+            end = await self._end_at(lease.id, batch + 1)
+            if batch >= end:
+                raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")
+            log.warning(
+                "%s was written as lease %s was sealed; it counts, and the lease writes no more", what, lease.id
             )
-        else:
-            statement, params = (
-                self._write_batch,
-                (batch + 1, lease.done_batch, batch_id, events, lease.id, segment, batch, batch),
-            )
-        while True:
-            try:
-                written = applied(await self._run(statement, params))
-                break
-            except StoreUnavailable as error:
-                log.warning("batch %d of lease %s: %s; finding out whether it landed", batch, lease.id, error)
-                landed = await self._landed(lease, segment, batch, batch_id)
-                if landed is not None:
-                    written = landed
-                    break
-        if not written:
-            raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")
         lease.next_batch = batch + 1
-        if first_of_segment:
-            await self._run(self._write_head, (lease.id, segment))
         return batch
 
-    async def _landed(self, lease: Lease, segment: int, batch: int, batch_id: UUID) -> bool | None:
-        """Whether a batch whose write timed out is in the log (a serial read completes a write still in
-        flight); None while Cassandra does not answer, or when it is not there and may still be written."""
+    async def _until_answered(self, what: str, statement: Any, params: Sequence[Any]) -> Any:
+        """Run an idempotent statement until Cassandra answers it."""
         while True:
             try:
-                rows = list(await self._run(self._read_batch, (lease.id, segment, batch)))
-                if rows and rows[0].batch_id is not None:
-                    return bool(rows[0].batch_id == batch_id)  # another id: not ours (cannot happen: one owner)
-                head = list(await self._run(self._read_segment_head, (lease.id, segment)))
-            except StoreUnavailable:
+                return await self._run(statement, params)
+            except StoreUnavailable as error:
+                log.warning("%s: %s; trying again", what, error)
                 await asyncio.sleep(0.5)
-                continue
-            if head and head[0].next_batch == SEALED:
-                return False
-            return None  # not there and not sealed: writing it again is safe
 
     async def index(self, lease: Lease, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None) -> None:
         """Copy appended batches to the member-keyed journal (idempotent), WRITES_IN_FLIGHT requests at a time; with
@@ -444,11 +480,12 @@ class CassandraJournal:
 
     async def mark_done(self, lease: Lease) -> None:
         """Record the lease's done mark now rather than with its next append (before a claim, or at a clean stop, so
-        that the next claim neither indexes nor emits again what was done). A sealed lease is left as it is."""
+        that the next claim neither indexes nor emits again what was done). A plain write even on a sealed lease:
+        the mark only ever covers batches the owner had acknowledged, which are all within the lease's end."""
         if lease.next_batch == 0:
             return
         segment = (lease.next_batch - 1) // self.segment_batches
-        await self._run(self._mark_done, (lease.done_batch, lease.id, segment, lease.next_batch))
+        await self._run(self._mark_done, (lease.done_batch, lease.id, segment))
 
     async def finished(self, partition: int) -> bool:
         """Whether everything the partition's owner has appended is indexed and emitted, as its log's done mark
@@ -458,18 +495,12 @@ class CassandraJournal:
         if not rows:
             return True
         lease_id = rows[0].lease
-        heads = list(await self._run(self._read_head, (lease_id,)))
-        segment = heads[0].segment if heads else 0
-        while True:
-            head = list(await self._run(self._read_segment_head, (lease_id, segment)))
-            if not head or head[0].next_batch is None:
-                return True  # nothing written in this segment (nor after it)
-            end = head[0].end_batch if head[0].next_batch == SEALED else head[0].next_batch
-            if end >= (segment + 1) * self.segment_batches:
-                segment += 1  # full: look at the next one, which the hint may not name yet
-                continue
-            done = head[0].done_batch if head[0].done_batch is not None else -1
-            return bool(done >= end - 1)
+        seal = list(await self._run(self._read_seal_serial, (lease_id,)))
+        if seal and seal[0].end_batch is not None:
+            end = int(seal[0].end_batch)
+        else:  # not sealed (or a lease of the conditional format, whose log ends where it was sealed)
+            end = await self._first_missing(lease_id)
+        return end == 0 or await self._done_mark(lease_id, end) >= end - 1
 
     async def _write_member_rows(
         self, entries: Sequence[tuple[StoredEvent, int]], hurry: asyncio.Event | None = None

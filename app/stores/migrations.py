@@ -38,10 +38,17 @@ def cassandra_ddl(settings: Settings) -> list[str]:
             next_batch bigint static, end_batch bigint static, done_batch bigint static, owner text static,
             PRIMARY KEY ((lease, segment), batch_nr)
         ) WITH CLUSTERING ORDER BY (batch_nr ASC)""",
-        # Which lease owns each partition of cart-commands (moved by a conditional write at each claim).
+        # Which lease owns each partition of cart-commands (moved by a conditional write at each claim), and how it
+        # is fenced (null: a lease of before 2026-12-06, fenced by a conditional write per batch).
         f"""CREATE TABLE IF NOT EXISTS {ks}.journal_owners (
-            topic text, partition int, lease uuid, owner text, claimed_at timestamp,
+            topic text, partition int, lease uuid, owner text, claimed_at timestamp, fence text,
             PRIMARY KEY ((topic, partition))
+        )""",
+        f"ALTER TABLE {ks}.journal_owners ADD IF NOT EXISTS fence text",
+        # The seals of write-then-read leases: a row once a claimer has sealed the lease, with where its log ends
+        # once someone has recorded it (a conditional write: the first end recorded is the end).
+        f"""CREATE TABLE IF NOT EXISTS {ks}.journal_seals (
+            lease uuid PRIMARY KEY, sealed_at timestamp, sealed_by text, end_batch bigint
         )""",
         # Where a lease's log has got to (a hint for the one who seals it).
         f"""CREATE TABLE IF NOT EXISTS {ks}.journal_lease_heads (lease uuid PRIMARY KEY, segment bigint)""",

@@ -7,15 +7,17 @@ boundaries everywhere, and adds the checks that are about Cassandra's layout (bu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
 import pytest
 
 from app.cart.member_cart import MemberCart
 from app.cart.rules import AddItem
-from app.command_side.journal import MEMBER_SHARDS, CassandraJournal, LeaseLost, MemberAppend
+from app.command_side.journal import MEMBER_SHARDS, CassandraJournal, Lease, LeaseLost, MemberAppend, _log_entry
 from app.settings import Settings
 from app.stores.cassandra import StoreUnavailable, connect_async, execute
 from tests.journal_contract import (
@@ -206,10 +208,11 @@ class TestCassandraJournal(JournalContract):
         finally:
             await asyncio.to_thread(cluster.shutdown)
 
-    async def test_a_batch_whose_answer_is_lost_is_found_in_the_log_and_not_written_twice(
+    async def test_a_batch_whose_answer_is_lost_is_written_again_as_the_same_row(
         self, journal: CassandraJournal, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """The write lands but its answer does not arrive (a time-out): the journal finds out before it returns."""
+        """The write lands but its answer does not arrive (a time-out): the journal writes the same row again
+        until Cassandra answers, before it checks the seal and returns; the lease goes on at the next batch."""
         lease = await journal.claim([a_partition()], "owner")
         member_id = uuid4()
         real_run = journal._run
@@ -227,6 +230,7 @@ class TestCassandraJournal(JournalContract):
         await append(journal, member_id, 0, events, lease=lease)
 
         assert lost and lease.next_batch == 1
+        assert await log_of(journal, lease.id) == [0]
         assert await journal.read(member_id) == events
         following = batch(member_id, 3, 1)
         await append(journal, member_id, 2, following, lease=lease)  # the lease goes on at the right batch
@@ -307,5 +311,169 @@ async def test_what_a_sealed_owner_did_not_index_is_indexed_even_if_its_claimer_
         assert await journal.read(member_id) == events
         successor = await journal.claim([partition], "next owner")
         assert successor.unfinished == []  # the dead claimer's lease had nothing; the first lease was indexed
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+
+
+async def log_of(journal: CassandraJournal, lease_id: UUID, segment: int = 0) -> list[int]:
+    """The batch numbers in a segment of a lease's log, whether they count or not."""
+    rows = await execute(
+        journal.session,
+        f"SELECT batch_nr FROM {journal.keyspace}.journal_log WHERE lease = %s AND segment = %s",
+        (lease_id, segment),
+    )
+    return [row.batch_nr for row in rows if row.batch_nr is not None]
+
+
+async def test_an_owner_that_finds_a_seal_with_no_end_yet_records_one_past_its_batch_and_the_batch_counts(
+    settings: Settings,
+) -> None:
+    """Write then read, the owner's side: a claimer has written the seal and not yet read the log (its first step,
+    done here by hand). The owner's write lands and its read finds the seal, so it records the log's end past its
+    batch: the batch counts (the append returns), the lease writes no more, and the claim that follows finds that
+    end, indexes the batch and hands its events on to be emitted."""
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        journal = CassandraJournal(session, settings.cassandra_keyspace)
+        partition, member_id = a_partition(), uuid4()
+        lease = await journal.claim([partition], "owner")
+        await execute(
+            session,
+            f"UPDATE {journal.keyspace}.journal_seals SET sealed_at = %s, sealed_by = 'claimer' WHERE lease = %s",
+            (datetime.now(UTC), lease.id),
+        )
+        events = batch(member_id, 1, 2)
+
+        assert await journal.append_batch(lease, [MemberAppend(member_id, 0, tuple(events))]) == 0
+
+        assert lease.sealed
+        with pytest.raises(LeaseLost):
+            await journal.append_batch(lease, [MemberAppend(member_id, 2, tuple(batch(member_id, 3, 1)))])
+        assert await log_of(journal, lease.id) == [0]  # the second append wrote nothing
+        successor = await journal.claim([partition], "claimer")
+        assert successor.unfinished == events
+        assert await journal.read(member_id) == events
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+
+
+class ClaimerThatDiesBeforeTakingOver(CassandraJournal):
+    """A claim that stops (the process dies) after it sealed the previous lease, before it moved the partition."""
+
+    async def _run(self, statement: Any, params: Any = None) -> Any:
+        if statement is self._next_owner:
+            raise SystemExit("killed before taking the partition over")
+        return await super()._run(statement, params)
+
+
+async def test_a_batch_a_sealed_owner_writes_past_the_recorded_end_is_never_read(settings: Settings) -> None:
+    """Write then read, the claimer's side: the claimer sealed the lease and recorded where its log ends. The owner,
+    a zombie now, writes its next batch all the same (a plain write is not refused), reads the seal and the end
+    before its batch, and loses its lease. Its row stays in the log, and nobody reads it: not a second claim of
+    the same lease (the first claimer died before moving the partition), not a member's history."""
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        journal = CassandraJournal(session, settings.cassandra_keyspace)
+        partition, member_id = a_partition(), uuid4()
+        owner = await journal.claim([partition], "owner")
+        events = batch(member_id, 1, 2)
+        await journal.append_batch(owner, [MemberAppend(member_id, 0, tuple(events))])  # answered, not indexed
+        dying = ClaimerThatDiesBeforeTakingOver(session, settings.cassandra_keyspace)
+        with pytest.raises(SystemExit):
+            await dying.claim([partition], "claimer killed mid-claim")
+
+        with pytest.raises(LeaseLost):
+            await journal.append_batch(owner, [MemberAppend(member_id, 2, tuple(batch(member_id, 3, 1)))])
+
+        assert await log_of(journal, owner.id) == [0, 1]  # written, past the end
+        successor = await journal.claim([partition], "next owner")  # the same lease to seal: its end is recorded
+        assert successor.unfinished == events
+        assert await journal.read(member_id) == events
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+
+
+async def test_a_lease_of_the_conditional_format_is_sealed_the_way_its_owner_checks(settings: Settings) -> None:
+    """A lease written before the write-then-read fence (one `IF next_batch = n` per batch, no `fence` in
+    journal_owners; its rows are written here by hand, as its owner wrote them) is sealed with the conditional
+    write its owner's appends check, and what it had not marked done is indexed and handed on."""
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        journal = CassandraJournal(session, settings.cassandra_keyspace)
+        ks, partition, member_id, old = journal.keyspace, a_partition(), uuid4(), uuid4()
+        first, second = batch(member_id, 1, 1), batch(member_id, 2, 1)
+        await execute(
+            session,
+            f"INSERT INTO {ks}.journal_owners (topic, partition, lease, owner, claimed_at) VALUES (%s, %s, %s, %s, %s)",
+            (journal.topic, partition, old, "old owner", datetime.now(UTC)),
+        )
+        await execute(
+            session,
+            f"UPDATE {ks}.journal_log SET next_batch = 2, done_batch = 0, owner = 'old owner' "
+            "WHERE lease = %s AND segment = 0",
+            (old,),
+        )
+        for batch_nr, events in enumerate((first, second)):
+            await execute(
+                session,
+                f"INSERT INTO {ks}.journal_log (lease, segment, batch_nr, batch_id, events) VALUES (%s, 0, %s, %s, %s)",
+                (old, batch_nr, uuid4(), orjson.dumps([_log_entry(e, 0) for e in events]).decode()),
+            )
+        await journal.index(Lease(old, "old owner", frozenset([partition])), [MemberAppend(member_id, 0, tuple(first))])
+
+        successor = await journal.claim([partition], "new owner")
+
+        assert successor.unfinished == second  # batch 0 was marked done
+        [head] = await execute(
+            session,
+            f"SELECT next_batch, end_batch FROM {ks}.journal_log WHERE lease = %s AND segment = 0 LIMIT 1",
+            (old,),
+        )
+        assert (head.next_batch, head.end_batch) == (-1, 2)  # its owner's next `IF next_batch = 2` fails
+        assert await journal.read(member_id) == first + second
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
+
+
+class ClaimerThatLetsTheOwnerWriteRightAfterItReadTheLog(CassandraJournal):
+    """A claim during which the owner writes a batch, and checks the seal, between the claimer's read of the log
+    and its recording of the end (the claimer is slow there, or the owner fast)."""
+
+    owner_writes: Callable[[], Awaitable[None]] | None = None
+
+    async def _first_missing(self, lease_id: UUID) -> int:
+        end = await super()._first_missing(lease_id)
+        if self.owner_writes is not None:
+            await self.owner_writes()
+        return end
+
+
+async def test_a_batch_written_after_the_claimer_read_the_log_counts_because_the_seal_was_written_first(
+    settings: Settings,
+) -> None:
+    """Write then read, both sides at once: the claimer has read the log without the owner's next batch, and the
+    owner writes it then. The claimer wrote the seal before it read, so the owner's read finds it and records the
+    end past its batch before the claimer records its own: the batch counts on both sides (with the seal written
+    after the read, or not at all, the owner would find none and be told its batch was appended while the claimer
+    recorded an end before it: an acknowledged batch lost)."""
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        journal = CassandraJournal(session, settings.cassandra_keyspace)
+        partition, member_id = a_partition(), uuid4()
+        owner = await journal.claim([partition], "owner")
+        first, late = batch(member_id, 1, 1), batch(member_id, 2, 1)
+        await journal.append_batch(owner, [MemberAppend(member_id, 0, tuple(first))])
+        acked: list[int] = []
+
+        async def owner_writes() -> None:
+            acked.append(await journal.append_batch(owner, [MemberAppend(member_id, 1, tuple(late))]))
+
+        claimer = ClaimerThatLetsTheOwnerWriteRightAfterItReadTheLog(session, settings.cassandra_keyspace)
+        claimer.owner_writes = owner_writes
+        successor = await claimer.claim([partition], "claimer")
+
+        assert acked == [1] and owner.sealed
+        assert successor.unfinished == first + late
+        assert await journal.read(member_id) == first + late
     finally:
         await asyncio.to_thread(cluster.shutdown)
