@@ -11,10 +11,10 @@ The order of the steps is what makes the guarantees hold:
 3. Decide every command in order, per member (pure: app/cart/member_cart.py). Different members are independent.
 4. Append every accepted command's events with one fenced write. Nothing is answered before it returned:
    acknowledged means durable.
-5. Then emit the events to `cart-events` and save the snapshots that are due, concurrently. These never give up
-   (a store that is down is waited for): the events are in the journal already, and what comes next relies on
-   them being emitted.
-6. Answer every command of the batch.
+5. Then emit the events to `cart-events` and save the snapshots that remember a rejection, concurrently. Emitting
+   never gives up (a store that is down is waited for): the events are in the journal already, and what comes
+   next relies on them being emitted.
+6. Answer every command of the batch; then save the other snapshots that are due (app/command_side/snapshots.py).
 
 The copy of the events into the member-keyed journal (what loads and the history read) is made behind the answers,
 many batches at a time (app/command_side/indexer.py); until then the owner reads them from what waits there.
@@ -58,6 +58,7 @@ from app.cart.stored_event import StoredEvent
 from app.command_side.indexer import INDEX_NOW, Indexer
 from app.command_side.journal import Journal, Lease, LeaseLost, MemberAppend, NotOwner
 from app.command_side.member_carts import MemberCarts
+from app.command_side.snapshots import SnapshotWriter
 from app.stores.transient import until_done
 from schemas.records import CommandEnvelope, CommandReply, ReplyStatus, event_dict
 
@@ -140,9 +141,11 @@ class CommandHandler:
     _lost_generation: int | None = None
     _finishing: asyncio.Future[None] | None = None
     _indexer: Indexer = field(init=False)
+    _snapshots: SnapshotWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self._indexer = Indexer(self.journal, self.index_every_s, self.index_max_pending)
+        self._snapshots = SnapshotWriter(self.journal)
 
     async def handle(self, batch: Mapping[int, Sequence[tuple[int, CommandEnvelope | None]]]) -> None:
         """Decide and append every command of the batch (partition -> its messages in order), then leave the rest
@@ -171,6 +174,7 @@ class CommandHandler:
         claim (which would otherwise index and emit again what this lease did not mark done) and on a clean stop."""
         await self.drain()
         await self._indexer.flush()
+        await self._snapshots.flush()
         lease = self._lease
         if lease is not None:
             await until_done("recording the lease's done mark", partial(self.journal.mark_done, lease))
@@ -220,11 +224,11 @@ class CommandHandler:
         lease: Lease,
         batch_nr: int,
         appends: Sequence[MemberAppend],
-        snapshots: Iterable[UUID],
+        snapshots: Mapping[UUID, bool],
         pending: Sequence[Pending],
         states: Mapping[UUID, MemberCart],
     ) -> None:
-        await self._after_append(appends, snapshots, pending, states)
+        await self._after_append(appends, [m for m, now in snapshots.items() if now], pending, states)
         await self._indexer.emitted(lease, batch_nr)
         asked = [p for p in pending if p.index_now]
         if asked:
@@ -232,6 +236,9 @@ class CommandHandler:
             for p in asked:
                 p.answer = ReplyStatus.UNCHANGED, {"indexed": True}
         await self._answer_all(pending)
+        for member_id, now in snapshots.items():
+            if not now:
+                self._snapshots.later(states[member_id])
 
     # --- 1. owning the partitions ----------------------------------------------------------------------------
 
@@ -302,9 +309,10 @@ class CommandHandler:
 
     def _decide(
         self, by_member: Mapping[UUID, list[tuple[Pending, Command]]], states: dict[UUID, MemberCart]
-    ) -> tuple[list[MemberAppend], set[UUID]]:
+    ) -> tuple[list[MemberAppend], dict[UUID, bool]]:
+        """The appends, and the members whose carts to snapshot (True: before the answers, see `SnapshotWriter`)."""
         appends: list[MemberAppend] = []
-        snapshots: set[UUID] = set()
+        snapshots: dict[UUID, bool] = {}
         for member_id, commands in by_member.items():
             state = states[member_id]
             written: dict[str, tuple[StoredEvent, ...]] = {}  # this batch's events, by command id
@@ -323,7 +331,7 @@ class CommandHandler:
         command: Command,
         state: MemberCart,
         appends: list[MemberAppend],
-        snapshots: set[UUID],
+        snapshots: dict[UUID, bool],
         written: dict[str, tuple[StoredEvent, ...]],
     ) -> MemberCart:
         envelope = p.envelope
@@ -346,7 +354,7 @@ class CommandHandler:
                 p.answer = ReplyStatus.INVALID, {"error": "IdempotencyKeyReused", "reason": reason}
             case Rejected(rejection):
                 state = state.remember_rejection(envelope.command_id, rejection, fingerprint)
-                snapshots.add(state.member_id)  # the journal keeps no trace of a rejection: the snapshot does
+                snapshots[state.member_id] = True  # the journal keeps no trace of a rejection: the snapshot does
                 p.answer = ReplyStatus.REJECTED, {"rejection": rejection, "cart": cart_view(state)}
             case AlreadyHandled(outcome):
                 self._answer_again(p, state, outcome, written)
@@ -355,7 +363,7 @@ class CommandHandler:
                 # The fingerprint is kept with the outcome at once: the same key again, even in this batch, is checked.
                 new_state = state.with_events(events).remember_emitted(envelope.command_id, (), fingerprint)
                 if checkout or new_state.version // self.snapshot_every > state.version // self.snapshot_every:
-                    snapshots.add(state.member_id)
+                    snapshots.setdefault(state.member_id, False)  # a shortcut for loads: after the answers
                 state = new_state
                 written[envelope.command_id] = events
                 p.state, p.events = state, events
@@ -393,14 +401,8 @@ class CommandHandler:
         async def emit() -> list[Position]:
             return await until_done("emitting events", lambda: self.emit(to_emit)) if to_emit else []
 
-        async def snapshot(member_id: UUID) -> None:
-            try:
-                await self.journal.save_snapshot(states[member_id])
-            except Exception as error:  # a snapshot is a shortcut; the next one will do
-                log.warning("snapshot of %s skipped: %s", member_id, error)
-
         emitting = asyncio.ensure_future(emit())
-        await asyncio.gather(*(snapshot(m) for m in set(snapshots)))
+        await asyncio.gather(*(self._snapshots.now(states[m]) for m in snapshots))
         positions = await emitting
         where = dict(zip((e.event_id for e in to_emit), positions, strict=True))
         for p in pending:

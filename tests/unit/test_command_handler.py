@@ -497,3 +497,38 @@ async def test_an_owner_whose_lease_was_taken_forgets_what_it_did_not_index(jour
     assert old.handler._indexer.pending(member) == []
     await new.ask(member, "index", INDEX)
     assert stored(journal, member) == [1, 2]
+
+
+class HeldSnapshots(MemoryJournal):
+    """Snapshots are written only once let go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def save_snapshot(self, state: Any) -> None:
+        await self.go.wait()
+        await super().save_snapshot(state)
+
+
+async def test_a_checkout_is_answered_before_its_snapshot_is_saved_and_a_rejection_only_after() -> None:
+    """A checkout's snapshot is a shortcut for loads: saved behind the answer. A rejection's is what remembers the
+    answer for a retry on another owner (the journal has no trace of it): saved before the answer."""
+    journal, member = HeldSnapshots(), uuid.uuid4()
+    worker = Worker(journal)
+    await worker.ask(member, "1", add("apple"))
+
+    out = await asyncio.wait_for(worker.ask(member, "out", command_to_dict(Checkout())), 2)
+
+    assert out.status == ReplyStatus.ACCEPTED and member not in journal.snapshots
+    journal.go.set()
+    await worker.handler._snapshots.flush()
+    assert journal.snapshots[member]["version"] == 2
+
+    journal.go.clear()
+    rejected = asyncio.ensure_future(worker.ask(member, "bad", remove("plum")))
+    await asyncio.sleep(0.1)
+    assert not rejected.done()  # waiting for the snapshot
+    journal.go.set()
+    assert (await rejected).status == ReplyStatus.REJECTED
+    assert "bad" in {o["command_id"] for o in journal.snapshots[member]["recent"]}
