@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
+import re
 import time
 from pathlib import Path
 
@@ -43,6 +44,13 @@ def test_the_worker_starts_under_faust_joins_its_group_and_stops_cleanly(setting
             time.sleep(0.5)
         assert (state, members) == ("Stable", 1), worker.tail()
         assert (state_dir / "worker").is_dir()  # Faust itself creates only the last level
+        # Once ready, what it built to start is out of the collector's way (app/runtime.py).
+        while not (
+            ready := re.search(r"worker ready: (\d+) objects left out of garbage collection", worker.log.read_text())
+        ):
+            assert worker.alive() and time.monotonic() < deadline, worker.tail()
+            time.sleep(0.3)
+        assert int(ready.group(1)) > 10_000, ready.group(0)
 
         assert worker.stop(timeout=60) == 0, worker.tail()  # SIGTERM: a clean stop
         assert asyncio.run(group_members(settings, group))[1] == 0
