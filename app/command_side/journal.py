@@ -343,18 +343,8 @@ class CassandraJournal:
         if seal and seal[0].end_batch is not None:
             return int(seal[0].end_batch)  # sealed already, by a claimer or by its owner finding the seal
         await self._run(self._write_seal, (datetime.now(UTC), sealer, lease_id))
-        return await self._end_at(lease_id, await self._first_missing(lease_id))
-
-    async def _end_at(self, lease_id: UUID, end: int) -> int:
-        """Record `end` as where a sealed lease's log ends, unless an end is recorded already; the end recorded.
-        Safe to repeat after a time-out: a repeat finds its own end."""
-        while True:
-            try:
-                row = (await self._run(self._record_end, (end, lease_id))).one()
-                return end if row[0] else int(row.end_batch)
-            except StoreUnavailable as error:
-                log.warning("recording the end of lease %s: %s; trying again", lease_id, error)
-                await asyncio.sleep(0.5)
+        end = await self._first_missing(lease_id)
+        return _end_recorded(await self._run(self._record_end, (end, lease_id)), end)
 
     async def _first_missing(self, lease_id: UUID) -> int:
         """The first batch not in the lease's log (its log has no gap: one past its highest batch). From the segment
@@ -454,7 +444,7 @@ class CassandraJournal:
             # A claimer has sealed the lease: the batch counts if it is within the end recorded, by the claimer (it
             # saw the batch, or not) or by this owner now (it did not record one yet: the batch is in the log).
             lease.sealed = True
-            end = await self._end_at(lease.id, batch + 1)
+            end = _end_recorded(await self._until_answered(what, self._record_end, (batch + 1, lease.id)), batch + 1)
             if batch >= end:
                 raise LeaseLost(f"lease {lease.id} was sealed by a new owner of one of its partitions")
             log.warning(
@@ -716,6 +706,13 @@ class JournalPage:
     def events(self, types: Collection[str] | None = None) -> list[StoredEvent]:
         """The page's events (of these type names only, if given), in the page's order."""
         return [_stored(row) for row in self.rows if types is None or row.type in types]
+
+
+def _end_recorded(result: Any, end: int) -> int:
+    """Where a sealed lease's log ends, from the answer to recording `end` `IF end_batch = null`: `end` if it was
+    recorded, else the end recorded before. Recording the same end again (after a time-out) finds it there."""
+    row = result.one()
+    return end if row[0] else int(row.end_batch)
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
