@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     # 3 ms: more commands per conditional write (docs/benchmarks.md, 2026-12-02 evening: 152 -> 184 commands/s,
     # 10.2 -> 8.7 ms CPU per command against no wait, 32 clients), 3 ms more for a lone command.
     command_batch_within_s: float = Field(default=0.003, ge=0, le=1)
-    # 5000: a catch-up over a backlog 8-26% faster than with 2000 (three interleaved pairs; docs/benchmarks.md,
+    # 5000: a catch-up over a backlog 8-26% faster than with 2000 (four interleaved pairs; docs/benchmarks.md,
     # 2026-12-06); at a steady load a batch holds what came within `projection_batch_within_s`, far fewer.
     projection_batch_max: int = Field(default=5000, ge=1, le=100_000)
     # Projections wait a little for more: nobody waits on them, and bigger batches cost less CPU per event

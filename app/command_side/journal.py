@@ -249,8 +249,7 @@ class CassandraJournal:
         )
         # The lease's log, its seal and the partitions' owners.
         self._write_batch = prepare(
-            f"UPDATE {ks}.journal_log SET done_batch = ?, batch_id = ?, events = ? "
-            "WHERE lease = ? AND segment = ? AND batch_nr = ?"
+            f"UPDATE {ks}.journal_log SET done_batch = ?, events = ? WHERE lease = ? AND segment = ? AND batch_nr = ?"
         )
         self._last_batch = prepare(
             f"SELECT batch_nr FROM {ks}.journal_log WHERE lease = ? AND segment = ? ORDER BY batch_nr DESC LIMIT 1"
@@ -350,8 +349,7 @@ class CassandraJournal:
         """The first batch not in the lease's log (its log has no gap: one past its highest batch). From the segment
         the head hint names (the owner writes it once it has written the segment's first batch; every batch before
         it is in the log), on while segments are full."""
-        rows = list(await self._run(self._read_head, (lease_id,)))
-        segment = rows[0].segment if rows else 0
+        segment = await self._hinted_segment(lease_id)
         while True:
             last = list(await self._run(self._last_batch, (lease_id, segment)))
             start = segment * self.segment_batches
@@ -361,11 +359,15 @@ class CassandraJournal:
                 return int(last[0].batch_nr) + 1
             segment += 1
 
+    async def _hinted_segment(self, lease_id: UUID) -> int:
+        """The segment the lease's head hint names (0 without one): its log is whole before it."""
+        rows = list(await self._run(self._read_head, (lease_id,)))
+        return int(rows[0].segment) if rows else 0
+
     async def _seal_conditional(self, lease_id: UUID) -> int:
         """Seal a lease of the conditional format (written before 2026-12-06, `IF next_batch = n` per batch) the way
         its owner's writes check: its static `next_batch` set to -1, conditionally."""
-        rows = list(await self._run(self._read_head, (lease_id,)))
-        segment = rows[0].segment if rows else 0
+        segment = await self._hinted_segment(lease_id)
         while True:
             head = list(await self._run(self._read_segment_head, (lease_id, segment)))
             start = segment * self.segment_batches
@@ -434,9 +436,7 @@ class CassandraJournal:
         segment = batch // self.segment_batches
         what = f"batch {batch} of lease {lease.id}"
         # The same row, however often it is written: a write that timed out and landed after all changes nothing.
-        await self._until_answered(
-            what, self._write_batch, (lease.done_batch, uuid.uuid4(), events, lease.id, segment, batch)
-        )
+        await self._until_answered(what, self._write_batch, (lease.done_batch, events, lease.id, segment, batch))
         if batch > 0 and batch % self.segment_batches == 0:  # the hint follows the batch: see _first_missing
             await self._until_answered(what, self._write_head, (lease.id, segment))
         seal = list(await self._until_answered(what, self._read_seal, (lease.id,)))

@@ -30,8 +30,8 @@ def cassandra_ddl(settings: Settings) -> list[str]:
             occurred_at timestamp, payload text,
             PRIMARY KEY ((member_id, bucket), seq_nr)
         ) WITH CLUSTERING ORDER BY (seq_nr ASC)""",
-        # The owners' logs: a row per batch of a lease (app/command_side/journal.py), with the fence in the static
-        # columns; segments bound the partition's size.
+        # The owners' logs: a row per batch of a lease (app/command_side/journal.py); segments bound the partition's
+        # size. `batch_id`, `next_batch`, `end_batch` and `owner` are the conditional format's (before 2026-12-06).
         f"""CREATE TABLE IF NOT EXISTS {ks}.journal_log (
             lease uuid, segment bigint, batch_nr bigint,
             batch_id uuid, events text,

@@ -477,3 +477,36 @@ async def test_a_batch_written_after_the_claimer_read_the_log_counts_because_the
         assert await journal.read(member_id) == first + late
     finally:
         await asyncio.to_thread(cluster.shutdown)
+
+
+class ClaimerWhoseEndGetsNoAnswer(CassandraJournal):
+    """Cassandra does not answer the claimer's recording of where the sealed lease ends (it may or may not land)."""
+
+    async def _run(self, statement: Any, params: Any = None) -> Any:
+        if statement is self._record_end:
+            await super()._run(statement, params)  # it lands; the answer is lost
+            raise StoreUnavailable("Cassandra did not answer within 5.0s")
+        return await super()._run(statement, params)
+
+
+async def test_a_claim_whose_recording_of_the_end_gets_no_answer_raises_and_the_next_claim_finds_that_end(
+    settings: Settings,
+) -> None:
+    """`claim`'s contract: StoreUnavailable when Cassandra does not answer, nothing owned, claiming again is safe."""
+    cluster, session = await connect_async(settings, settings.cassandra_keyspace)
+    try:
+        journal = CassandraJournal(session, settings.cassandra_keyspace)
+        partition, member_id = a_partition(), uuid4()
+        owner = await journal.claim([partition], "owner")
+        events = batch(member_id, 1, 2)
+        await journal.append_batch(owner, [MemberAppend(member_id, 0, tuple(events))])
+
+        with pytest.raises(StoreUnavailable):
+            await ClaimerWhoseEndGetsNoAnswer(session, settings.cassandra_keyspace).claim([partition], "claimer")
+
+        successor = await journal.claim([partition], "claimer, again")
+        assert successor.unfinished == events and await journal.read(member_id) == events
+        with pytest.raises(LeaseLost):
+            await journal.append_batch(owner, [MemberAppend(member_id, 2, tuple(batch(member_id, 3, 1)))])
+    finally:
+        await asyncio.to_thread(cluster.shutdown)
