@@ -69,7 +69,9 @@ class Runtime:
         async with self._cassandra_lock:
             if self._session is None:
                 await self._migrate_once()
-                self._cluster, self._session = await connect_async(self.settings, self.settings.cassandra_keyspace)
+                self._cluster, self._session = await connect_async(
+                    self.settings, self.settings.cassandra_keyspace, on_loop=self.settings.cassandra_on_loop
+                )
             return self._session
 
     async def _migrate_once(self) -> None:

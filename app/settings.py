@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # Password authentication. Without a password given here, the one `cart services up` generated for the local
     # Cassandra (`<credentials_dir>/cassandra-password`) is used, if there is one; with neither, no credentials
     # are sent (a cluster without authentication).
+    # The workers' and the API's Cassandra connections are served by their own event loop rather than the driver's
+    # I/O thread (app/stores/loop_connection.py; docs/benchmarks.md, 2026-12-06, afternoon: closed loop +11%, the
+    # command worker's CPU per command -14%, catch-up +8-11%). False: the driver's libev thread, as before.
+    cassandra_on_loop: bool = True
     cassandra_username: str = "cart"
     cassandra_password: SecretStr | None = None
 

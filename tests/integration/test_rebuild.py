@@ -21,7 +21,7 @@ import pytest
 from app.command_side.journal import CassandraJournal, JournalPage, MemberAppend
 from app.query_side.projections import POPULAR_ITEMS, VENDOR_BILLING
 from app.query_side.rebuild import READ_MODELS, VENDOR_BILLING_SQL, Difference, expected_rows, rebuild, verify
-from app.runtime import Runtime
+from app.runtime import Runtime, prepared
 from app.settings import Settings
 from app.stores.cassandra import execute
 from app.tools.bulk_load import Catalogue, KeyspaceHasJournal, Loaded, load_journal, member_history
@@ -67,7 +67,7 @@ async def test_a_bulk_written_history_is_stored_exactly_as_an_owner_stores_it(se
     try:
         session = await runtime.cassandra()
         # Buckets of 5 (a generated checkout has at most 5 events): histories straddle many buckets.
-        journal = CassandraJournal(session, settings.cassandra_keyspace, bucket_size=5)
+        journal = await prepared(CassandraJournal, session, settings.cassandra_keyspace, 5)
         rng = random.Random(11)
         appended, written = uuid4(), uuid4()
         history = member_history(appended, 37, Catalogue.random(2, 8, rng), rng, *two_dates())
