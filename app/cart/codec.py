@@ -78,6 +78,15 @@ def member_cart_from_dict(d: Mapping[str, Any]) -> MemberCart:
     )
 
 
+def outcome_to_json(outcome: Outcome) -> str:
+    return orjson.dumps(_outcome_to_dict(outcome)).decode()
+
+
+def outcome_from_json(text: str) -> Outcome:
+    """Raises KeyError, ValueError or TypeError on text `outcome_to_json` did not write."""
+    return _outcome_from_dict(orjson.loads(text))
+
+
 def _outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
     return {
         "command_id": outcome.command_id,

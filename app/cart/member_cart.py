@@ -8,7 +8,7 @@ the same Idempotency-Key, or Kafka redelivering after a crash) gets its first an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -92,6 +92,18 @@ class MemberCart:
     ) -> MemberCart:
         outcome = Outcome(command_id, self.version + 1, self.version, rejection, fingerprint=fingerprint)
         return replace(self, recent=(*self.recent, outcome)[-RECENT_COMMANDS:])
+
+    def with_rejections(self, rejections: Iterable[Outcome]) -> MemberCart:
+        """This state and rejections remembered elsewhere (its snapshot row's, which no later but older state can
+        erase), each in its place by the version it was decided at; the newest RECENT_COMMANDS stay."""
+        known = {o.command_id for o in self.recent}
+        missing = [o for o in rejections if o.rejection is not None and o.command_id not in known]
+        if not missing:
+            return self
+        # By the version each outcome ends at (a rejection's is the version it saw, so it follows the command that
+        # wrote that version); stable: rejections at the same version keep their order, brought-in ones first.
+        merged = sorted((*missing, *self.recent), key=lambda o: (o.last_seq, o.rejection is not None))
+        return replace(self, recent=tuple(merged[-RECENT_COMMANDS:]))
 
     def keep_rejections_of(self, cached: MemberCart) -> MemberCart:
         """This state (freshly loaded from the journal) plus the rejections a cached state remembered: the journal

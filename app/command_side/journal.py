@@ -76,6 +76,8 @@ from app.cart.codec import (
     event_to_payload,
     member_cart_from_dict,
     member_cart_to_dict,
+    outcome_from_json,
+    outcome_to_json,
 )
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
@@ -93,6 +95,7 @@ WRITE_THEN_READ = "write-then-read"
 ROWS_PER_WRITE = 64
 WRITES_IN_FLIGHT = 8
 MEMBERS_PER_READ = 100
+REJECTION_TTL_S = 7 * 24 * 3600  # how long a snapshot row's remembered rejections outlive their last save
 """Members in one `IN` read of `load_many`: one request instead of one each, small enough for a coordinator."""
 TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
 """The Murmur3 partitioner's ring; no partition key has the minimum token, so (TOKEN_MIN, TOKEN_MAX] is all of it."""
@@ -243,7 +246,12 @@ class CassandraJournal:
         self._insert_snapshot = prepare(
             f"INSERT INTO {ks}.snapshots (member_id, seq_nr, bucket, state, taken_at) VALUES (?, ?, ?, ?, ?)"
         )
-        self._select_snapshots = prepare(f"SELECT member_id, state FROM {ks}.snapshots WHERE member_id IN ?")
+        self._add_rejections = prepare(
+            f"UPDATE {ks}.snapshots USING TTL {REJECTION_TTL_S} SET rejections = rejections + ? WHERE member_id = ?"
+        )
+        self._select_snapshots = prepare(
+            f"SELECT member_id, state, rejections FROM {ks}.snapshots WHERE member_id IN ?"
+        )
         self._select_members_bucket = prepare(
             f"SELECT * FROM {ks}.journal WHERE member_id IN ? AND bucket = ? AND seq_nr >= ?"
         )
@@ -574,7 +582,9 @@ class CassandraJournal:
         states = {m: MemberCart(m) for m in wanted}
         for chunk in _chunks(wanted, MEMBERS_PER_READ):
             for row in await self._run(self._select_snapshots, (chunk,)):
-                states[row.member_id] = member_cart_from_dict(json.loads(row.state))
+                state = member_cart_from_dict(json.loads(row.state)) if row.state is not None else states[row.member_id]
+                rejections = row.rejections or {}
+                states[row.member_id] = state.with_rejections(outcome_from_json(o) for o in rejections.values())
         starts: dict[tuple[int, int], list[UUID]] = {}  # (first bucket to read, from_seq) -> members
         for m, state in states.items():
             from_seq = state.version + 1
@@ -602,16 +612,26 @@ class CassandraJournal:
         return {m: states[m].with_events(found[m]) for m in wanted}
 
     async def save_snapshot(self, state: MemberCart) -> None:
-        """Idempotent; a snapshot is only a shortcut, so a failed or older one never loses anything."""
-        await execute(
-            self.session,
+        """Idempotent. The state is a shortcut (the journal has every event), so an older one written after it (by a
+        stale owner, or late) loses nothing of the journal's; the rejections it remembers are what only a snapshot
+        keeps, so they are also added, one map entry each, to the row's `rejections`, which no later write of an
+        older state erases (they expire after REJECTION_TTL_S: a retry comes far sooner). One partition: one
+        mutation."""
+        snapshot = (
             self._insert_snapshot,
             (
                 state.member_id, state.version, self.bucket_of(state.version),
                 json.dumps(member_cart_to_dict(state)), datetime.now(UTC),
             ),
-            self.timeout_s,
         )  # fmt: skip
+        rejections = {o.command_id: outcome_to_json(o) for o in state.recent if o.rejection is not None}
+        if not rejections:
+            await execute(self.session, *snapshot, self.timeout_s)
+            return
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(*snapshot)
+        batch.add(self._add_rejections, (rejections, state.member_id))
+        await execute(self.session, batch, None, self.timeout_s)
 
     async def members(self) -> list[UUID]:
         """Every member with a journal (for rebuilds)."""

@@ -55,6 +55,9 @@ def cassandra_ddl(settings: Settings) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {ks}.snapshots (
             member_id uuid PRIMARY KEY, seq_nr bigint, bucket bigint, state text, taken_at timestamp
         )""",
+        # The rejections its snapshots remembered (command id -> outcome), each a cell of its own, so that a state
+        # written later but older (a stale owner's) never erases one (app/command_side/journal.py, save_snapshot).
+        f"ALTER TABLE {ks}.snapshots ADD IF NOT EXISTS rejections map<text, text>",
         # Every member that has a journal, so a rebuild can walk the journal without a full-table scan.
         f"""CREATE TABLE IF NOT EXISTS {ks}.members (
             shard int, member_id uuid, PRIMARY KEY ((shard), member_id)

@@ -15,9 +15,17 @@ from uuid import UUID, uuid4
 import orjson
 import pytest
 
-from app.cart.member_cart import MemberCart
+from app.cart.member_cart import MemberCart, Outcome
 from app.cart.rules import AddItem
-from app.command_side.journal import MEMBER_SHARDS, CassandraJournal, Lease, LeaseLost, MemberAppend, _log_entry
+from app.command_side.journal import (
+    MEMBER_SHARDS,
+    REJECTION_TTL_S,
+    CassandraJournal,
+    Lease,
+    LeaseLost,
+    MemberAppend,
+    _log_entry,
+)
 from app.settings import Settings
 from app.stores.cassandra import StoreUnavailable, connect_async, execute
 from tests.journal_contract import (
@@ -248,6 +256,30 @@ class TestCassandraJournal(JournalContract):
         )
 
         assert (row.seq_nr, row.bucket) == (9, journal.bucket_of(9))
+
+    async def test_a_rejection_survives_an_older_state_written_after_it(self, journal: CassandraJournal) -> None:
+        """A new owner remembers a rejection (its snapshot, saved before the answer); then a stale owner's snapshot
+        of an older state lands: the state goes back (a shortcut, the journal fills it in), the rejection stays."""
+        writer = Writer(journal)
+        await writer.shop()
+        older = writer.state
+        rejection = {"error": "ItemNotInCart", "reason": "not in the cart", "product_id": str(uuid4())}
+        newer = older.remember_rejection("rejected-by-the-new-owner", rejection, "fp")
+        await journal.save_snapshot(newer)
+        await journal.save_snapshot(older)  # the stale owner's, written last
+
+        loaded = await journal.load(writer.member_id)
+
+        assert loaded.outcome_of("rejected-by-the-new-owner") == Outcome(
+            "rejected-by-the-new-owner", older.version + 1, older.version, rejection, fingerprint="fp"
+        )
+        assert (loaded.version, loaded.cart) == (older.version, older.cart)
+        [row] = await execute(
+            journal.session,
+            f"SELECT TTL(rejections) AS ttl FROM {journal.keyspace}.snapshots WHERE member_id = %s",
+            (writer.member_id,),
+        )
+        assert row.ttl and all(0 < ttl <= REJECTION_TTL_S for ttl in row.ttl)  # one per entry
 
 
 async def test_a_partition_is_finished_once_its_owner_s_done_mark_covers_its_log(settings: Settings) -> None:

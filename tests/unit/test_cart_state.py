@@ -234,6 +234,23 @@ def test_a_cart_reloaded_from_the_journal_keeps_the_rejections_a_cached_cart_rem
     assert reloaded.keep_rejections_of(reloaded) is reloaded  # nothing to keep: the same state
 
 
+def test_rejections_remembered_elsewhere_join_the_state_in_their_place_and_the_newest_stay() -> None:
+    """A snapshot row's rejections (which an older state written later cannot erase) merged into the state loaded."""
+    state = MemberCart(MEMBER_ID).with_events([stored(1, "c1"), stored(2, "c2"), stored(3, "c3")])
+    lost = Outcome("lost", 3, 2, {"error": "X"}, fingerprint="fp")  # decided at version 2, by an owner since gone
+
+    merged = state.with_rejections([lost, Outcome("c1", 1, 1)])  # accepted outcomes are the journal's: ignored
+
+    assert merged.recent == (Outcome("c1", 1, 1), Outcome("c2", 2, 2), lost, Outcome("c3", 3, 3))
+    assert merged.with_rejections([lost]) is merged  # known already: the same state
+    assert (merged.version, merged.cart) == (state.version, state.cart)
+    full = MemberCart(MEMBER_ID).with_events([stored(n, f"c{n}") for n in range(1, RECENT_COMMANDS + 1)])
+    ancient = Outcome("ancient", 1, 0, {"error": "X"})  # decided before c1: older than every outcome kept
+    assert full.with_rejections([ancient]).recent == full.recent
+    late = Outcome("late", RECENT_COMMANDS + 1, RECENT_COMMANDS, {"error": "X"})
+    assert full.with_rejections([late]).recent[-1] == late
+
+
 # --- handle: accepted ---------------------------------------------------------------------------------------
 
 
