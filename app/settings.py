@@ -60,13 +60,13 @@ class Settings(BaseSettings):
     # 10 us to 1 ms at a time; on 2 cores at a few hundred requests/s that polling was most of Cassandra's CPU: a
     # single-row read cost 3.7 ms of it at 100/s, 0.87 ms with 1 ms of slack (docs/benchmarks.md, 2026-12-06).
     cassandra_timer_slack_ns: int = Field(default=1_000_000, ge=0, le=100_000_000)
+    # The workers' and the API's Cassandra connections are served by their own event loop rather than the driver's
+    # I/O thread (app/stores/loop_connection.py; docs/benchmarks.md, 2026-12-06, late morning: closed loop +11%, the
+    # command worker's CPU per command -14%, catch-up +8-11%). False: the driver's libev thread, as before.
+    cassandra_on_loop: bool = True
     # Password authentication. Without a password given here, the one `cart services up` generated for the local
     # Cassandra (`<credentials_dir>/cassandra-password`) is used, if there is one; with neither, no credentials
     # are sent (a cluster without authentication).
-    # The workers' and the API's Cassandra connections are served by their own event loop rather than the driver's
-    # I/O thread (app/stores/loop_connection.py; docs/benchmarks.md, 2026-12-06, afternoon: closed loop +11%, the
-    # command worker's CPU per command -14%, catch-up +8-11%). False: the driver's libev thread, as before.
-    cassandra_on_loop: bool = True
     cassandra_username: str = "cart"
     cassandra_password: SecretStr | None = None
 

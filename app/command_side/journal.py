@@ -95,8 +95,9 @@ WRITE_THEN_READ = "write-then-read"
 ROWS_PER_WRITE = 64
 WRITES_IN_FLIGHT = 8
 MEMBERS_PER_READ = 100
-REJECTION_TTL_S = 7 * 24 * 3600  # how long a snapshot row's remembered rejections outlive their last save
 """Members in one `IN` read of `load_many`: one request instead of one each, small enough for a coordinator."""
+REJECTION_TTL_S = 7 * 24 * 3600
+"""How long a snapshot row's remembered rejections outlive their last save (a retry comes far sooner)."""
 TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
 """The Murmur3 partitioner's ring; no partition key has the minimum token, so (TOKEN_MIN, TOKEN_MAX] is all of it."""
 

@@ -52,8 +52,8 @@ def connect(
     timeout_s: float = 10.0,
     loop: tuple[asyncio.AbstractEventLoop, int] | None = None,
 ) -> tuple[Cluster, Session]:
-    """Open a cluster connection (blocking: call it from a thread or at start-up, never per request). With `loop`,
-    (an event loop and the thread it runs on) the connections are served by that loop (app/stores/loop_connection.py)
+    """Open a cluster connection (blocking: call it from a thread or at start-up, never per request). With `loop`
+    (an event loop and the thread it runs on), the connections are served by that loop (app/stores/loop_connection.py)
     rather than by the driver's own thread."""
     profile = ExecutionProfile(
         load_balancing_policy=RoundRobinPolicy(),

@@ -5,13 +5,14 @@ With libev, every request crossed threads twice: the loop hands the request to t
 through its async watcher), and the answer's callbacks run on that thread and hand the result back
 (`call_soon_threadsafe`, a wake-up through the loop's self-pipe), the two threads taking the GIL from each other
 each time. In the command worker that thread was a fifth of the process's samples at 200 commands/s
-(docs/benchmarks.md, 2026-12-06, afternoon). Here a request made on the loop is written to the socket at once, and
+(docs/benchmarks.md, 2026-12-06, late morning). Here a request made on the loop is written to the socket at once, and
 its answer is read, decoded and settled by a reader callback of the same loop.
 
 The driver still uses threads of its own (the connection at start-up, the control connection's refreshes, the
 heartbeat), and those block on answers: so nothing may call the driver's blocking API (`Session.execute`,
-`Session.prepare`, `Cluster.connect`) on the loop's thread, which is the rule already (app/runtime.py's `prepared`,
-`connect_async`). From another thread, a write, a timer and a close are handed to the loop thread-safely.
+`Session.prepare`, `Cluster.connect`, `Cluster.shutdown`) on the loop's thread, which is the rule already
+(app/runtime.py's `prepared`, `connect_async`). From another thread, a write, a timer and a close are handed to the
+loop thread-safely.
 """
 
 from __future__ import annotations
@@ -166,10 +167,12 @@ class LoopConnection(Connection):  # type: ignore[misc]
 
     def _read(self) -> None:
         assert self._socket is not None
+        ended = False
         try:
             while True:
                 data = self._socket.recv(self.in_buffer_size)
                 if not data:
+                    ended = True
                     break
                 self._iobuf.write(data)
                 if len(data) < self.in_buffer_size:
@@ -178,11 +181,9 @@ class LoopConnection(Connection):  # type: ignore[misc]
             if error.errno not in _WOULD_BLOCK:
                 self.defunct(error)
                 return
-            if not self._iobuf.tell():
-                return
         if self._iobuf.tell():
             self.process_io_buffer()
-        else:
+        if ended:  # even with part of a message left unread: the socket would stay readable, at its end, forever
             log.debug("Connection %s closed by server", self)
             self.close()
 

@@ -85,6 +85,19 @@ async def test_the_end_of_the_stream_closes_the_connection_and_fails_what_waits_
     assert connection._socket is not None and connection._socket.fileno() == -1
 
 
+async def test_the_end_of_the_stream_in_the_middle_of_an_answer_closes_the_connection_too(
+    pair: tuple[LoopConnection, socket.socket],
+) -> None:
+    connection, theirs = pair
+    theirs.sendall(b"\x85\x00\x00")  # the first bytes of a frame's header, and no more
+    theirs.shutdown(socket.SHUT_WR)
+    for _ in range(100):
+        if connection.is_closed:
+            break
+        await asyncio.sleep(0.01)
+    assert connection.is_closed  # not left readable at its end, called again and again
+
+
 async def test_a_time_out_set_from_another_thread_fires_on_the_loop_unless_cancelled() -> None:
     loop = asyncio.get_running_loop()
     here = threading.get_ident()
