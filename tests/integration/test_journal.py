@@ -17,6 +17,7 @@ import pytest
 
 from app.cart.member_cart import MemberCart, Outcome
 from app.cart.rules import AddItem
+from app.cart.stored_event import StoredEvent
 from app.command_side.journal import (
     MEMBER_SHARDS,
     REJECTION_TTL_S,
@@ -322,6 +323,17 @@ class ClaimerThatDiesAfterTakingOver(CassandraJournal):
         return result
 
 
+async def an_owner_with_one_batch(
+    journal: CassandraJournal, owner_name: str
+) -> tuple[int, UUID, Lease, list[StoredEvent]]:
+    """A fresh partition, its owner's lease, and one appended (answered, not indexed) batch of two events."""
+    partition, member_id = a_partition(), uuid4()
+    owner = await journal.claim([partition], owner_name)
+    events = batch(member_id, 1, 2)
+    await journal.append_batch(owner, [MemberAppend(member_id, 0, tuple(events))])
+    return partition, member_id, owner, events
+
+
 async def test_what_a_sealed_owner_did_not_index_is_indexed_even_if_its_claimer_dies_right_after_taking_over(
     settings: Settings,
 ) -> None:
@@ -331,10 +343,7 @@ async def test_what_a_sealed_owner_did_not_index_is_indexed_even_if_its_claimer_
     cluster, session = await connect_async(settings, settings.cassandra_keyspace)
     try:
         journal = CassandraJournal(session, settings.cassandra_keyspace)
-        partition, member_id = a_partition(), uuid4()
-        owner = await journal.claim([partition], "owner that dies before indexing")
-        events = batch(member_id, 1, 2)
-        await journal.append_batch(owner, [MemberAppend(member_id, 0, tuple(events))])  # answered, not indexed
+        partition, member_id, _, events = await an_owner_with_one_batch(journal, "owner that dies before indexing")
 
         dying = ClaimerThatDiesAfterTakingOver(session, settings.cassandra_keyspace)
         with pytest.raises(SystemExit):
@@ -406,10 +415,7 @@ async def test_a_batch_a_sealed_owner_writes_past_the_recorded_end_is_never_read
     cluster, session = await connect_async(settings, settings.cassandra_keyspace)
     try:
         journal = CassandraJournal(session, settings.cassandra_keyspace)
-        partition, member_id = a_partition(), uuid4()
-        owner = await journal.claim([partition], "owner")
-        events = batch(member_id, 1, 2)
-        await journal.append_batch(owner, [MemberAppend(member_id, 0, tuple(events))])  # answered, not indexed
+        partition, member_id, owner, events = await an_owner_with_one_batch(journal, "owner")
         dying = ClaimerThatDiesBeforeTakingOver(session, settings.cassandra_keyspace)
         with pytest.raises(SystemExit):
             await dying.claim([partition], "claimer killed mid-claim")
@@ -528,10 +534,7 @@ async def test_a_claim_whose_recording_of_the_end_gets_no_answer_raises_and_the_
     cluster, session = await connect_async(settings, settings.cassandra_keyspace)
     try:
         journal = CassandraJournal(session, settings.cassandra_keyspace)
-        partition, member_id = a_partition(), uuid4()
-        owner = await journal.claim([partition], "owner")
-        events = batch(member_id, 1, 2)
-        await journal.append_batch(owner, [MemberAppend(member_id, 0, tuple(events))])
+        partition, member_id, owner, events = await an_owner_with_one_batch(journal, "owner")
 
         with pytest.raises(StoreUnavailable):
             await ClaimerWhoseEndGetsNoAnswer(session, settings.cassandra_keyspace).claim([partition], "claimer")
