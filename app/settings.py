@@ -224,6 +224,21 @@ class Settings(BaseSettings):
         topics, never written to; Faust assigns its partitions, and each query-side agent reads those of its input."""
         return f"{self.topic_events}-owners"
 
+    @property
+    def topics(self) -> dict[str, int]:
+        """Every topic of this system but the Faust tables' changelogs, with its number of partitions: what
+        `migrate` creates, and what a test's or the bench's own system deletes when it is done (the owner topic
+        too: missed before 2026-12-06, hundreds of them were left on the development machine's broker)."""
+        return {
+            self.topic_commands: self.partitions,
+            self.topic_events: self.partitions,
+            self.topic_events_owners: self.partitions,
+            self.topic_item_purchased: self.partitions,
+            self.topic_popular_items_updates: self.partitions,
+            self.topic_vendor_billing_updates: self.partitions,
+            self.topic_replies: self.reply_partitions,
+        }
+
     def reader_group(self, agent: str, group: str | None = None) -> str:
         """The group a following agent (app/streams/following.py) of the workers in Faust group `group` (default:
         this worker's) commits its read offsets to, for the operators' lag: the agent is assigned its partitions

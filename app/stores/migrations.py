@@ -120,15 +120,7 @@ async def migrate_kafka(settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    wanted = {
-        settings.topic_commands: settings.partitions,
-        settings.topic_events: settings.partitions,
-        settings.topic_events_owners: settings.partitions,
-        settings.topic_item_purchased: settings.partitions,
-        settings.topic_popular_items_updates: settings.partitions,
-        settings.topic_vendor_billing_updates: settings.partitions,
-        settings.topic_replies: settings.reply_partitions,
-    }
+    wanted = settings.topics
     # The Faust tables' changelogs too: Faust would create them at start, but a worker that checks a changelog's
     # partitions right after creating it can miss it in the metadata and crash (seen on first starts).
     changelogs = {f"{settings.consumer_group}-{table}-changelog" for table in FAUST_TABLES}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,25 @@ def wait_ready_at(url: str, processes: list[Process], timeout: float = 180) -> N
     raise AssertionError(f"the system did not become ready: {last}\n{logs}")
 
 
+def topics_of(env: dict[str, str], existing: Iterable[str]) -> list[str]:
+    """Which of `existing` are the topics of the test system of `env`: its settings' (the owner topic too) and what
+    Faust named after its app id (changelogs, the assignor's)."""
+    named = {k.removeprefix("CART_").lower(): v for k, v in env.items() if k.startswith("CART_TOPIC_")}
+    names = get_settings().model_copy(update=named).topics
+    return sorted(t for t in existing if t in names or t.startswith(env["CART_APP_ID"] + "-"))
+
+
+async def existing_topics() -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
+    await admin.start()
+    try:
+        return list(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
 async def delete_topics(env: dict[str, str], timeout_s: float = 60) -> None:
     """Delete a test system's topics. After a test that paused Kafka (SIGSTOP, SIGCONT), the broker answers
     metadata with no brokers in it for a while, until it has registered with its controller again (seen on CI,
@@ -170,11 +190,9 @@ async def delete_topics(env: dict[str, str], timeout_s: float = 60) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=get_settings().kafka_bootstrap)
         try:
             await admin.start()
-            prefix = env["CART_APP_ID"]
-            names = [v for k, v in env.items() if k.startswith("CART_TOPIC_")]
-            existing = set(await admin.list_topics())
-            names += [t for t in existing if t.startswith(prefix + "-")]
-            await admin.delete_topics([n for n in names if n in existing])
+            ours = topics_of(env, await admin.list_topics())
+            if ours:
+                await admin.delete_topics(ours)
             return
         except (NodeNotReadyError, KafkaConnectionError):
             if time.monotonic() > deadline:

@@ -17,7 +17,7 @@ from app.tools.bench import offline
 from app.tools.bench.report import HEADLINE
 from app.tools.progress import Progress
 from app.tools.services import Postgres
-from tests.e2e.system import Process, cart_cli, drop_stores
+from tests.e2e.system import Process, cart_cli, drop_stores, existing_topics
 
 PNG = b"\x89PNG\r\n\x1a\n"
 REQUIRED = [*HEADLINE, "machine"]
@@ -32,8 +32,12 @@ TINY = [
 
 
 def test_a_tiny_bench_writes_every_key_the_markdown_and_the_plots(system: dict[str, Process], tmp_path: Path) -> None:
+    before = set(asyncio.run(existing_topics()))
     result = cart_cli({}, "bench", *TINY, "--out", str(tmp_path), timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # The catch-up's own system is dropped whole: its topics, the owner topic and the changelogs included.
+    left = {t for t in set(asyncio.run(existing_topics())) - before if t.startswith(("bench-", "cart-bench-"))}
+    assert left == set()
     doc = json.loads((tmp_path / "latest.json").read_text())
     assert [key for key in REQUIRED if key not in doc] == []
     assert doc["failed_parts"] == [], doc["failed_parts"]

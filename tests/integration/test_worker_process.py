@@ -15,7 +15,14 @@ from app.settings import Settings
 from app.streams.lag import consumer_lag
 from app.tools.bench.projections import plan_backlog, produce_backlog
 from app.tools.progress import Progress
-from tests.e2e.system import Process, delete_topics, isolated_env, start_worker, wait_worker_ready
+from tests.e2e.system import (
+    Process,
+    delete_topics,
+    existing_topics,
+    isolated_env,
+    start_worker,
+    wait_worker_ready,
+)
 
 
 async def group_members(settings: Settings, group: str) -> tuple[str, int]:
@@ -58,6 +65,8 @@ def test_the_worker_starts_under_faust_joins_its_group_and_stops_cleanly(setting
         if worker.alive():
             worker.kill()
         asyncio.run(delete_topics(env))
+    suffix = env["CART_TOPIC_EVENTS"].removeprefix("events-")  # worker-smoke-<pid>-<time>, in every topic's name
+    assert [t for t in asyncio.run(existing_topics()) if suffix in t] == []  # none left, the owner topic included
 
 
 def wait_for_lines(worker: Process, lines: list[str], never: str, timeout: float = 120) -> None:

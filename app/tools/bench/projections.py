@@ -392,9 +392,8 @@ async def drop_own_system(system: OwnSystem) -> None:
         admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=15000)
         await admin.start()
         try:
-            named = {v for k, v in system.env.items() if k.startswith("CART_TOPIC_")}
             existing = set(await admin.list_topics())
-            ours = {t for t in existing if t in named or t.startswith(settings.app_id + "-")}
+            ours = {t for t in existing if t in settings.topics or t.startswith(settings.app_id + "-")}
             if ours:
                 await admin.delete_topics(sorted(ours))
         finally:
