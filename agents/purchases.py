@@ -6,7 +6,8 @@ Duplicates (the same member_id and seq_nr again, which at-least-once emission ca
 `absorbed_events` table; events that never arrived (the member's seq_nr skips ahead) are read from the journal.
 Updates go to the topics the row owners read, to the partition of their read-model row (a repartition, so each
 row has one owner), many to a message: per batch, one message per partition of each update topic
-(app/query_side/projections.py). Updates and public messages are delivered before the events count as absorbed.
+(app/query_side/projections.py). Updates and public messages are delivered before the events count as absorbed;
+what is absorbed (and the offset processed) is written to the table every few seconds per partition (`Checkpointed`).
 Each partition is processed in offset order with no gap: the agent reads cart-events with a consumer of its own,
 from the offset its table records, at the partitions Faust assigns it (app/streams/following.py); the row
 owners' marks rely on it.
@@ -37,7 +38,7 @@ from app.query_side.projections import (
     vendor_billing_update,
 )
 from app.runtime import process_runtime
-from app.streams.batches import Delivered, TablePositions
+from app.streams.batches import Checkpointed, Delivered, TablePositions
 from app.streams.faust_app import (
     app,
     cart_events_owners_topic,
@@ -52,6 +53,9 @@ from tables.hydrators import absorbed_events
 
 ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_update, vendor_billing_updates_topic)]
 positions = TablePositions(absorbed_events)
+# Each member's highest seq_nr absorbed and the offset processed, written to the table every
+# `projection_checkpoint_s` per partition (app/streams/batches.py, `Checkpointed`: why that is enough).
+bookkeeping = Checkpointed(absorbed_events, positions, settings.projection_checkpoint_s)
 public = item_purchased_topic.get_topic_name()
 
 
@@ -89,7 +93,7 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent | Pa
         if stored is None:
             continue
         member = str(stored.member_id)
-        last = absorbed[member] if member in absorbed else absorbed_events.get(member) or 0
+        last = absorbed[member] if member in absorbed else bookkeeping.get(partition, member) or 0
         # Seen before (a duplicate emission): the entry is written again all the same, since after a crash
         # mid-flush the local store can be ahead of the changelog, from which the next owner restores.
         absorbed[member] = max(last, stored.seq_nr)
@@ -117,8 +121,8 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent | Pa
     # (and the public topic's consumers, by eventId).
     await asyncio.gather(*deliveries)
     for member, seq_nr in absorbed.items():
-        absorbed_events[member] = seq_nr
-    positions.record(partition, messages[-1][0])
+        bookkeeping.set(partition, member, seq_nr)
+    bookkeeping.processed(partition, messages[-1][0])
 
 
 purchases = following_agent(
@@ -128,4 +132,5 @@ purchases = following_agent(
     positions,
     projected_event_of_message,
     forward_purchases,
+    checkpointed=bookkeeping,
 )

@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     # most of its CPU fetching (docs/benchmarks.md, 2026-12-02 evening: 1.9-2.3 -> 1.5 ms per command).
     projection_fetch_wait_s: float = Field(default=0.05, ge=0, le=1)
     projection_fetch_min_bytes: int = Field(default=256 * 1024, ge=1)
+    # How often `purchases` writes what it has absorbed (member -> seq_nr) and its offset to its table, per partition
+    # (app/streams/batches.py, `Checkpointed`); 0 writes them with every batch. Under the peer's load a member's
+    # commands are spread over the whole run: per batch it was 1.2 changelog messages per command, 0.32 at 5 s
+    # (docs/benchmarks.md, 2026-12-06, midday); a crash replays at most this long of cart-events, which the
+    # bookkeeping absorbs (the public topic gets those purchases again: at least once, by eventId).
+    projection_checkpoint_s: float = Field(default=5.0, ge=0, le=60)
     # How many members' carts a worker keeps in memory (the rest are loaded from the journal when needed).
     cart_cache_size: int = Field(default=100_000, ge=1)
     # The member-keyed journal is written behind the answers (app/command_side/indexer.py): every this many seconds,

@@ -17,6 +17,7 @@ waits longer (`within_behind`; a catch-up 899 -> 1,024 events/s, docs/benchmarks
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections.abc import Sequence
@@ -81,6 +82,67 @@ class TablePositions:
 
     def record(self, partition: int, offset: int) -> None:
         self.table[self.key(partition)] = offset
+
+
+class Checkpointed:
+    """An agent's bookkeeping in its table (`JsonTable`: entries such as member -> highest seq_nr absorbed, and the
+    last offset processed per partition), written to the table once per partition every `every_s`, not every batch:
+    between two checkpoints it is kept here, read from here first, and the agent's outputs go out as usual.
+
+    Why: `purchases` wrote the entry of every member in each batch, and at saturation a member's events fall into
+    different batches: 1.2 changelog messages per command, more than the events themselves (docs/benchmarks.md,
+    2026-12-06, midday). Every few seconds (`Settings.projection_checkpoint_s`), a member active throughout costs
+    one per interval.
+
+    Why it is enough: a checkpoint writes the partition's entries, then its offset, to the same changelog partition,
+    in that order, and the batch's flush makes them durable before anything is acknowledged; so whatever durable
+    offset a worker resumes from, the entries are at least as of that offset. A crash replays what came after the
+    last checkpoint (one interval at most), from the state as it was at that checkpoint, so the replay decides exactly
+    what the first pass did (the same journal ranges, the same source indexes), and what it sends again the
+    outputs' consumers absorb (the row owners' marks; `eventId` on the public topic), as after a crash mid-flush.
+    A retried batch re-reads what it already handled from here, and drops it as before. Before partitions go
+    (`settle`, on a revocation or a clean stop) every pending checkpoint is written."""
+
+    def __init__(self, table: Any, positions: TablePositions, every_s: float) -> None:
+        self.table, self.positions, self.every_s = table, positions, every_s
+        self._entries: dict[int, dict[str, Any]] = {}
+        self._offsets: dict[int, int] = {}
+        self._written_at: dict[int, float] = {}
+
+    def get(self, partition: int, key: str) -> Any:
+        entries = self._entries.get(partition)
+        if entries is not None and key in entries:
+            return entries[key]
+        return self.table.get(key)
+
+    def set(self, partition: int, key: str, value: Any) -> None:
+        self._entries.setdefault(partition, {})[key] = value
+
+    def processed(self, partition: int, offset: int) -> None:
+        """`offset` and what came before it are handled; written now if the partition's last checkpoint is older
+        than `every_s` (the caller is attributed to the partition)."""
+        self._offsets[partition] = offset
+        if time.monotonic() - self._written_at.get(partition, -math.inf) >= self.every_s:
+            self.checkpoint(partition)
+
+    def pending(self) -> list[int]:
+        """The partitions with anything not written to the table yet."""
+        return sorted(set(self._entries) | set(self._offsets))
+
+    def checkpoint(self, partition: int) -> None:
+        """Write the partition's entries, then its offset (the caller is attributed to the partition)."""
+        for key, value in self._entries.pop(partition, {}).items():
+            self.table[key] = value
+        offset = self._offsets.pop(partition, None)
+        if offset is not None:
+            self.positions.record(partition, offset)
+        self._written_at[partition] = time.monotonic()
+
+    def forget(self) -> None:
+        """The partitions went (after `settle` wrote what they had): whatever comes next is read from the table."""
+        self._entries.clear()
+        self._offsets.clear()
+        self._written_at.clear()
 
 
 @contextmanager

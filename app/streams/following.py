@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app.settings import Settings
-from app.streams.batches import Delivered, Positions, attributed_to, is_behind, wait_for_company
+from app.streams.batches import Checkpointed, Delivered, Positions, attributed_to, is_behind, wait_for_company
 from app.streams.driven import ConsumingAgent, driven_agent
 from app.streams.kafka_clients import kafka_options
 
@@ -73,9 +73,11 @@ class FollowingAgent(ConsumingAgent[T]):
         decode: Callable[[bytes | None], T],
         process: Callable[[int, Delivered[T]], Awaitable[None]],
         commit_every_s: float = 1.0,
+        checkpointed: Checkpointed | None = None,
     ) -> None:
         super().__init__(name, settings, topic, decode, settings.projection_batch_max, commit_every_s)
         self.app, self.owner_topic, self.positions, self.process = app, owner_topic, positions, process
+        self.checkpointed = checkpointed  # bookkeeping the agent writes once a second, not every batch
         self._revoked = True  # nothing is read until Faust has finished a rebalance
         self._behind = False  # the batch before was of a backlog
 
@@ -173,6 +175,10 @@ class FollowingAgent(ConsumingAgent[T]):
     async def settle(self) -> None:
         from app.streams.faust_app import flush_changelogs
 
+        if self.checkpointed is not None:
+            for partition in self.checkpointed.pending():
+                with attributed_to(OwnedPartition(self.owner_topic, partition)):
+                    self.checkpointed.checkpoint(partition)
         await flush_changelogs()
 
     async def on_revoked(self) -> None:
@@ -181,6 +187,8 @@ class FollowingAgent(ConsumingAgent[T]):
         async with self._processing:
             self._revoked = True
             await self._let_go(list(self._processed))
+            if self.checkpointed is not None:
+                self.checkpointed.forget()
             if self._consumer is not None:
                 self._consumer.assign([])
             self.partitions = frozenset()
@@ -193,12 +201,15 @@ def following_agent(
     positions: Positions,
     decode: Callable[[bytes | None], T],
     process: Callable[[int, Delivered[T]], Awaitable[None]],
+    checkpointed: Checkpointed | None = None,
 ) -> FollowingAgent[T]:
     """Register `name`: a Faust agent of that name over `owner_topic` (which only makes Faust assign and restore the
     partitions), and a task that reads `topic` following it (stopped first by `CartApp.on_stop`)."""
     from app.streams.faust_app import app, settings
 
-    agent = FollowingAgent(app, name, settings, topic, owner_topic.get_topic_name(), positions, decode, process)
+    agent = FollowingAgent(
+        app, name, settings, topic, owner_topic.get_topic_name(), positions, decode, process, checkpointed=checkpointed
+    )
 
     async def owner(stream: Any) -> None:
         async for _ in stream:  # nobody writes to the owner topic
