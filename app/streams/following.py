@@ -77,7 +77,7 @@ class FollowingAgent(ConsumingAgent[T]):
     ) -> None:
         super().__init__(name, settings, topic, decode, settings.projection_batch_max, commit_every_s)
         self.app, self.owner_topic, self.positions, self.process = app, owner_topic, positions, process
-        self.checkpointed = checkpointed  # bookkeeping the agent writes once a second, not every batch
+        self.checkpointed = checkpointed  # bookkeeping the agent writes every few seconds, not every batch
         self._revoked = True  # nothing is read until Faust has finished a rebalance
         self._behind = False  # the batch before was of a backlog
 

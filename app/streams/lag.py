@@ -118,6 +118,8 @@ async def _lag(settings: Settings, clients: LagClients) -> list[Lag]:
     metadata = await consumer._client.fetch_all_metadata()
     for group, agents in sorted((await worker_groups(settings, admin)).items()):
         for agent in agents:
+            # The command agent commits in its group; each query-side agent reads with a consumer of its own, which
+            # commits to its reader group (app/streams/following.py).
             committer = group if agent in COMMAND_AGENTS else settings.reader_group(agent, group)
             committed = await admin.list_consumer_group_offsets(committer)
             topic = getattr(settings, AGENT_TOPICS[agent])
