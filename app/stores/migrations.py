@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -114,6 +115,12 @@ POSTGRES_DDL = [
 
 
 FAUST_TABLES = ["absorbed_events", "popular_items_rows", "vendor_balance_rows"]
+
+
+def own_topics(settings: Settings, existing: Iterable[str]) -> list[str]:
+    """Which of `existing` are this system's: its topics (`Settings.topics`) and what Faust named after its app id
+    (the tables' changelogs, the assignor's). What a test's or the bench's own system deletes when it is done."""
+    return sorted(t for t in existing if t in settings.topics or t.startswith(settings.app_id + "-"))
 
 
 async def migrate_kafka(settings: Settings) -> None:

@@ -160,11 +160,11 @@ def wait_ready_at(url: str, processes: list[Process], timeout: float = 180) -> N
 
 
 def topics_of(env: dict[str, str], existing: Iterable[str]) -> list[str]:
-    """Which of `existing` are the topics of the test system of `env`: its settings' (the owner topic too) and what
-    Faust named after its app id (changelogs, the assignor's)."""
-    named = {k.removeprefix("CART_").lower(): v for k, v in env.items() if k.startswith("CART_TOPIC_")}
-    names = get_settings().model_copy(update=named).topics
-    return sorted(t for t in existing if t in names or t.startswith(env["CART_APP_ID"] + "-"))
+    """Which of `existing` are the topics of the test system of `env` (`own_topics`: the owner topic too)."""
+    from app.stores.migrations import own_topics
+
+    named = {k.removeprefix("CART_").lower(): v for k, v in env.items() if k.startswith(("CART_TOPIC_", "CART_APP_ID"))}
+    return own_topics(get_settings().model_copy(update=named), existing)
 
 
 async def existing_topics() -> list[str]:

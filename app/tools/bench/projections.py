@@ -391,16 +391,16 @@ async def drop_own_system(system: OwnSystem) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     from app.stores.cassandra import connect_async, execute
+    from app.stores.migrations import own_topics
 
     settings = system.settings
     with contextlib.suppress(Exception):
         admin = AIOKafkaAdminClient(**kafka_options(settings), request_timeout_ms=15000)
         await admin.start()
         try:
-            existing = set(await admin.list_topics())
-            ours = {t for t in existing if t in settings.topics or t.startswith(settings.app_id + "-")}
+            ours = own_topics(settings, await admin.list_topics())
             if ours:
-                await admin.delete_topics(sorted(ours))
+                await admin.delete_topics(ours)
         finally:
             await admin.close()
     with contextlib.suppress(Exception):
