@@ -23,15 +23,13 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-import orjson
-
 from app.cart.stored_event import StoredEvent
 from app.command_side.command_bus import CartServiceUnavailable
 from app.command_side.journal import NotIndexedYet
 from app.query_side.projections import (
     PassingEvent,
     RowUpdate,
-    item_purchased_document,
+    item_purchased_message,
     popular_items_update,
     projected_event_of_message,
     update_messages,
@@ -111,9 +109,9 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent | Pa
                 update = project(event, partition, offset, index)
                 if update is not None:
                     updates[topic].append(update)
-            if (document := item_purchased_document(event)) is not None:
-                key = document["memberId"].encode()  # keyed: Kafka's partitioner, as a keyed Topic.send
-                deliveries.append(await send(public, key, orjson.dumps(document), None))
+            if (document := item_purchased_message(event)) is not None:
+                # Keyed by member (the events are all `member`'s): Kafka's partitioner, as a keyed Topic.send.
+                deliveries.append(await send(public, member.encode(), document, None))
     for topic, run in updates.items():
         for to, message in update_messages(run, partial(partition_of, partitions=settings.partitions)):
             deliveries.append(await send(topic.get_topic_name(), None, message, to))

@@ -21,10 +21,10 @@ the number of messages each update costs on both sides of Kafka.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
@@ -40,9 +40,9 @@ POSITION_SCALE = 1_000_000  # source_position = offset * POSITION_SCALE + index 
 VENDOR_BILLING = "vendor_billing"
 
 
-@dataclass(frozen=True)
-class RowUpdate:
-    """One event's contribution to one read-model row."""
+class RowUpdate(NamedTuple):
+    """One event's contribution to one read-model row. (A named tuple, not a frozen dataclass: the query side makes
+    and reads one per read model per purchase, and a frozen dataclass's constructor took four times as long.)"""
 
     row: Row  # the row, as strings (e.g. vendor, product, year, month, day)
     delta: Decimal  # quantity for popular items, money for billing
@@ -72,18 +72,33 @@ class RowUpdate:
             "source_index": self.source_index,
         }
 
+    def orjson_dict(self) -> dict[str, Any]:
+        """`to_dict` as orjson writes it, for the update messages: the member id and the time are left to orjson,
+        which writes what str() and isoformat() would (tests/unit/test_update_messages.py), three times as fast."""
+        return {
+            "row": list(self.row),
+            "delta": str(self.delta),
+            "name": self.name,
+            "member_id": self.member_id,
+            "seq_nr": self.seq_nr,
+            "source_partition": self.source_partition,
+            "source_offset": self.source_offset,
+            "occurred_at": self.occurred_at,
+            "source_index": self.source_index,
+        }
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RowUpdate:
         return cls(
-            row=row_of(d),
-            delta=decimal_field(d, "delta"),
-            name=str_field(d, "name"),
-            member_id=uuid_field(d, "member_id"),  # UUID(123) would be an AttributeError, not a malformed message
-            seq_nr=int_field(d, "seq_nr"),
-            source_partition=int_field(d, "source_partition"),
-            source_offset=int_field(d, "source_offset"),
-            occurred_at=datetime.fromisoformat(d["occurred_at"]),
-            source_index=int(d.get("source_index", 0)),
+            row_of(d),
+            decimal_field(d, "delta"),
+            str_field(d, "name"),
+            uuid_field(d, "member_id"),  # UUID(123) would be an AttributeError, not a malformed message
+            int_field(d, "seq_nr"),
+            int_field(d, "source_partition"),
+            int_field(d, "source_offset"),
+            datetime.fromisoformat(d["occurred_at"]),
+            int(d.get("source_index", 0)),
         )
 
     @property
@@ -165,23 +180,27 @@ def projected_event_of_message(raw: bytes | None) -> StoredEvent | PassingEvent:
     return PassingEvent(uuid_field(d, "member_id"), int_field(d, "seq_nr"))
 
 
-def item_purchased_document(stored: StoredEvent) -> dict[str, Any] | None:
-    """The public message for the analytics teams' topic `item-purchased` (schemas/item_purchased.v1.json)."""
+def item_purchased_message(stored: StoredEvent) -> bytes | None:
+    """The public message for the analytics teams' topic `item-purchased` (schemas/item_purchased.v1.json). The ids
+    and the time are left to orjson, which writes what str() and isoformat() would
+    (tests/unit/test_update_messages.py), in a third of the time of a dict of strings: one per purchase."""
     if not isinstance(stored.event, ItemPurchased):
         return None
     item = stored.event.item
-    return {
-        "schemaVersion": ITEM_PURCHASED_SCHEMA_VERSION,
-        "eventId": str(stored.event_id),
-        "memberId": str(stored.member_id),
-        "cartId": str(stored.cart_id),
-        "productId": str(item.product_id),
-        "vendorId": str(item.vendor_id),
-        "name": item.name,
-        "price": str(item.price),
-        "quantity": item.quantity,
-        "purchasedAt": stored.event.purchased_at.isoformat(),
-    }
+    return orjson.dumps(
+        {
+            "schemaVersion": ITEM_PURCHASED_SCHEMA_VERSION,
+            "eventId": stored.event_id,
+            "memberId": stored.member_id,
+            "cartId": stored.cart_id,
+            "productId": item.product_id,
+            "vendorId": item.vendor_id,
+            "name": item.name,
+            "price": str(item.price),
+            "quantity": item.quantity,
+            "purchasedAt": stored.event.purchased_at,
+        }
+    )
 
 
 # ~350 bytes each as JSON, about 1 KB with a 200-character name of 4-byte characters: under Kafka's 1 MB default.
@@ -190,7 +209,7 @@ UPDATES_PER_MESSAGE = 500
 
 def updates_message(updates: Sequence[RowUpdate]) -> bytes:
     """A message of an update topic (its value, JSON): updates of rows of one partition, in source order."""
-    return orjson.dumps({"updates": [update.to_dict() for update in updates]})
+    return orjson.dumps({"updates": [update.orjson_dict() for update in updates]})
 
 
 def update_messages(updates: Iterable[RowUpdate], partition_of: Callable[[str], int]) -> list[tuple[int, bytes]]:
@@ -234,13 +253,14 @@ class RowState:
         """The row with the update in it; unchanged if the update was already absorbed (a replay)."""
         if not self.is_new(update):
             return self
-        return replace(
-            self,
-            total=self.total + update.delta,
-            name=update.name,
-            version=self.version + 1,
-            marks={**self.marks, update.source_partition: update.source_position},
-            last_event_at=update.occurred_at.isoformat(),
+        # Made directly, not with dataclasses.replace (which reads the fields' definitions each time): a row owner
+        # applies one per update.
+        return RowState(
+            self.total + update.delta,
+            update.name,
+            self.version + 1,
+            {**self.marks, update.source_partition: update.source_position},
+            update.occurred_at.isoformat(),
         )
 
     def to_dict(self) -> dict[str, Any]:

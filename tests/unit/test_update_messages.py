@@ -3,16 +3,28 @@ source order per partition, at most UPDATES_PER_MESSAGE to a message; and the ow
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import jsonschema
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from app.query_side.projections import UPDATES_PER_MESSAGE, RowUpdate, update_messages, updates_of
+from app.cart.rules import Item, ItemPurchased
+from app.cart.stored_event import StoredEvent
+from app.query_side.projections import (
+    UPDATES_PER_MESSAGE,
+    RowUpdate,
+    item_purchased_message,
+    update_messages,
+    updates_message,
+    updates_of,
+)
 from app.streams.partitioning import partition_of
 
 PARTITIONS = 12
@@ -91,3 +103,47 @@ def test_a_rows_partition_is_the_one_faust_chose_for_its_key() -> None:
         key = f"{uuid4()}/{uuid4()}/2026/12/3"
         key_bytes, _ = popular_items_updates_topic.prepare_key(key, None)
         assert partition_of(key, PARTITIONS) == DefaultPartitioner()(key_bytes, every, every)
+
+
+# Times whose isoformat() differs in shape: no microseconds, microseconds, another offset than UTC's.
+TIMES = [
+    datetime(2026, 12, 3, tzinfo=UTC),
+    datetime(2026, 12, 3, 23, 59, 59, 999_999, tzinfo=UTC),
+    datetime(2026, 12, 3, 8, 0, 0, 1000, tzinfo=timezone(timedelta(hours=-5))),
+]
+
+
+@pytest.mark.parametrize("at", TIMES)
+def test_an_update_message_is_byte_for_byte_the_json_of_to_dict(at: datetime) -> None:
+    """Messages leave the ids and times to orjson (faster than str() and isoformat()); workers that read the
+    update topics before that, or after, must read the same bytes."""
+    updates = [
+        RowUpdate(("v", "2026", "12"), Decimal("1234567.125"), "n\u00e9", uuid4(), 7, 3, 41, at),
+        RowUpdate(("v", "p", "2026", "12", "3"), Decimal(2), "", uuid4(), 8, 3, 41, at, 2),
+    ]
+    assert updates_message(updates) == orjson.dumps({"updates": [u.to_dict() for u in updates]})
+    assert updates_of(updates_message(updates)) == updates
+
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "item_purchased.v1.json").read_text())
+
+
+@pytest.mark.parametrize("at", TIMES[:2])  # a purchase's time is in UTC (the cart's rules)
+def test_an_item_purchased_message_is_the_documented_json_with_ids_and_time_as_str_and_isoformat(at: datetime) -> None:
+    item = Item(uuid4(), uuid4(), "caf\u00e9 \U0001f600", Decimal("1234567.89"), 3)
+    stored = StoredEvent(uuid4(), uuid4(), uuid4(), 5, "c", at, ItemPurchased(uuid4(), item, at))
+    document = {
+        "schemaVersion": 1,
+        "eventId": str(stored.event_id),
+        "memberId": str(stored.member_id),
+        "cartId": str(stored.cart_id),
+        "productId": str(item.product_id),
+        "vendorId": str(item.vendor_id),
+        "name": item.name,
+        "price": "1234567.89",
+        "quantity": 3,
+        "purchasedAt": at.isoformat(),
+    }
+    message = item_purchased_message(stored)
+    assert message == orjson.dumps(document)
+    jsonschema.validate(orjson.loads(message), SCHEMA, format_checker=jsonschema.FormatChecker())
