@@ -46,6 +46,8 @@ def test_a_tiny_bench_writes_every_key_the_markdown_and_the_plots(system: dict[s
     assert "--journal-keyspace" in doc["null_reasons"]["rebuild_1m_events_s"]
     assert doc["machine"]["cores"] >= 1 and any(p["name"] == "api" for p in doc["machine"]["processes_watched"])
     assert set(doc["ratios"]) >= {"commands_per_s / append_ceiling_per_s", "commands_per_s / http_ceiling_per_s"}
+    lone = doc["parts"]["kafka-ceiling"]["one_at_a_time"]  # what a lone message costs each side, per round trip
+    assert lone["round_trips"] > 0 and lone["p50_us"] > 0 and lone["client_cpu_us_per_round_trip"] > 0
     levels = doc["parts"]["open-loop"]["levels"]
     assert [level["offered_per_s"] for level in levels] == [5, 10]
     assert {"api", "worker"} <= set(doc["parts"]["profile"]["processes"])

@@ -6,7 +6,8 @@ that each figure of the system reads as a fraction of its ceiling.
   is the ceiling); and a per-partition fence: one conditional batch that moves a static `next_seq` `IF next_seq =
   ?` and inserts K events, reported per event. In a keyspace of its own, dropped afterwards.
 - `kafka_ceiling`: command-sized messages produced and consumed at once with aiokafka, on a topic of its own,
-  deleted afterwards.
+  deleted afterwards; then one message at a time, produced and consumed before the next (a lone command's hop):
+  what one request each way costs the client and Kafka, which a batch of one pays whole.
 - `http_ceiling`: closed-loop GETs of the running API's `/health` (no store, no Kafka: the HTTP stack alone).
 
 The generator runs on the same machine and uses CPU too: each part says how much (`cpu`), so a ceiling that is
@@ -52,6 +53,7 @@ EVENT_PAYLOAD = json.dumps(
         },
     }
 )
+ROUND_TRIPS = 500  # lone messages, produced then consumed before the next (`one_at_a_time`)
 COMMAND_BYTES = 300
 
 
@@ -230,7 +232,13 @@ async def kafka_ceiling(
 
 
 async def produce_and_consume(
-    settings: Settings, topic: str, seconds: float, progress: Progress, watched: Sequence[Watched], window: int
+    settings: Settings,
+    topic: str,
+    seconds: float,
+    progress: Progress,
+    watched: Sequence[Watched],
+    window: int,
+    round_trips: int = ROUND_TRIPS,
 ) -> dict[str, Any]:
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all", enable_idempotence=True)
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
@@ -263,6 +271,7 @@ async def produce_and_consume(
         done.set()
         consumed, last = await consuming
         cpu = meter.stop()
+        lone = await one_at_a_time(producer, consumer, topic, value, round_trips, watched)
     finally:
         await consumer.stop()
         await producer.stop()
@@ -274,6 +283,42 @@ async def produce_and_consume(
         "produced": produced,
         "consumed": consumed,
         "cpu": cpu.to_json(),
+        "one_at_a_time": lone,
+    }
+
+
+async def one_at_a_time(
+    producer: AIOKafkaProducer,
+    consumer: AIOKafkaConsumer,
+    topic: str,
+    value: bytes,
+    count: int,
+    watched: Sequence[Watched],
+) -> dict[str, Any]:
+    """`count` round trips of one message: produced (acks=all), then consumed, before the next is sent. A command
+    answered alone makes several such hops (API -> command worker, its events, its reply -> API), each a request
+    of its own: what one costs the client (this process) and Kafka is the floor of a batch of one."""
+    key = str(uuid.uuid4()).encode()
+    times: list[float] = []
+    meter = CpuMeter(watched)
+    meter.start()
+    for _ in range(count):
+        sent = time.monotonic()
+        await (await producer.send(topic, value, key=key))
+        while not any((await consumer.getmany(timeout_ms=1000, max_records=1)).values()):
+            if time.monotonic() - sent > 30:
+                raise RuntimeError(f"a message produced to {topic} was not consumed within 30 s")
+        times.append(time.monotonic() - sent)
+    used = meter.stop()
+    times.sort()
+    return {
+        "round_trips": count,
+        "p50_us": round(1e6 * times[len(times) // 2]),
+        "client_cpu_us_per_round_trip": round(1000 * used.bench_ms / count),
+        "kafka_cpu_us_per_round_trip": round(1000 * used.processes_ms["kafka"] / count)
+        if "kafka" in used.processes_ms
+        else None,
+        "cpu": used.to_json(count, per="round_trip"),
     }
 
 

@@ -220,6 +220,16 @@ def ceilings_section(parts: dict[str, Any]) -> list[str]:
                 cpu_cell(kafka["cpu"]["bench_generator"]),
             )
         )
+        lone = kafka.get("one_at_a_time")  # absent from runs before 2026-12-06, afternoon
+        if lone:
+            others.append(
+                (
+                    "Kafka, one message at a time: produced (acks=all), consumed, then the next",
+                    f"p50 {number(lone['p50_us'])} us a round trip",
+                    f"{number(lone['kafka_cpu_us_per_round_trip'])} us CPU each",
+                    f"{number(lone['client_cpu_us_per_round_trip'])} us CPU each",
+                )
+            )
     if ok(http):
         others.append(
             (
