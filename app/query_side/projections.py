@@ -60,17 +60,8 @@ class RowUpdate(NamedTuple):
         return self.source_offset * POSITION_SCALE + self.source_index
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "row": list(self.row),
-            "delta": str(self.delta),
-            "name": self.name,
-            "member_id": str(self.member_id),
-            "seq_nr": self.seq_nr,
-            "source_partition": self.source_partition,
-            "source_offset": self.source_offset,
-            "occurred_at": self.occurred_at.isoformat(),
-            "source_index": self.source_index,
-        }
+        """The update as plain JSON values (strings for the member id and the time)."""
+        return {**self.orjson_dict(), "member_id": str(self.member_id), "occurred_at": self.occurred_at.isoformat()}
 
     def orjson_dict(self) -> dict[str, Any]:
         """`to_dict` as orjson writes it, for the update messages: the member id and the time are left to orjson,
@@ -183,7 +174,7 @@ def projected_event_of_message(raw: bytes | None) -> StoredEvent | PassingEvent:
 def item_purchased_message(stored: StoredEvent) -> bytes | None:
     """The public message for the analytics teams' topic `item-purchased` (schemas/item_purchased.v1.json). The ids
     and the time are left to orjson, which writes what str() and isoformat() would
-    (tests/unit/test_update_messages.py), in a third of the time of a dict of strings: one per purchase."""
+    (tests/unit/test_update_messages.py), in half the time of a dict of strings: one per purchase."""
     if not isinstance(stored.event, ItemPurchased):
         return None
     item = stored.event.item
