@@ -53,6 +53,11 @@ def test_a_tiny_bench_writes_every_key_the_markdown_and_the_plots(system: dict[s
     assert {"api", "worker"} <= set(doc["parts"]["profile"]["processes"])
     projections = doc["parts"]["projections"]
     assert projections["caught_up"] and projections["workers"] == 2
+    by_agent = projections["by_agent"]  # each projection's own catch-up
+    assert set(by_agent) == set(projections["agents"].split(","))
+    assert all(
+        0 < a["seconds_from_ready_to_lag_0"] <= projections["seconds_from_ready_to_lag_0"] for a in by_agent.values()
+    )
     assert {"projection worker 0", "projection worker 1"} <= set(projections["cpu"]["processes"])
     markdown = (tmp_path / "latest.md").read_text()
     for heading in ("### Ceilings", "### Saturation", "### Open loop", "### Read delay", "### Projections"):

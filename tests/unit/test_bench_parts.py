@@ -14,7 +14,7 @@ from app.settings import Settings
 from app.tools.bench import report
 from app.tools.bench.cpu import classify, parse_machine_ticks, parse_proc_stat, tree_ticks
 from app.tools.bench.profiling import parse_collapsed, top_functions
-from app.tools.bench.projections import EVENTS_PER_SESSION, plan_backlog
+from app.tools.bench.projections import EVENTS_PER_SESSION, LagReading, caught_up_by_agent, plan_backlog
 from app.tools.bench.report import HEADLINE
 from app.tools.bench.runner import Options, document, machine_info
 from app.tools.bench.stats import per_second, percentile
@@ -136,3 +136,19 @@ def test_the_projection_backlog_is_decided_by_the_cart_rules_gap_free_per_member
         assert seq_nrs == list(range(1, len(seq_nrs) + 1))
     first = [e.type for e in members[0].sessions[0]]
     assert first == ["ItemAdded"] * 3 + ["ItemQuantityIncreased", "ItemRemoved"] + ["ItemPurchased"] * 2
+
+
+def test_each_projection_is_caught_up_once_the_backlog_has_gone_through_and_its_own_lag_is_0() -> None:
+    ready = 100.0
+    readings = [
+        # purchases has read everything, but not all of it is committed yet: nobody counts as caught up
+        LagReading(102.0, 900, 100, {"purchases": 100, "popular_items": 0, "vendor_billing": 0}),
+        LagReading(104.0, 1000, 7, {"purchases": 0, "popular_items": 0, "vendor_billing": 7}),
+        LagReading(105.0, 1000, 3, {"purchases": 0, "popular_items": 3, "vendor_billing": 0}),
+        LagReading(108.0, 1000, 0, {"purchases": 0, "popular_items": 0, "vendor_billing": 0}),
+    ]
+    assert caught_up_by_agent(readings, 1000, ready) == {
+        "popular_items": {"seconds_from_ready_to_lag_0": 4.0, "events_per_s": 250.0},  # its first 0 after 1000
+        "purchases": {"seconds_from_ready_to_lag_0": 4.0, "events_per_s": 250.0},
+        "vendor_billing": {"seconds_from_ready_to_lag_0": 5.0, "events_per_s": 200.0},
+    }

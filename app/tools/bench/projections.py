@@ -259,12 +259,34 @@ class LagReading:
     at: float
     events_applied: int  # committed on cart-events, all partitions
     total_lag: int  # on every topic the group reads
+    lag_by_agent: dict[str, int] = field(default_factory=dict)  # each agent's, on the topic it reads
 
 
 async def read_lag(settings: Settings, clients: LagClients | None = None) -> LagReading:
     rows = await consumer_lag(settings, clients)
     applied = sum(r.committed or 0 for r in rows if r.topic == settings.topic_events)
-    return LagReading(time.monotonic(), applied, sum(r.lag for r in rows))
+    by_agent: Counter[str] = Counter()
+    for r in rows:
+        by_agent[r.agents] += r.lag
+    return LagReading(time.monotonic(), applied, sum(r.lag for r in rows), dict(by_agent))
+
+
+def caught_up_by_agent(readings: Sequence[LagReading], events: int, ready_at: float) -> dict[str, dict[str, Any]]:
+    """Per agent, the first reading at which the whole backlog had gone through `purchases` and the agent had
+    nothing left to read: the seconds from ready, and the backlog's events per second up to then (each projection's
+    own catch-up rate; the row owners can only finish after `purchases` has sent their updates)."""
+    found: dict[str, dict[str, Any]] = {}
+    for reading in readings:
+        if reading.events_applied < events:
+            continue
+        for agent, lag in reading.lag_by_agent.items():
+            if lag == 0 and agent not in found:
+                seconds = reading.at - ready_at
+                found[agent] = {
+                    "seconds_from_ready_to_lag_0": round(seconds, 1),
+                    "events_per_s": round(events / seconds, 1) if seconds > 0 else None,
+                }
+    return dict(sorted(found.items()))
 
 
 async def until_drained(
@@ -367,6 +389,7 @@ async def measure_catch_up(
         "seconds_from_ready_to_lag_0": round(seconds, 1) if caught_up else None,
         "agents": QUERY_AGENTS,
         "workers": len(workers),
+        "by_agent": caught_up_by_agent(readings, events, ready_at),
         "timeline": [[round(r.at - ready_at, 1), r.events_applied] for r in readings],
         "cpu": cpu.to_json(last.events_applied or None, per="event"),
     }

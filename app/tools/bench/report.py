@@ -377,9 +377,21 @@ def projections_section(projections: dict[str, Any] | None) -> list[str]:
         f"in {number(projections['seconds_from_ready_to_lag_0'])} s from ready to lag 0 = "
         f"**{number(projections['projection_events_per_s'])} events/s**.",
         "",
+        *by_agent_table(projections.get("by_agent")),  # absent from runs before 2026-12-06, afternoon
         *cpu_table(projections["cpu"], per="event"),
         "",
     ]
+
+
+def by_agent_table(by_agent: dict[str, Any] | None) -> list[str]:
+    """Each projection's own catch-up: when it had nothing left to read, once the backlog had gone through."""
+    if not by_agent:
+        return []
+    rows = [
+        (f"`{agent}`", number(figures["seconds_from_ready_to_lag_0"]), number(figures["events_per_s"]))
+        for agent, figures in by_agent.items()
+    ]
+    return [*table(("agent", "s from ready to its lag 0", "backlog events/s"), rows), ""]
 
 
 def offline_section(offline: dict[str, Any] | None) -> list[str]:
