@@ -50,10 +50,9 @@ from app.streams.partitioning import partition_of
 from tables.hydrators import absorbed_events
 
 ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_update, vendor_billing_updates_topic)]
-positions = TablePositions(absorbed_events)
-# Each member's highest seq_nr absorbed and the offset processed, written to the table every
+# Each member's highest seq_nr absorbed and the offset processed (the agent's positions), written to the table every
 # `projection_checkpoint_s` per partition (app/streams/batches.py, `Checkpointed`: why that is enough).
-bookkeeping = Checkpointed(absorbed_events, positions, settings.projection_checkpoint_s)
+bookkeeping = Checkpointed(absorbed_events, TablePositions(absorbed_events), settings.projection_checkpoint_s)
 public = item_purchased_topic.get_topic_name()
 
 
@@ -127,7 +126,7 @@ purchases = following_agent(
     "purchases",
     settings.topic_events,
     cart_events_owners_topic,
-    positions,
+    bookkeeping,
     projected_event_of_message,
     forward_purchases,
     checkpointed=bookkeeping,

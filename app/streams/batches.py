@@ -100,14 +100,22 @@ class Checkpointed:
     last checkpoint (one interval at most), from the state as it was at that checkpoint, so the replay decides exactly
     what the first pass did (the same journal ranges, the same source indexes), and what it sends again the
     outputs' consumers absorb (the row owners' marks; `eventId` on the public topic), as after a crash mid-flush.
-    A retried batch re-reads what it already handled from here, and drops it as before. Before partitions go
-    (`settle`, on a revocation or a clean stop) every pending checkpoint is written."""
+    It is also the agent's `Positions`: the last offset processed is read from here first, so a batch retried after
+    a store did not answer skips what the first try processed, as with a table written every batch. Before
+    partitions go (`settle`, on a revocation or a clean stop) every pending checkpoint is written."""
 
     def __init__(self, table: Any, positions: TablePositions, every_s: float) -> None:
         self.table, self.positions, self.every_s = table, positions, every_s
         self._entries: dict[int, dict[str, Any]] = {}
         self._offsets: dict[int, int] = {}
         self._written_at: dict[int, float] = {}
+
+    async def last(self, partition: int) -> int | None:
+        """The last offset processed of the partition (`Positions`), written or not yet (the caller is attributed
+        to the partition)."""
+        if partition in self._offsets:
+            return self._offsets[partition]
+        return await self.positions.last(partition)
 
     def get(self, partition: int, key: str) -> Any:
         entries = self._entries.get(partition)

@@ -129,3 +129,21 @@ async def test_a_following_agent_writes_its_pending_bookkeeping_before_partition
     assert book.pending() == []
     with in_partition(0):
         assert book.get(0, "c") == 5  # from the table now
+
+
+async def test_a_retried_batch_skips_what_the_first_try_processed_before_its_checkpoint_is_written() -> None:
+    """`Checkpointed` is the agent's positions: the offset processed is read from memory between checkpoints."""
+    table = WriteLog()
+    book = Checkpointed(table, TablePositions(table), every_s=3600)
+    seen: list[list[int]] = []
+
+    async def process(partition: int, messages: Delivered[str]) -> None:
+        seen.append([offset for offset, _ in messages])
+        book.processed(partition, messages[-1][0])
+
+    agent = FollowingAgent(None, "purchases", Settings(), "t", "o", book, bytes.decode, process, checkpointed=book)
+    await agent._one_partition(0, [(3, "a")])  # the partition's first: written at once
+    await agent._one_partition(0, [(4, "b"), (5, "c")])  # kept in memory
+    await agent._one_partition(0, [(4, "b"), (5, "c"), (6, "d")])  # the same again (a store failed), and one more
+    assert seen == [[3], [4, 5], [6]]
+    assert table.writes == [(0, "@offset/0", 3)]

@@ -232,13 +232,7 @@ async def kafka_ceiling(
 
 
 async def produce_and_consume(
-    settings: Settings,
-    topic: str,
-    seconds: float,
-    progress: Progress,
-    watched: Sequence[Watched],
-    window: int,
-    round_trips: int = ROUND_TRIPS,
+    settings: Settings, topic: str, seconds: float, progress: Progress, watched: Sequence[Watched], window: int
 ) -> dict[str, Any]:
     producer = AIOKafkaProducer(**kafka_options(settings), acks="all", enable_idempotence=True)
     consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
@@ -271,7 +265,7 @@ async def produce_and_consume(
         done.set()
         consumed, last = await consuming
         cpu = meter.stop()
-        lone = await one_at_a_time(producer, consumer, topic, value, round_trips, watched)
+        lone = await one_at_a_time(producer, consumer, topic, value, ROUND_TRIPS, watched)
     finally:
         await consumer.stop()
         await producer.stop()
