@@ -9,7 +9,7 @@ the same Idempotency-Key, or Kafka redelivering after a crash) gets its first an
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import FrozenInstanceError, dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -43,74 +43,155 @@ class Outcome:
     positions: tuple[tuple[int, int], ...] = ()
     fingerprint: str | None = None  # of the command; None when rebuilt from the journal (which does not keep it)
 
+    def row(self) -> OutcomeRow:
+        return (
+            self.command_id,
+            self.first_seq,
+            self.last_seq,
+            _pairs(self.rejection),
+            self.positions,
+            self.fingerprint,
+        )
 
-@dataclass(frozen=True)
+    @classmethod
+    def of_row(cls, row: OutcomeRow) -> Outcome:
+        command_id, first_seq, last_seq, rejection, positions, fingerprint = row
+        return cls(
+            command_id, first_seq, last_seq, None if rejection is None else dict(rejection), positions, fingerprint
+        )
+
+
+OutcomeRow: TypeAlias = tuple[
+    str, int, int, tuple[tuple[str, Any], ...] | None, tuple[tuple[int, int], ...], str | None
+]
+"""An `Outcome` as a plain tuple, the fields in the same order, the rejection as its (key, value) pairs (a tuple
+holding a dict stays tracked): how a `MemberCart` keeps its outcomes (below)."""
+
+
+def _pairs(rejection: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] | None:
+    return None if rejection is None else tuple(rejection.items())
+
+
+_COMMAND, _LAST, _REJECTION = 0, 2, 3
+
+
 class MemberCart:
-    """A member's cart at journal position `version`, with the outcomes of recent commands (oldest first)."""
+    """A member's cart at journal position `version`, with the outcomes of recent commands (oldest first).
 
+    Immutable. The outcomes are kept as plain tuples of strings and numbers, not as `Outcome` objects:
+    the garbage collector stops tracking such tuples, and an owner keeps tens of thousands of carts in memory, each
+    with up to RECENT_COMMANDS outcomes. As objects, they were ~90% of what a full collection walked in the command
+    worker, which stalled every command in flight for 100-450 ms every few seconds once it held ten thousand
+    members (docs/benchmarks.md, 2026-12-06, evening). `recent` builds the objects for those who ask."""
+
+    __slots__ = ("cart", "member_id", "rows", "version")
     member_id: UUID
-    version: int = 0
-    cart: Cart = EMPTY_CART
-    recent: tuple[Outcome, ...] = field(default=())
+    version: int
+    cart: Cart
+    rows: tuple[OutcomeRow, ...]
+
+    def __init__(
+        self, member_id: UUID, version: int = 0, cart: Cart = EMPTY_CART, recent: Iterable[Outcome] = ()
+    ) -> None:
+        _init(self, member_id, version, cart, tuple(o.row() for o in recent))
+
+    @classmethod
+    def _of(cls, member_id: UUID, version: int, cart: Cart, rows: tuple[OutcomeRow, ...]) -> MemberCart:
+        state = object.__new__(cls)
+        _init(state, member_id, version, cart, rows)
+        return state
+
+    @property
+    def recent(self) -> tuple[Outcome, ...]:
+        return tuple(Outcome.of_row(row) for row in self.rows)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.member_id, self.version, self.cart, self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, MemberCart)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        fields = f"member_id={self.member_id!r}, version={self.version!r}, cart={self.cart!r}, recent={self.recent!r}"
+        return f"MemberCart({fields})"
 
     def outcome_of(self, command_id: str) -> Outcome | None:
-        return next((o for o in reversed(self.recent) if o.command_id == command_id), None)
+        return next((Outcome.of_row(r) for r in reversed(self.rows) if r[_COMMAND] == command_id), None)
 
     def with_events(self, events: Sequence[StoredEvent]) -> MemberCart:
         """Apply journal events (in seq_nr order, starting right after `version`) and remember their commands."""
-        state = self
+        version, cart, rows = self.version, self.cart, self.rows
         for stored in events:
-            if stored.seq_nr != state.version + 1:
-                raise ValueError(f"event {stored.seq_nr} does not follow version {state.version} of {self.member_id}")
-            last = state.recent[-1] if state.recent else None
-            if last is not None and last.command_id == stored.command_id and last.last_seq == stored.seq_nr - 1:
-                recent = (*state.recent[:-1], replace(last, last_seq=stored.seq_nr))
+            if stored.seq_nr != version + 1:
+                raise ValueError(f"event {stored.seq_nr} does not follow version {version} of {self.member_id}")
+            last = rows[-1] if rows else None
+            if last is not None and last[_COMMAND] == stored.command_id and last[_LAST] == stored.seq_nr - 1:
+                command, first, _, rejection, emitted, fingerprint = last
+                rows = (*rows[:-1], (command, first, stored.seq_nr, rejection, emitted, fingerprint))
             else:
-                recent = (*state.recent, Outcome(stored.command_id, stored.seq_nr, stored.seq_nr))
-            state = replace(
-                state,
-                version=stored.seq_nr,
-                cart=evolve(state.cart, stored.event),
-                recent=recent[-RECENT_COMMANDS:],
-            )
-        return state
+                rows = (*rows, (stored.command_id, stored.seq_nr, stored.seq_nr, None, (), None))[-RECENT_COMMANDS:]
+            version, cart = stored.seq_nr, evolve(cart, stored.event)
+        return MemberCart._of(self.member_id, version, cart, rows) if events else self
 
     def remember_emitted(
         self, command_id: str, positions: Sequence[tuple[int, int]], fingerprint: str | None = None
     ) -> MemberCart:
         """Record where a command's events were emitted, so a retry answers the same without emitting again."""
-        recent = tuple(
-            replace(o, positions=tuple(positions), fingerprint=fingerprint or o.fingerprint)
-            if o.command_id == command_id and o.rejection is None
-            else o
-            for o in self.recent
+        emitted = tuple(positions)
+        rows = tuple(
+            (r[0], r[1], r[2], r[3], emitted, fingerprint or r[5])
+            if r[_COMMAND] == command_id and r[_REJECTION] is None
+            else r
+            for r in self.rows
         )
-        return replace(self, recent=recent)
+        return MemberCart._of(self.member_id, self.version, self.cart, rows)
 
     def remember_rejection(
         self, command_id: str, rejection: Mapping[str, Any], fingerprint: str | None = None
     ) -> MemberCart:
-        outcome = Outcome(command_id, self.version + 1, self.version, rejection, fingerprint=fingerprint)
-        return replace(self, recent=(*self.recent, outcome)[-RECENT_COMMANDS:])
+        row: OutcomeRow = (command_id, self.version + 1, self.version, _pairs(rejection), (), fingerprint)
+        return MemberCart._of(self.member_id, self.version, self.cart, (*self.rows, row)[-RECENT_COMMANDS:])
 
     def with_rejections(self, rejections: Iterable[Outcome]) -> MemberCart:
         """This state and rejections remembered elsewhere (its snapshot row's, which no later but older state can
         erase), each in its place by the version it was decided at; the newest RECENT_COMMANDS stay."""
-        known = {o.command_id for o in self.recent}
-        missing = [o for o in rejections if o.rejection is not None and o.command_id not in known]
+        known = {r[_COMMAND] for r in self.rows}
+        missing = [o.row() for o in rejections if o.rejection is not None and o.command_id not in known]
         if not missing:
             return self
         # By the version each outcome ends at (a rejection's is the version it saw, so it follows the command that
         # wrote that version); stable: rejections at the same version keep their order, brought-in ones first.
-        merged = sorted((*missing, *self.recent), key=lambda o: (o.last_seq, o.rejection is not None))
-        return replace(self, recent=tuple(merged[-RECENT_COMMANDS:]))
+        merged = sorted((*missing, *self.rows), key=lambda r: (r[_LAST], r[_REJECTION] is not None))
+        return MemberCart._of(self.member_id, self.version, self.cart, tuple(merged[-RECENT_COMMANDS:]))
 
     def keep_rejections_of(self, cached: MemberCart) -> MemberCart:
         """This state (freshly loaded from the journal) plus the rejections a cached state remembered: the journal
         keeps no trace of a rejected command, and its retry must still get the same answer."""
-        known = {o.command_id for o in self.recent}
-        kept = tuple(o for o in cached.recent if o.rejection is not None and o.command_id not in known)
-        return replace(self, recent=(*kept, *self.recent)[-RECENT_COMMANDS:]) if kept else self
+        known = {r[_COMMAND] for r in self.rows}
+        kept = tuple(r for r in cached.rows if r[_REJECTION] is not None and r[_COMMAND] not in known)
+        if not kept:
+            return self
+        return MemberCart._of(self.member_id, self.version, self.cart, (*kept, *self.rows)[-RECENT_COMMANDS:])
+
+
+def _init(state: MemberCart, member_id: UUID, version: int, cart: Cart, rows: tuple[OutcomeRow, ...]) -> None:
+    set_field = object.__setattr__
+    set_field(state, "member_id", member_id)
+    set_field(state, "version", version)
+    set_field(state, "cart", cart)
+    set_field(state, "rows", rows)
 
 
 def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:

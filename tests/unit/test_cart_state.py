@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -183,6 +184,25 @@ def test_only_the_most_recent_commands_are_remembered() -> None:
     assert state.outcome_of("c5") is None
     assert state.outcome_of("c6") == Outcome("c6", 6, 6)
     assert state.version == commands
+
+
+def test_the_outcomes_a_cart_remembers_are_nothing_the_garbage_collector_walks() -> None:
+    """An owner keeps tens of thousands of carts in memory, and a full collection walks every object the collector
+    tracks: as objects, their outcomes stalled the command worker for 100-450 ms every few seconds
+    (docs/benchmarks.md, 2026-12-06, evening). Plain tuples of plain values are dropped from its lists."""
+    state = MemberCart(MEMBER_ID).with_events([stored(n, f"c{n}") for n in range(1, RECENT_COMMANDS)])
+    for n in range(1, RECENT_COMMANDS):
+        state = state.remember_emitted(f"c{n}", [(3, 1_000 + n)], fingerprint=f"fp{n}")
+    rejection = {"error": "ItemNotInCart", "reason": "it is not in the cart", "product_id": str(PRODUCT_A)}
+    state = state.remember_rejection("bad", rejection, "fp")
+    for _ in range(4):
+        gc.collect()  # a tuple is dropped once what it holds is, which may take a pass per level of nesting
+
+    assert len(state.rows) == RECENT_COMMANDS
+    assert state.outcome_of("c1") == Outcome("c1", 1, 1, None, ((3, 1_001),), "fp1")
+    assert state.outcome_of("bad") == Outcome("bad", RECENT_COMMANDS, RECENT_COMMANDS - 1, rejection, (), "fp")
+    held = [state.rows, *state.rows, *(x for r in state.rows for x in (r[3], r[4], *r[4]) if x is not None)]
+    assert [o for o in held if gc.is_tracked(o)] == []
 
 
 def test_a_command_with_many_events_takes_one_place_among_the_recent_commands() -> None:
