@@ -37,15 +37,27 @@ async def prepared(store: Callable[..., T], *args: Any) -> T:
         raise StoreUnavailable(f"Cassandra did not answer: {error}") from error
 
 
-def freeze_what_startup_made() -> int:
-    """Leave every object alive now out of the garbage collector's future passes (gc.freeze); how many.
+FULL_COLLECTION_EVERY = 100
+"""Full collections at most once per this many collections of the middle generation (CPython's default: 10)."""
+
+
+def settle_garbage_collection() -> int:
+    """Leave every object alive now out of the garbage collector's future passes (gc.freeze), and make its full
+    passes rarer; how many objects were left out.
 
     A process that has started holds hundreds of thousands of objects that live as long as it does (modules, Faust's
     and the drivers' machinery, Cassandra's schema metadata). A full collection walks all of them, and in the command
     worker under load one stalled every command in flight for 60-110 ms, a few times a minute (docs/benchmarks.md,
-    2026-12-06). Called once the process is ready; garbage is collected first, so none is kept."""
+    2026-12-06). Called once the process is ready; garbage is collected first, so none is kept.
+
+    What a busy process keeps after that (the command worker's carts, events waiting to be indexed) still makes the
+    collector run a full pass every few seconds, each stalling every request in flight; once every 100 passes of the
+    middle generation instead of 10 cut them from 23 to 2 in 100 s of load, and only cyclic garbage waits longer
+    (docs/benchmarks.md, 2026-12-06, evening)."""
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
     return gc.get_freeze_count()
 
 

@@ -35,7 +35,7 @@ from app.api.limits import Buckets, TooManyRequests
 from app.api.read_routes import router as read_router
 from app.api.views import AUTHENTICATED, Health, Readiness, errors
 from app.command_side.command_bus import CartServiceUnavailable, CommandBus
-from app.runtime import Runtime, freeze_what_startup_made
+from app.runtime import Runtime, settle_garbage_collection
 from app.settings import Settings, get_settings
 from app.stores.cassandra import StoreUnavailable
 from app.stores.migrations import migrate
@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None, fast_path: bool = True) -> Fast
         await bus.start()
         runtime = Runtime(settings, migrate_first=False)
         app.state.backends = Backends(settings, bus, runtime)
-        freeze_what_startup_made()
+        settle_garbage_collection()
         try:
             yield
         finally:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import faust
 
-from app.runtime import freeze_what_startup_made, process_runtime
+from app.runtime import process_runtime, settle_garbage_collection
 from app.settings import Settings, get_settings
 from app.stores.transient import TRANSIENT
 from app.streams.changelog_flush import handed_over
@@ -79,7 +79,7 @@ class CartApp(faust.App):
     async def on_started(self) -> None:
         """Once the worker is ready (its tables restored), what it built to get there is out of the collector's way."""
         await super().on_started()
-        log.info("worker ready: %d objects left out of garbage collection", freeze_what_startup_made())
+        log.info("worker ready: %d objects left out of garbage collection", settle_garbage_collection())
 
     async def on_first_start(self) -> None:
         """Before the worker joins its consumer group (children, the consumer among them, start after this): the
