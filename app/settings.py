@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # 10 us to 1 ms at a time; on 2 cores at a few hundred requests/s that polling was most of Cassandra's CPU: a
     # single-row read cost 3.7 ms of it at 100/s, 0.87 ms with 1 ms of slack (docs/benchmarks.md, 2026-12-06).
     cassandra_timer_slack_ns: int = Field(default=1_000_000, ge=0, le=100_000_000)
+    # How fast the local Cassandra may compact (`compaction_throughput`, MiB/s; Cassandra's default is 64). At 64 one
+    # compaction took a whole core for seconds, and at an open-loop 200 commands/s the commands during it waited a
+    # p50 of 70-150 ms against 20-25 at 8 (docs/benchmarks.md, 2026-12-06, evening). 8 is several times what the
+    # flushes of a saturating load need compacted.
+    cassandra_compaction_mib_s: int = Field(default=8, ge=1, le=1024)
     # The workers' and the API's Cassandra connections are served by their own event loop rather than the driver's
     # I/O thread (app/stores/loop_connection.py; docs/benchmarks.md, 2026-12-06, late morning: closed loop +11%, the
     # command worker's CPU per command -14%, catch-up +8-11%). False: the driver's libev thread, as before.

@@ -512,7 +512,7 @@ concurrent_writes: 8
 batch_size_warn_threshold: 64KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
 concurrent_counter_writes: 8
-compaction_throughput: 64MiB/s
+compaction_throughput: {self.settings.cassandra_compaction_mib_s}MiB/s
 # Started with a timer slack of {self.settings.cassandra_timer_slack_ns} ns (Settings.cassandra_timer_slack_ns): not a
 # setting of this file, written here so that `up` restarts a Cassandra started with another.
 """

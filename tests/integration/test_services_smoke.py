@@ -59,6 +59,17 @@ async def test_a_row_written_to_postgres_is_read_back(settings: Settings) -> Non
         await conn.close()
 
 
+async def test_the_local_cassandra_compacts_at_the_pace_of_the_settings(settings: Settings) -> None:
+    """A compaction at Cassandra's default pace took a core for seconds and stalled the commands (Settings.
+    cassandra_compaction_mib_s): the running Cassandra says which pace it has (system_views.settings)."""
+    cluster, session = await connect_async(settings)
+    try:
+        rows = await execute(session, "SELECT value FROM system_views.settings WHERE name = 'compaction_throughput'")
+        assert [r.value for r in rows] == [f"{settings.cassandra_compaction_mib_s}MiB/s"]
+    finally:
+        cluster.shutdown()
+
+
 async def test_the_local_cassandra_syncs_its_commit_log_before_it_acknowledges(settings: Settings) -> None:
     """Acknowledged means on disk on one node too: the running Cassandra says so itself (system_views.settings)."""
     cluster, session = await connect_async(settings)
