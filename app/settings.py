@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # p50 of 70-150 ms against 20-25 at 8 (docs/benchmarks.md, 2026-12-06, evening). 8 is several times what the
     # flushes of a saturating load need compacted.
     cassandra_compaction_mib_s: int = Field(default=8, ge=1, le=1024)
+    # `cart run` starts its query-side workers this much nicer (a lower CPU priority) than the API and the command
+    # workers: when many members check out at once, the read models' work took the two cores from the commands (at an
+    # open-loop 200/s, the checkouts' p50 51-149 ms at 0, 23-37 at 10: docs/benchmarks.md, 2026-12-06, evening). The
+    # read models catch up on what the commands leave of the CPU. 0: the same priority as the rest.
+    query_worker_nice: int = Field(default=10, ge=0, le=19)
     # The workers' and the API's Cassandra connections are served by their own event loop rather than the driver's
     # I/O thread (app/stores/loop_connection.py; docs/benchmarks.md, 2026-12-06, late morning: closed loop +11%, the
     # command worker's CPU per command -14%, catch-up +8-11%). False: the driver's libev thread, as before.

@@ -137,7 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for n in range(1, args.workers + 1):
         for kind, agents in (("command", COMMAND_AGENTS), ("query", QUERY_AGENTS)):
             env = {"CART_AGENTS": ",".join(agents), "CART_WORKER_DIR": str(workers / f"{kind}-{n}")}
-            children.append(Child(f"{kind}-worker-{n}", worker_command(), env))
+            nice = s.query_worker_nice if kind == "query" else 0  # the read models yield the CPU to the commands
+            children.append(Child(f"{kind}-worker-{n}", worker_command(), env, nice))
     print(f"the API is at http://{s.api_host}:{s.api_port} (docs at /docs); {args.workers} command and query worker(s)")
     print("Ctrl-C stops them; `make services-down` stops Kafka, Cassandra and PostgreSQL.", flush=True)
     return Supervisor(children).run()

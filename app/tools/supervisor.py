@@ -8,7 +8,8 @@ workers of its group, and the API answers 503 with `Retry-After` while no worker
 SIGTERM or SIGINT to the supervisor (Ctrl-C, a service manager) stops every process with SIGTERM, waits for them
 to finish what they are doing (a worker answers the batch it holds and leaves its group), and exits; a process
 that does not stop within `stop_timeout_s` is killed. Each child asks the kernel for SIGTERM should the
-supervisor itself die (PR_SET_PDEATHSIG), so a SIGKILLed supervisor leaves no orphans holding the ports.
+supervisor itself die (PR_SET_PDEATHSIG), so a SIGKILLed supervisor leaves no orphans holding the ports. A child
+may be started at a lower CPU priority (`Child.nice`): `cart run`'s query-side workers are (Settings.query_worker_nice).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -33,11 +34,23 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _in_child(nice: int) -> Callable[[], None]:
+    """What runs in the child between fork and exec: dies with the supervisor, and is `nice` nicer than it."""
+
+    def prepare() -> None:
+        _die_with_parent()
+        if nice:
+            os.nice(nice)  # the process's threads, started later, inherit it
+
+    return prepare
+
+
 @dataclass
 class Child:
     name: str
     command: Sequence[str]
     env: dict[str, str] = field(default_factory=dict)
+    nice: int = 0  # added to the supervisor's niceness: a lower CPU priority
     popen: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -58,7 +71,7 @@ class Supervisor:
 
     def start(self, child: Child) -> None:
         child.popen = subprocess.Popen(
-            list(child.command), env={**os.environ, **child.env}, preexec_fn=_die_with_parent
+            list(child.command), env={**os.environ, **child.env}, preexec_fn=_in_child(child.nice)
         )
         child.started_at = time.monotonic()
         self.say(f"{child.name} started (pid {child.popen.pid})")

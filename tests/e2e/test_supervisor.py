@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.settings import get_settings
 from tests.e2e.conftest import free_port
 from tests.e2e.system import RUN_DIR, delete_topics, isolated_env, operator_headers, post_until_accepted, wait_answering
 
@@ -42,6 +43,19 @@ def command_worker_of(supervisor: int) -> int:
     raise AssertionError("no command worker among cart run's children")
 
 
+def niceness_by_kind(supervisor: int) -> dict[str, set[int]]:
+    """The niceness of every thread of cart run's children, by kind of child (api, command, query)."""
+    found: dict[str, set[int]] = {}
+    for pid in children_of(supervisor):
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        kind = (
+            "command" if b"CART_AGENTS=cart_commands\0" in environ else "query" if b"CART_AGENTS=" in environ else "api"
+        )
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found.setdefault(kind, set()).add(int((task / "stat").read_text().rsplit(")", 1)[1].split()[16]))
+    return found
+
+
 def test_cart_run_restarts_a_killed_worker_and_stops_everything_on_sigterm() -> None:
     port = free_port()
     env = isolated_env("run", port)
@@ -66,6 +80,10 @@ def test_cart_run_restarts_a_killed_worker_and_stops_everything_on_sigterm() -> 
                 assert outcome.json()["version"] == n + 1
         children = children_of(run.pid)
         assert len(children) == 3  # the API and a command and a query-side worker, all started again if need be
+        # The query side yields the CPU to the commands (Settings.query_worker_nice), each of its threads.
+        mine, nicer = os.getpriority(os.PRIO_PROCESS, 0), get_settings().query_worker_nice
+        assert nicer > 0
+        assert niceness_by_kind(run.pid) == {"api": {mine}, "command": {mine}, "query": {min(mine + nicer, 19)}}
 
         run.send_signal(signal.SIGTERM)
         assert run.wait(90) == 0
