@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     cassandra_timer_slack_ns: int = Field(default=1_000_000, ge=0, le=100_000_000)
     # How fast the local Cassandra may compact (`compaction_throughput`, MiB/s; Cassandra's default is 64). At 64 one
     # compaction took a whole core for seconds, and at an open-loop 200 commands/s the commands during it waited a
-    # p50 of 70-150 ms against 20-25 at 8 (docs/benchmarks.md, 2026-12-06, evening). 8 is several times what the
-    # flushes of a saturating load need compacted.
+    # p50 of 70-150 ms against 23-27 at 8 (docs/benchmarks.md, 2026-12-06, evening). A saturating load flushes about
+    # 1 MB/s here, which size-tiered compaction rewrites a few times: 8 is about twice what that needs.
     cassandra_compaction_mib_s: int = Field(default=8, ge=1, le=1024)
     # `cart run` starts its query-side workers this much nicer (a lower CPU priority) than the API and the command
     # workers: when many members check out at once, the read models' work took the two cores from the commands (at an

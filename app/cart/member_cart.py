@@ -123,6 +123,10 @@ class MemberCart:
     def __hash__(self) -> int:
         return hash(self._key())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickle and copy would set the slots with setattr, which an immutable value refuses
+        return (MemberCart._of, (self.member_id, self.version, self.cart, self.rows))
+
     def __repr__(self) -> str:
         fields = f"member_id={self.member_id!r}, version={self.version!r}, cart={self.cart!r}, recent={self.recent!r}"
         return f"MemberCart({fields})"

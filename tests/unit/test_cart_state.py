@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
+import pickle
 from collections.abc import Callable, Iterator
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -203,6 +206,16 @@ def test_the_outcomes_a_cart_remembers_are_nothing_the_garbage_collector_walks()
     assert state.outcome_of("bad") == Outcome("bad", RECENT_COMMANDS, RECENT_COMMANDS - 1, rejection, (), "fp")
     held = [state.rows, *state.rows, *(x for r in state.rows for x in (r[3], r[4], *r[4]) if x is not None)]
     assert [o for o in held if gc.is_tracked(o)] == []
+
+
+def test_a_cart_is_an_immutable_value_that_pickles_and_copies() -> None:
+    state = MemberCart(MEMBER_ID).with_events([stored(1, "c1")]).remember_rejection("bad", {"error": "X"}, "fp")
+
+    assert pickle.loads(pickle.dumps(state)) == state
+    assert copy.deepcopy(state) == copy.copy(state) == state
+    assert hash(copy.deepcopy(state)) == hash(state)
+    with pytest.raises(FrozenInstanceError):
+        state.version = 7  # type: ignore[misc]
 
 
 def test_a_command_with_many_events_takes_one_place_among_the_recent_commands() -> None:
