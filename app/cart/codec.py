@@ -74,7 +74,7 @@ def member_cart_from_dict(d: Mapping[str, Any]) -> MemberCart:
         member_id=UUID(d["member_id"]),
         version=int(d["version"]),
         cart=cart_from_dict(d["cart"]),
-        recent=tuple(_outcome_from_dict(o) for o in d.get("recent", ())),
+        rows=tuple(_outcome_from_dict(o).row() for o in d.get("recent", ())),
     )
 
 

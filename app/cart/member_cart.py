@@ -9,7 +9,7 @@ the same Idempotency-Key, or Kafka redelivering after a crash) gets its first an
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import FrozenInstanceError, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 from uuid import UUID
@@ -72,64 +72,27 @@ def _pairs(rejection: Mapping[str, Any] | None) -> tuple[tuple[str, Any], ...] |
     return None if rejection is None else tuple(rejection.items())
 
 
-_COMMAND, _LAST, _REJECTION = 0, 2, 3
+_COMMAND, _LAST, _REJECTION = 0, 2, 3  # in an OutcomeRow
 
 
+@dataclass(frozen=True, slots=True)
 class MemberCart:
     """A member's cart at journal position `version`, with the outcomes of recent commands (oldest first).
 
-    Immutable. The outcomes are kept as plain tuples of strings and numbers, not as `Outcome` objects:
-    the garbage collector stops tracking such tuples, and an owner keeps tens of thousands of carts in memory, each
-    with up to RECENT_COMMANDS outcomes. As objects, they were ~90% of what a full collection walked in the command
-    worker, which stalled every command in flight for 100-450 ms every few seconds once it held ten thousand
-    members (docs/benchmarks.md, 2026-12-06, evening). `recent` builds the objects for those who ask."""
+    The outcomes are kept as plain tuples of strings and numbers (`rows`), not as `Outcome` objects: the garbage
+    collector stops tracking such tuples, and an owner keeps tens of thousands of carts in memory, each with up to
+    RECENT_COMMANDS outcomes. As objects, they were ~90% of what a full collection walked in the command worker,
+    which stalled every command in flight for 100-450 ms every few seconds once it held ten thousand members
+    (docs/benchmarks.md, 2026-12-06, evening). `recent` builds the objects for those who ask."""
 
-    __slots__ = ("cart", "member_id", "rows", "version")
     member_id: UUID
-    version: int
-    cart: Cart
-    rows: tuple[OutcomeRow, ...]
-
-    def __init__(
-        self, member_id: UUID, version: int = 0, cart: Cart = EMPTY_CART, recent: Iterable[Outcome] = ()
-    ) -> None:
-        _init(self, member_id, version, cart, tuple(o.row() for o in recent))
-
-    @classmethod
-    def _of(cls, member_id: UUID, version: int, cart: Cart, rows: tuple[OutcomeRow, ...]) -> MemberCart:
-        state = object.__new__(cls)
-        _init(state, member_id, version, cart, rows)
-        return state
+    version: int = 0
+    cart: Cart = EMPTY_CART
+    rows: tuple[OutcomeRow, ...] = ()
 
     @property
     def recent(self) -> tuple[Outcome, ...]:
         return tuple(Outcome.of_row(row) for row in self.rows)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def _key(self) -> tuple[Any, ...]:
-        return (self.member_id, self.version, self.cart, self.rows)
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, MemberCart)
-        return self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # pickle and copy would set the slots with setattr, which an immutable value refuses
-        return (MemberCart._of, (self.member_id, self.version, self.cart, self.rows))
-
-    def __repr__(self) -> str:
-        fields = f"member_id={self.member_id!r}, version={self.version!r}, cart={self.cart!r}, recent={self.recent!r}"
-        return f"MemberCart({fields})"
 
     def outcome_of(self, command_id: str) -> Outcome | None:
         return next((Outcome.of_row(r) for r in reversed(self.rows) if r[_COMMAND] == command_id), None)
@@ -147,7 +110,7 @@ class MemberCart:
             else:
                 rows = (*rows, (stored.command_id, stored.seq_nr, stored.seq_nr, None, (), None))[-RECENT_COMMANDS:]
             version, cart = stored.seq_nr, evolve(cart, stored.event)
-        return MemberCart._of(self.member_id, version, cart, rows) if events else self
+        return MemberCart(self.member_id, version, cart, rows) if events else self
 
     def remember_emitted(
         self, command_id: str, positions: Sequence[tuple[int, int]], fingerprint: str | None = None
@@ -155,18 +118,18 @@ class MemberCart:
         """Record where a command's events were emitted, so a retry answers the same without emitting again."""
         emitted = tuple(positions)
         rows = tuple(
-            (r[0], r[1], r[2], r[3], emitted, fingerprint or r[5])
+            (r[0], r[1], r[2], r[3], emitted, fingerprint or r[5])  # positions and fingerprint replaced
             if r[_COMMAND] == command_id and r[_REJECTION] is None
             else r
             for r in self.rows
         )
-        return MemberCart._of(self.member_id, self.version, self.cart, rows)
+        return MemberCart(self.member_id, self.version, self.cart, rows)
 
     def remember_rejection(
         self, command_id: str, rejection: Mapping[str, Any], fingerprint: str | None = None
     ) -> MemberCart:
         row: OutcomeRow = (command_id, self.version + 1, self.version, _pairs(rejection), (), fingerprint)
-        return MemberCart._of(self.member_id, self.version, self.cart, (*self.rows, row)[-RECENT_COMMANDS:])
+        return MemberCart(self.member_id, self.version, self.cart, (*self.rows, row)[-RECENT_COMMANDS:])
 
     def with_rejections(self, rejections: Iterable[Outcome]) -> MemberCart:
         """This state and rejections remembered elsewhere (its snapshot row's, which no later but older state can
@@ -178,7 +141,7 @@ class MemberCart:
         # By the version each outcome ends at (a rejection's is the version it saw, so it follows the command that
         # wrote that version); stable: rejections at the same version keep their order, brought-in ones first.
         merged = sorted((*missing, *self.rows), key=lambda r: (r[_LAST], r[_REJECTION] is not None))
-        return MemberCart._of(self.member_id, self.version, self.cart, tuple(merged[-RECENT_COMMANDS:]))
+        return MemberCart(self.member_id, self.version, self.cart, tuple(merged[-RECENT_COMMANDS:]))
 
     def keep_rejections_of(self, cached: MemberCart) -> MemberCart:
         """This state (freshly loaded from the journal) plus the rejections a cached state remembered: the journal
@@ -187,15 +150,7 @@ class MemberCart:
         kept = tuple(r for r in cached.rows if r[_REJECTION] is not None and r[_COMMAND] not in known)
         if not kept:
             return self
-        return MemberCart._of(self.member_id, self.version, self.cart, (*kept, *self.rows)[-RECENT_COMMANDS:])
-
-
-def _init(state: MemberCart, member_id: UUID, version: int, cart: Cart, rows: tuple[OutcomeRow, ...]) -> None:
-    set_field = object.__setattr__
-    set_field(state, "member_id", member_id)
-    set_field(state, "version", version)
-    set_field(state, "cart", cart)
-    set_field(state, "rows", rows)
+        return MemberCart(self.member_id, self.version, self.cart, (*kept, *self.rows)[-RECENT_COMMANDS:])
 
 
 def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
