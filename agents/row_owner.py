@@ -3,12 +3,13 @@
 For a run of one partition's messages (each holds updates, in source order): apply each update to its row as kept
 in the agent's table (an update already in the row's marks changes nothing), keep every touched row in the table,
 write each row's absolute value once with `write` (one write per row per batch, many rows per request), then record
-the offset; the batch's one flush makes rows and offset durable before anything is acknowledged. A crash before that
-flush repeats the updates from the offset last made durable, which the marks absorb, and the writes, which are
-harmless: replaying the same updates onto the state restored from the changelog gives the same values and versions
-again, and a row and its tracking row (marks) are written `USING TIMESTAMP <version>`, so a replay's intermediate
-states never overwrite what a reader saw: Cassandra being ahead of the changelog for a while changes nothing anyone
-reads.
+the offset, in the same changelog partition as the rows and after them: what a crash leaves of that partition is a
+prefix of its writes, so the offset durable is as of the rows durable (the changelogs are flushed before the reader
+group's offsets are committed and before partitions go, not after each batch: app/streams/following.py). A crash
+repeats the updates from the offset last made durable, which the marks absorb, and the writes, which are harmless:
+replaying the same updates onto the state restored from the changelog gives the same values and versions again,
+and a row and its tracking row (marks) are written `USING TIMESTAMP <version>`, so a replay's intermediate states
+never overwrite what a reader saw: Cassandra being ahead of the changelog for a while changes nothing anyone reads.
 (A flush of its own per partition, before the write, cost 5% of the query worker's CPU, bench 2026-12-02.) Each
 partition is read in offset order with no gap, from the offset the table records (app/streams/following.py).
 """

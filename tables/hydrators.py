@@ -10,9 +10,13 @@ Each also holds its agent's last processed offset per partition, under `@offset/
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
+from faust.stores.base import SerializedStore
+from faust.streams import current_event
+from faust.types import TP
 
 from app.streams.faust_app import app, settings
 
@@ -22,22 +26,83 @@ class JsonTable:
     encodes with orjson too, so a changelog written either way restores either way), read and written with orjson.
     Faust's own decoding walks every value looking for a model to rebuild: about 4% of the query worker's CPU at
     saturation (bench 2026-12-02); its key encoding, through its serializer registry, 2% in a catch-up
-    (docs/benchmarks.md, 2026-12-03, evening)."""
+    (docs/benchmarks.md, 2026-12-03, evening).
+
+    Over a worker's RocksDB store, a write goes to the store and is queued for the changelog here, not through
+    Faust's table: Faust sends each write on its own (a future message, its producer buffer's sender task, its
+    topic's publish path, a callback that writes the changelog's offset to RocksDB once per message), a fifth of the
+    query worker's CPU in a catch-up (docs/benchmarks.md, 2026-12-06, night). The queued writes are handed to the
+    producer in the order they were made (`send_writes`, after each batch and before every flush), to the
+    changelog partition of the partition being processed, as Faust would; so each changelog partition carries the
+    writes in order, and what a crash leaves of it is a prefix. The changelog's offsets reach RocksDB once per flush
+    (`persist_offsets`): the offset a restore starts after is then never ahead of what the store holds.
+    Anything else (a plain dict in the unit tests) is read and written as a mapping."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self._store: Any = None  # the table's store, once used (Faust makes it when the worker starts)
+        self._direct: bool | None = None
+        self._writes: list[tuple[int, bytes, bytes]] = []  # (partition, key, value) not handed to the producer yet
+        self._sending: asyncio.Lock | None = None
+        self._acknowledged: dict[int, int] = {}  # changelog partition -> highest offset Kafka acknowledged
+
+    def _is_direct(self) -> bool:
+        if self._direct is None:
+            self._store = getattr(self.table, "data", None)
+            self._direct = isinstance(self._store, SerializedStore)
+        return self._direct
 
     def get(self, key: str) -> Any:
-        raw = self.table.get(orjson.dumps(key))
+        raw = self._store._get(orjson.dumps(key)) if self._is_direct() else self.table.get(orjson.dumps(key))
         return None if raw is None else orjson.loads(raw)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.table[orjson.dumps(key)] = orjson.dumps(value)
+        encoded_key, encoded = orjson.dumps(key), orjson.dumps(value)
+        if not self._is_direct():
+            self.table[encoded_key] = encoded
+            return
+        event = current_event()
+        if event is None:
+            raise RuntimeError("a table is written while processing one of its partitions (attributed_to)")
+        self._store._set(encoded_key, encoded)  # to the partition of the current event, as Faust's table does
+        self._writes.append((event.message.partition, encoded_key, encoded))
+
+    async def send_writes(self) -> None:
+        """Hand the writes made so far to the producer, in the order they were made (not waiting for Kafka)."""
+        if not self._writes:
+            return
+        if self._sending is None:
+            self._sending = asyncio.Lock()
+        async with self._sending:  # one sender at a time, or a later run could overtake an earlier one
+            writes, self._writes = self._writes, []
+            topic = self.table.changelog_topic.get_topic_name()
+            for partition, key, value in writes:
+                sent: asyncio.Future[Any] = await app.producer.send(topic, key, value, partition, None, None)  # type: ignore[assignment]
+                sent.add_done_callback(self._acknowledged_at)
+
+    def _acknowledged_at(self, sent: asyncio.Future[Any]) -> None:
+        if sent.cancelled() or sent.exception() is not None:
+            return  # not in the changelog: the flush that waits for it fails, and nothing is acknowledged
+        metadata = sent.result()
+        if metadata.offset > self._acknowledged.get(metadata.partition, -1):
+            self._acknowledged[metadata.partition] = metadata.offset
+
+    def persist_offsets(self) -> None:
+        """After a flush: the changelog's offsets that Kafka has acknowledged, to the store (what Faust writes per
+        message), so that a restore reads the changelog from there."""
+        if not self._is_direct():
+            return
+        acknowledged, self._acknowledged = self._acknowledged, {}
+        topic = self.table.changelog_topic.get_topic_name()
+        for partition, offset in acknowledged.items():
+            self._store.set_persisted_offset(TP(topic, partition), offset)
 
 
 def json_table(name: str) -> JsonTable:
     # key_type and value_type bytes: Faust's "raw" serializer for the store and the changelog; JsonTable encodes.
-    return JsonTable(app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes, default=None))
+    table = JsonTable(app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes, default=None))
+    app.json_tables.append(table)  # their writes are sent and flushed with the changelogs (`flush_changelogs`)
+    return table
 
 
 absorbed_events = json_table("absorbed_events")

@@ -66,8 +66,9 @@ class TablePositions:
     Faust keeps a table's keys per partition (the partition of the event being processed: `attributed_to`), so the
     key is read and written while processing a message of that partition, and its changelog entry goes to that
     partition: it moves with the partition to whichever worker owns it next, and is restored with the rest of the
-    table. `record` is made durable by the batch's changelog flush; a crash before that makes the agent process
-    the message again, which its bookkeeping absorbs (seq_nr per member, marks per row)."""
+    table. `record` is durable once the changelog has it, after the batch's other writes to that partition; a crash
+    before that makes the agent process the message again, which its bookkeeping absorbs (seq_nr per member, marks
+    per row)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -95,8 +96,8 @@ class Checkpointed:
     one per interval.
 
     Why it is enough: a checkpoint writes the partition's entries, then its offset, to the same changelog partition,
-    in that order, and the batch's flush makes them durable before anything is acknowledged; so whatever durable
-    offset a worker resumes from, the entries are at least as of that offset. A crash replays what came after the
+    in that order (and only after the outputs of what they record were delivered), so whatever durable offset a
+    worker resumes from, the entries are at least as of that offset. A crash replays what came after the
     last checkpoint (one interval at most), from the state as it was at that checkpoint, so the replay decides exactly
     what the first pass did (the same journal ranges, the same source indexes), and what it sends again the
     outputs' consumers absorb (the row owners' marks; `eventId` on the public topic), as after a crash mid-flush.

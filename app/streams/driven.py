@@ -124,12 +124,16 @@ class ConsumingAgent(Generic[T]):
         try:
             await consumer.start()
             while not self._stopping:
+                idle = True
                 if await self._ready(consumer):
                     fetched = await fetch_batch(consumer, self.max_batch, self._wait())
                     if fetched:
+                        idle = False
                         self._took(fetched)
                         await self._process(fetched)
-                if time.monotonic() - committed_at >= self.commit_every_s:
+                # Every `commit_every_s`, and as soon as there is nothing to read (so that the lag shows 0 when the
+                # agent has caught up, not up to `commit_every_s` later).
+                if time.monotonic() - committed_at >= self.commit_every_s or (idle and self._uncommitted()):
                     await self._commit()
                     committed_at = time.monotonic()
         finally:
@@ -156,8 +160,14 @@ class ConsumingAgent(Generic[T]):
             for tp, messages in owned.items():
                 self._processed[tp] = messages[-1].offset + 1
 
+    def _uncommitted(self) -> bool:
+        return any(self._committed.get(tp) != offset for tp, offset in self._processed.items())
+
+    async def _durable(self) -> None:
+        """Before a commit: make durable what the processed batches wrote that is not yet."""
+
     async def _commit(self) -> None:
-        """Commit what has been processed and not committed yet."""
+        """Commit what has been processed and not committed yet (made durable first: `_durable`)."""
         consumer = self._consumer
         if consumer is None:
             return
@@ -165,6 +175,7 @@ class ConsumingAgent(Generic[T]):
         offsets = {tp: o for tp, o in self._processed.items() if tp in assigned and self._committed.get(tp) != o}
         if not offsets:
             return
+        await self._durable()
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as error:

@@ -65,6 +65,8 @@ class CartApp(faust.App):
         super().__init__(*args, **kwargs)
         # Agents with a consumer of their own (app/streams/driven.py, app/streams/following.py).
         self.driven: list[ConsumingAgent[Any]] = []
+        # The query side's tables, which queue their changelog writes themselves (tables/hydrators.py, `JsonTable`).
+        self.json_tables: list[Any] = []
 
     async def on_stop(self) -> None:
         """Agents that drive their own consumer stop first: they finish what they hold (sending with the producer,
@@ -101,7 +103,7 @@ def faust_app_id(settings: Settings) -> str:
     return f"{settings.consumer_group}-{uuid.uuid4().hex[:8]}"
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings) -> CartApp:
     app = CartApp(
         faust_app_id(settings),
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
@@ -173,8 +175,17 @@ async def flush_changelogs() -> None:
     can be committed: faust's own pre-commit flush gives up on its buffer after 0.1 s without progress.
     """
     producer = app.producer
+    await send_table_writes()
     # Not Faust's buffer.flush(): it waits for an empty queue (one message can still be on its way to the Kafka
     # client, app/streams/changelog_flush.py), and wraps each wait in asyncio.wait_for (a task and a timer per
     # message: 2% of the query worker's samples in a catch-up, docs/benchmarks.md, 2026-12-03, evening).
     await handed_over(producer.buffer)
     await producer.flush()
+    for table in app.json_tables:
+        table.persist_offsets()
+
+
+async def send_table_writes() -> None:
+    """Hand the query side's table writes made so far to the producer (in order; not waiting for Kafka)."""
+    for table in app.json_tables:
+        await table.send_writes()

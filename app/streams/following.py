@@ -17,8 +17,8 @@ what, and the agents follow it:
   assigned of the owner topic, once Faust says the rebalance is over (the tables restored), each from the offset
   after the last one the agent recorded as processed (`Positions`: durable with its effects);
 - each partition's messages are processed with that partition as Faust's current event (`attributed_to`), so
-  table reads and writes go to that partition, as if Faust had delivered them; then the changelogs are flushed
-  (`flush_changelogs`), and only then is the batch done;
+  table reads and writes go to that partition, as if Faust had delivered them; the changelogs are flushed
+  (`flush_changelogs`) before offsets are committed and before partitions go, not after each batch (`_durable`);
 - when Faust revokes partitions (its `on_partitions_revoked` signal, which it awaits), the batch being processed
   finishes and is flushed before the agent lets the partitions go, and it reads nothing until Faust has finished the
   next rebalance;
@@ -153,7 +153,7 @@ class FollowingAgent(ConsumingAgent[T]):
             return await self.positions.last(partition)
 
     async def _process_batch(self, batch: Mapping[int, Delivered[T]]) -> None:
-        from app.streams.faust_app import flush_changelogs
+        from app.streams.faust_app import send_table_writes
 
         # Every partition finishes (or fails) before the batch is retried: never two runs of one partition.
         outcomes = await asyncio.gather(
@@ -162,6 +162,20 @@ class FollowingAgent(ConsumingAgent[T]):
         failed = [o for o in outcomes if isinstance(o, BaseException)]
         if failed:
             raise failed[0]
+        # The batch's table writes go to the producer now, but are not waited for here: see `_durable`.
+        await send_table_writes()
+
+    async def _durable(self) -> None:
+        """The changelogs flushed before the reader group's offsets are committed (the lag operators read), and
+        before partitions go (`settle`); not after each batch. Nothing resumes from the committed offsets: each
+        partition resumes from the offset its table records, in the same changelog partition as the batch's table
+        writes and after them, so whatever a crash leaves of a changelog partition is a prefix of its writes, whose
+        recorded offset is as of its row states (and bookkeeping); the batches after it are processed again and
+        their effects absorbed, as after a crash during a flush. Waiting for the whole producer after each batch
+        (other agents' changelogs, `purchases`' public messages) was a quarter of each agent's batch time in a
+        catch-up (docs/benchmarks.md, 2026-12-06, night)."""
+        from app.streams.faust_app import flush_changelogs
+
         await flush_changelogs()
 
     async def _one_partition(self, partition: int, messages: Delivered[T]) -> None:
