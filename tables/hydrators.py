@@ -21,6 +21,10 @@ from faust.types import TP
 from app.streams.faust_app import app, settings
 
 
+class ChangelogWriteFailed(RuntimeError):
+    """Kafka did not take a table's changelog write."""
+
+
 class JsonTable:
     """A Faust table whose keys and values are JSON, kept as the bytes Faust's json codec would have written (it
     encodes with orjson too, so a changelog written either way restores either way), read and written with orjson.
@@ -45,6 +49,7 @@ class JsonTable:
         self._writes: list[tuple[int, bytes, bytes]] = []  # (partition, key, value) not handed to the producer yet
         self._sending: asyncio.Lock | None = None
         self._acknowledged: dict[int, int] = {}  # changelog partition -> highest offset Kafka acknowledged
+        self._failed: BaseException | None = None  # a write Kafka did not take
 
     def _is_direct(self) -> bool:
         if self._direct is None:
@@ -81,15 +86,21 @@ class JsonTable:
                 sent.add_done_callback(self._acknowledged_at)
 
     def _acknowledged_at(self, sent: asyncio.Future[Any]) -> None:
-        if sent.cancelled() or sent.exception() is not None:
-            return  # not in the changelog: the flush that waits for it fails, and nothing is acknowledged
+        error = asyncio.CancelledError() if sent.cancelled() else sent.exception()
+        if error is not None:
+            self._failed = self._failed or error
+            return
         metadata = sent.result()
         if metadata.offset > self._acknowledged.get(metadata.partition, -1):
             self._acknowledged[metadata.partition] = metadata.offset
 
     def persist_offsets(self) -> None:
         """After a flush: the changelog's offsets that Kafka has acknowledged, to the store (what Faust writes per
-        message), so that a restore reads the changelog from there."""
+        message), so that a restore reads the changelog from there. Raises ChangelogWriteFailed if Kafka did not
+        take a write: then nothing may be committed, and the process ends (app/streams/driven.py), so that its
+        successor processes again what came after the offsets the changelog has."""
+        if self._failed is not None:
+            raise ChangelogWriteFailed(f"a write to {self.table.name}'s changelog failed: {self._failed!r}")
         if not self._is_direct():
             return
         acknowledged, self._acknowledged = self._acknowledged, {}

@@ -1,17 +1,28 @@
 """The query side's table keys and values: JSON bytes that Faust's json codec reads and writes the same way, so
-changelogs written before `JsonTable` (by Faust's codec) restore into it, and the other way round."""
+changelogs written before `JsonTable` (by Faust's codec) restore into it, and the other way round. Over a worker's
+store, its writes: to the store at once, to the changelog in the order made, and what Kafka did not take stops a
+commit. (The real worker, Kafka and RocksDB: tests/integration/test_table_changelog.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import patch
 
+import orjson
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 from faust.serializers import codecs
+from faust.stores.base import SerializedStore
+from faust.streams import current_event
 
 from app.query_side.projections import RowState
-from tables.hydrators import JsonTable
+from app.streams.batches import attributed_to
+from app.streams.following import OwnedPartition
+from tables.hydrators import ChangelogWriteFailed, JsonTable
 
 ROW = RowState(Decimal("12.30"), "Teapot", 3, {0: 17, 11: 4}, datetime(2026, 12, 2, tzinfo=UTC).isoformat())
 
@@ -43,3 +54,79 @@ def test_the_tables_store_and_changelog_pass_the_bytes_through() -> None:
     assert table.key_serializer == table.value_serializer == "raw"
     assert table.changelog_topic.key_serializer == table.changelog_topic.value_serializer == "raw"
     assert table.changelog_topic.key_type is table.changelog_topic.value_type is bytes
+
+
+class Store(SerializedStore):  # type: ignore[misc]
+    """What JsonTable uses of a worker's RocksDB store (one dict per partition; made without Faust's app)."""
+
+    def __init__(self) -> None:  # not Faust's: no app, no files
+        self.partitions: dict[int, dict[bytes, bytes | None]] = {}
+        self.persisted: dict[int, int] = {}
+
+    def _get(self, key: bytes) -> bytes | None:
+        return self.partitions.get(current_event().message.partition, {}).get(key)
+
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        self.partitions.setdefault(current_event().message.partition, {})[key] = value
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        self.persisted[tp.partition] = offset
+
+
+Store.__abstractmethods__ = frozenset()  # the rest of a store's interface is not used here
+
+
+class Producer:
+    """Hands back a future per message, answered when the test says (Kafka's acknowledgement)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes, int, asyncio.Future[Any]]] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int, *_: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.sent.append((topic, key, value, partition, future))
+        return future
+
+
+def direct_table() -> tuple[JsonTable, Store, Producer]:
+    changelog = SimpleNamespace(get_topic_name=lambda: "t-rows-changelog")
+    store, producer = Store(), Producer()
+    return JsonTable(SimpleNamespace(data=store, changelog_topic=changelog, name="rows")), store, producer
+
+
+async def test_a_worker_table_writes_its_store_at_once_and_its_changelog_in_order_when_sent() -> None:
+    table, store, producer = direct_table()
+    with patch("tables.hydrators.app", SimpleNamespace(producer=producer)):
+        with attributed_to(OwnedPartition("o", 3)):
+            table["a"] = 1
+            table["b"] = 2
+        with attributed_to(OwnedPartition("o", 5)):
+            table["a"] = 9  # another partition's key of the same name
+        with attributed_to(OwnedPartition("o", 3)):
+            table["a"] = 3
+            assert table.get("a") == 3 and table.get("b") == 2  # read back before anything is sent
+        assert producer.sent == []
+        await table.send_writes()
+    sent = [(p, orjson.loads(k), orjson.loads(v)) for _, k, v, p, _ in producer.sent]
+    assert sent == [(3, "a", 1), (3, "b", 2), (5, "a", 9), (3, "a", 3)]  # in the order written, to their partitions
+    assert {t for t, *_ in producer.sent} == {"t-rows-changelog"}
+    for offset, (*_, future) in enumerate(producer.sent):
+        future.set_result(SimpleNamespace(partition=producer.sent[offset][3], offset=offset))
+    await asyncio.sleep(0)
+    table.persist_offsets()  # once flushed: the highest acknowledged offset of each changelog partition
+    assert store.persisted == {3: 3, 5: 2}
+
+
+async def test_a_changelog_write_kafka_did_not_take_stops_anything_from_being_committed() -> None:
+    table, store, producer = direct_table()
+    with patch("tables.hydrators.app", SimpleNamespace(producer=producer)):
+        with attributed_to(OwnedPartition("o", 0)):
+            table["a"] = 1
+            table["b"] = 2
+        await table.send_writes()
+    producer.sent[0][4].set_exception(KafkaTimeoutError())
+    producer.sent[1][4].set_result(SimpleNamespace(partition=0, offset=8))
+    await asyncio.sleep(0)
+    with pytest.raises(ChangelogWriteFailed):
+        table.persist_offsets()
+    assert store.persisted == {}
