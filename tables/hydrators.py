@@ -35,7 +35,7 @@ class JsonTable:
     Over a worker's RocksDB store, a write goes to the store and is queued for the changelog here, not through
     Faust's table: Faust sends each write on its own (a future message, its producer buffer's sender task, its
     topic's publish path, a callback that writes the changelog's offset to RocksDB once per message), a fifth of the
-    query worker's CPU in a catch-up (docs/benchmarks.md, 2026-12-06, night). The queued writes are handed to the
+    query worker's CPU in a catch-up (docs/benchmarks.md, 2026-12-06, late evening). The queued writes are handed to the
     producer in the order they were made (`send_writes`, after each batch and before every flush), to the
     changelog partition of the partition being processed, as Faust would; so each changelog partition carries the
     writes in order, and what a crash leaves of it is a prefix. The changelog's offsets reach RocksDB once per flush

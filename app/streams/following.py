@@ -173,7 +173,7 @@ class FollowingAgent(ConsumingAgent[T]):
         recorded offset is as of its row states (and bookkeeping); the batches after it are processed again and
         their effects absorbed, as after a crash during a flush. Waiting for the whole producer after each batch
         (other agents' changelogs, `purchases`' public messages) was a quarter of each agent's batch time in a
-        catch-up (docs/benchmarks.md, 2026-12-06, night)."""
+        catch-up (docs/benchmarks.md, 2026-12-06, late evening)."""
         from app.streams.faust_app import flush_changelogs
 
         await flush_changelogs()
