@@ -81,8 +81,12 @@ class JsonTable:
         async with self._sending:  # one sender at a time, or a later run could overtake an earlier one
             writes, self._writes = self._writes, []
             topic = self.table.changelog_topic.get_topic_name()
-            for partition, key, value in writes:
-                sent: asyncio.Future[Any] = await app.producer.send(topic, key, value, partition, None, None)  # type: ignore[assignment]
+            for n, (partition, key, value) in enumerate(writes):
+                try:
+                    sent: asyncio.Future[Any] = await app.producer.send(topic, key, value, partition, None, None)  # type: ignore[assignment]
+                except BaseException:
+                    self._writes[:0] = writes[n:]  # not handed over: sent by the next call, before any later write
+                    raise
                 sent.add_done_callback(self._acknowledged_at)
 
     def _acknowledged_at(self, sent: asyncio.Future[Any]) -> None:

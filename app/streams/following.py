@@ -173,10 +173,11 @@ class FollowingAgent(ConsumingAgent[T]):
         recorded offset is as of its row states (and bookkeeping); the batches after it are processed again and
         their effects absorbed, as after a crash during a flush. Waiting for the whole producer after each batch
         (other agents' changelogs, `purchases`' public messages) was a quarter of each agent's batch time in a
-        catch-up (docs/benchmarks.md, 2026-12-06, late evening)."""
-        from app.streams.faust_app import flush_changelogs
+        catch-up (docs/benchmarks.md, 2026-12-06, late evening). Kafka not answering is waited out, as for a batch;
+        a changelog write it did not take ends the process (`process_reliably`)."""
+        from app.streams.faust_app import flush_changelogs, process_reliably
 
-        await flush_changelogs()
+        await process_reliably(f"{self.name} changelog flush", flush_changelogs)
 
     async def _one_partition(self, partition: int, messages: Delivered[T]) -> None:
         with attributed_to(OwnedPartition(self.owner_topic, partition)):

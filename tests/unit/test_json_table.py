@@ -130,3 +130,26 @@ async def test_a_changelog_write_kafka_did_not_take_stops_anything_from_being_co
     with pytest.raises(ChangelogWriteFailed):
         table.persist_offsets()
     assert store.persisted == {}
+
+
+async def test_writes_not_handed_over_when_the_producer_fails_go_first_next_time() -> None:
+    table, _, producer = direct_table()
+    refusing = Producer()
+
+    async def send(topic: str, key: bytes, value: bytes, partition: int, *rest: Any) -> asyncio.Future[Any]:
+        if len(refusing.sent) == 1:
+            raise KafkaTimeoutError()
+        return await Producer.send(refusing, topic, key, value, partition, *rest)
+
+    with attributed_to(OwnedPartition("o", 0)):
+        for key in "abc":
+            table[key] = key
+    refused = patch("tables.hydrators.app", SimpleNamespace(producer=SimpleNamespace(send=send)))
+    with refused, pytest.raises(KafkaTimeoutError):
+        await table.send_writes()  # "a" handed over, then the producer refuses "b"
+    with attributed_to(OwnedPartition("o", 0)):
+        table["d"] = "d"
+    with patch("tables.hydrators.app", SimpleNamespace(producer=producer)):
+        await table.send_writes()
+    assert [orjson.loads(k) for _, k, *_ in refusing.sent] == ["a"]
+    assert [orjson.loads(k) for _, k, *_ in producer.sent] == ["b", "c", "d"]  # the rest, still in order
