@@ -204,8 +204,13 @@ async def delete_topics(env: dict[str, str], timeout_s: float = 60) -> None:
 
 def read_topic(topic: str) -> list[dict[str, Any]]:
     """Every message on a topic right now (JSON values), read with a plain consumer that knows nothing of Faust."""
+    return [json.loads(m.value) for records in read_records(topic).values() for m in records]
 
-    async def read() -> list[dict[str, Any]]:
+
+def read_records(topic: str) -> dict[int, list[Any]]:
+    """Every record on a topic right now, per partition in offset order (aiokafka's ConsumerRecords)."""
+
+    async def read() -> dict[int, list[Any]]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         consumer = AIOKafkaConsumer(bootstrap_servers=get_settings().kafka_bootstrap, enable_auto_commit=False)
@@ -217,11 +222,11 @@ def read_topic(topic: str) -> list[dict[str, Any]]:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
-            found: list[dict[str, Any]] = []
+            found: dict[int, list[Any]] = {tp.partition: [] for tp in partitions}
             for tp in partitions:
                 while await consumer.position(tp) < ends[tp]:
                     batch = await consumer.getmany(tp, timeout_ms=1000)
-                    found.extend(json.loads(m.value) for m in batch.get(tp, []))
+                    found[tp.partition].extend(batch.get(tp, []))
             return found
         finally:
             await consumer.stop()
