@@ -38,14 +38,15 @@ from app.query_side.projections import (
 from app.runtime import process_runtime
 from app.streams.batches import Checkpointed, Delivered, TablePositions
 from app.streams.faust_app import (
-    app,
     cart_events_owners_topic,
     item_purchased_topic,
+    kafka_producer,
     popular_items_updates_topic,
     settings,
     vendor_billing_updates_topic,
 )
 from app.streams.following import following_agent
+from app.streams.outbox import Outbox
 from app.streams.partitioning import partition_of
 from tables.hydrators import absorbed_events
 
@@ -54,12 +55,6 @@ ROUTES = [(popular_items_update, popular_items_updates_topic), (vendor_billing_u
 # `projection_checkpoint_s` per partition (app/streams/batches.py, `Checkpointed`: why that is enough).
 bookkeeping = Checkpointed(absorbed_events, TablePositions(absorbed_events), settings.projection_checkpoint_s)
 public = item_purchased_topic.get_topic_name()
-
-
-async def send(topic: str, key: bytes | None, value: bytes, partition: int | None) -> Any:
-    """Bytes to the producer, not through Faust's topics (their per-message send path was a tenth of the query
-    worker's samples); the future of Kafka's acknowledgement."""
-    return await app.producer.send(topic, key, value, partition, None, None)
 
 
 async def journal_range(member_id: UUID, first: int, last: int) -> list[StoredEvent]:
@@ -84,7 +79,9 @@ async def journal_range(member_id: UUID, first: int, last: int) -> list[StoredEv
 
 async def forward_purchases(partition: int, messages: Delivered[StoredEvent | PassingEvent]) -> None:
     absorbed: dict[str, int] = {}  # member -> highest seq_nr forwarded, as of this run
-    deliveries: list[Any] = []
+    outbox = Outbox()  # the public messages and the updates, handed to the producer a batch per partition
+    producer = kafka_producer()
+    public_partitions = len(await producer.partitions_for(public))
     updates: dict[Any, list[RowUpdate]] = {topic: [] for _, topic in ROUTES}  # per update topic, in source order
     for offset, stored in messages:
         if stored is None:
@@ -109,14 +106,14 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent | Pa
                 if update is not None:
                     updates[topic].append(update)
             if (document := item_purchased_message(event)) is not None:
-                # Keyed by member (the events are all `member`'s): Kafka's partitioner, as a keyed Topic.send.
-                deliveries.append(await send(public, member.encode(), document, None))
+                # Keyed by member, to the partition Kafka's partitioner gives the key (a keyed Topic.send's).
+                outbox.add(public, partition_of(member, public_partitions), member.encode(), document)
     for topic, run in updates.items():
         for to, message in update_messages(run, partial(partition_of, partitions=settings.partitions)):
-            deliveries.append(await send(topic.get_topic_name(), None, message, to))
+            outbox.add(topic.get_topic_name(), to, None, message)
     # Delivered before they count as absorbed: a crash in between resends them, which the row owners' marks absorb
     # (and the public topic's consumers, by eventId).
-    await asyncio.gather(*deliveries)
+    await asyncio.gather(*(delivery.acknowledged for delivery in await outbox.send(producer)))
     for member, seq_nr in absorbed.items():
         bookkeeping.set(partition, member, seq_nr)
     bookkeeping.processed(partition, messages[-1][0])

@@ -11,6 +11,7 @@ Each also holds its agent's last processed offset per partition, under `@offset/
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import orjson
@@ -18,7 +19,8 @@ from faust.stores.base import SerializedStore
 from faust.streams import current_event
 from faust.types import TP
 
-from app.streams.faust_app import app, settings
+from app.streams.faust_app import app, kafka_producer, settings
+from app.streams.outbox import Delivery, Outbox
 
 
 class ChangelogWriteFailed(RuntimeError):
@@ -36,9 +38,10 @@ class JsonTable:
     Faust's table: Faust sends each write on its own (a future message, its producer buffer's sender task, its
     topic's publish path, a callback that writes the changelog's offset to RocksDB once per message), a fifth of the
     query worker's CPU in a catch-up (docs/benchmarks.md, 2026-12-06, late evening). The queued writes are handed to the
-    producer in the order they were made (`send_writes`, after each batch and before every flush), to the
-    changelog partition of the partition being processed, as Faust would; so each changelog partition carries the
-    writes in order, and what a crash leaves of it is a prefix. The changelog's offsets reach RocksDB once per flush
+    producer (`send_writes`, after each batch and before every flush) a record batch per changelog partition, the
+    partition of the partition being processed, as Faust would, each in the order they were made
+    (app/streams/outbox.py); so each changelog partition carries the writes in order, and what a crash leaves of it
+    is a prefix. The changelog's offsets reach RocksDB once per flush
     (`persist_offsets`): the offset a restore starts after is then never ahead of what the store holds.
     Anything else (a plain dict in the unit tests) is read and written as a mapping."""
 
@@ -46,7 +49,8 @@ class JsonTable:
         self.table = table
         self._store: Any = None  # the table's store, once used (Faust makes it when the worker starts)
         self._direct: bool | None = None
-        self._writes: list[tuple[int, bytes, bytes]] = []  # (partition, key, value) not handed to the producer yet
+        self._changelog = ""  # the changelog topic's name, once the store is used
+        self._writes = Outbox()  # the writes not handed to the producer yet
         self._sending: asyncio.Lock | None = None
         self._acknowledged: dict[int, int] = {}  # changelog partition -> highest offset Kafka acknowledged
         self._failed: BaseException | None = None  # a write Kafka did not take
@@ -55,6 +59,8 @@ class JsonTable:
         if self._direct is None:
             self._store = getattr(self.table, "data", None)
             self._direct = isinstance(self._store, SerializedStore)
+            if self._direct:
+                self._changelog = self.table.changelog_topic.get_topic_name()
         return self._direct
 
     def get(self, key: str) -> Any:
@@ -70,33 +76,28 @@ class JsonTable:
         if event is None:
             raise RuntimeError("a table is written while processing one of its partitions (attributed_to)")
         self._store._set(encoded_key, encoded)  # to the partition of the current event, as Faust's table does
-        self._writes.append((event.message.partition, encoded_key, encoded))
+        self._writes.add(self._changelog, event.message.partition, encoded_key, encoded)
 
     async def send_writes(self) -> None:
-        """Hand the writes made so far to the producer, in the order they were made (not waiting for Kafka)."""
+        """Hand the writes made so far to the producer, in the order they were made (not waiting for Kafka): a
+        record batch per changelog partition (app/streams/outbox.py)."""
         if not self._writes:
             return
         if self._sending is None:
             self._sending = asyncio.Lock()
         async with self._sending:  # one sender at a time, or a later run could overtake an earlier one
-            writes, self._writes = self._writes, []
-            topic = self.table.changelog_topic.get_topic_name()
-            for n, (partition, key, value) in enumerate(writes):
-                try:
-                    sent: asyncio.Future[Any] = await app.producer.send(topic, key, value, partition, None, None)  # type: ignore[assignment]
-                except BaseException:
-                    self._writes[:0] = writes[n:]  # not handed over: sent by the next call, before any later write
-                    raise
-                sent.add_done_callback(self._acknowledged_at)
+            # Writes the producer refused stay in the outbox, ahead of later ones (sent by the next call).
+            for delivery in await self._writes.send(kafka_producer()):
+                delivery.acknowledged.add_done_callback(partial(self._acknowledged_at, delivery))
 
-    def _acknowledged_at(self, sent: asyncio.Future[Any]) -> None:
+    def _acknowledged_at(self, delivery: Delivery, sent: asyncio.Future[Any]) -> None:
         error = asyncio.CancelledError() if sent.cancelled() else sent.exception()
         if error is not None:
             self._failed = self._failed or error
             return
-        metadata = sent.result()
-        if metadata.offset > self._acknowledged.get(metadata.partition, -1):
-            self._acknowledged[metadata.partition] = metadata.offset
+        last = sent.result().offset + delivery.count - 1  # the batch's last write
+        if last > self._acknowledged.get(delivery.partition, -1):
+            self._acknowledged[delivery.partition] = last
 
     def persist_offsets(self) -> None:
         """After a flush: the changelog's offsets that Kafka has acknowledged, to the store (what Faust writes per

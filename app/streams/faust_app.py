@@ -123,6 +123,7 @@ def create_app(settings: Settings) -> CartApp:
         # A few milliseconds of linger put a batch's messages (events, answers, updates, changelogs) into a few
         # produce requests instead of one each: the Kafka client's per-request work was most of a worker's CPU.
         producer_linger=settings.worker_linger_s,
+        producer_max_batch_size=settings.producer_batch_bytes,
         producer_partitioner=KeyPartitioner(),
         web_enabled=False,
         web_port=settings.worker_web_port,
@@ -183,6 +184,12 @@ async def flush_changelogs() -> None:
     await producer.flush()
     for table in app.json_tables:
         table.persist_offsets()
+
+
+def kafka_producer() -> Any:
+    """The worker's Kafka producer, the aiokafka one inside Faust's (started with the worker): messages handed to
+    it in batches (app/streams/outbox.py) share its connection, its idempotence and `flush_changelogs`' flush."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]  # Faust's aiokafka transport
 
 
 async def send_table_writes() -> None:

@@ -23,6 +23,7 @@ from app.query_side.projections import RowState
 from app.streams.batches import attributed_to
 from app.streams.following import OwnedPartition
 from tables.hydrators import ChangelogWriteFailed, JsonTable
+from tests.unit.kafka_stand_in import Producer
 
 ROW = RowState(Decimal("12.30"), "Teapot", 3, {0: 17, 11: 4}, datetime(2026, 12, 2, tzinfo=UTC).isoformat())
 
@@ -76,18 +77,6 @@ class Store(SerializedStore):  # type: ignore[misc]
 Store.__abstractmethods__ = frozenset()  # the rest of a store's interface is not used here
 
 
-class Producer:
-    """Hands back a future per message, answered when the test says (Kafka's acknowledgement)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes, int, asyncio.Future[Any]]] = []
-
-    async def send(self, topic: str, key: bytes, value: bytes, partition: int, *_: Any) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.sent.append((topic, key, value, partition, future))
-        return future
-
-
 def direct_table() -> tuple[JsonTable, Store, Producer]:
     changelog = SimpleNamespace(get_topic_name=lambda: "t-rows-changelog")
     store, producer = Store(), Producer()
@@ -96,7 +85,7 @@ def direct_table() -> tuple[JsonTable, Store, Producer]:
 
 async def test_a_worker_table_writes_its_store_at_once_and_its_changelog_in_order_when_sent() -> None:
     table, store, producer = direct_table()
-    with patch("tables.hydrators.app", SimpleNamespace(producer=producer)):
+    with patch("tables.hydrators.kafka_producer", lambda: producer):
         with attributed_to(OwnedPartition("o", 3)):
             table["a"] = 1
             table["b"] = 2
@@ -107,25 +96,26 @@ async def test_a_worker_table_writes_its_store_at_once_and_its_changelog_in_orde
             assert table.get("a") == 3 and table.get("b") == 2  # read back before anything is sent
         assert producer.sent == []
         await table.send_writes()
-    sent = [(p, orjson.loads(k), orjson.loads(v)) for _, k, v, p, _ in producer.sent]
-    assert sent == [(3, "a", 1), (3, "b", 2), (5, "a", 9), (3, "a", 3)]  # in the order written, to their partitions
-    assert {t for t, *_ in producer.sent} == {"t-rows-changelog"}
-    for offset, (*_, future) in enumerate(producer.sent):
-        future.set_result(SimpleNamespace(partition=producer.sent[offset][3], offset=offset))
+    sent = [(s.topic, s.partition, [(orjson.loads(k), orjson.loads(v)) for k, v in s.messages]) for s in producer.sent]
+    # A batch per changelog partition, each in the order written.
+    assert sent == [("t-rows-changelog", 3, [("a", 1), ("b", 2), ("a", 3)]), ("t-rows-changelog", 5, [("a", 9)])]
+    producer.sent[0].acknowledge(40)
+    producer.sent[1].acknowledge(7)
     await asyncio.sleep(0)
     table.persist_offsets()  # once flushed: the highest acknowledged offset of each changelog partition
-    assert store.persisted == {3: 3, 5: 2}
+    assert store.persisted == {3: 42, 5: 7}
 
 
 async def test_a_changelog_write_kafka_did_not_take_stops_anything_from_being_committed() -> None:
     table, store, producer = direct_table()
-    with patch("tables.hydrators.app", SimpleNamespace(producer=producer)):
+    with patch("tables.hydrators.kafka_producer", lambda: producer):
         with attributed_to(OwnedPartition("o", 0)):
             table["a"] = 1
+        with attributed_to(OwnedPartition("o", 1)):
             table["b"] = 2
         await table.send_writes()
-    producer.sent[0][4].set_exception(KafkaTimeoutError())
-    producer.sent[1][4].set_result(SimpleNamespace(partition=0, offset=8))
+    producer.sent[0].acknowledged.set_exception(KafkaTimeoutError())
+    producer.sent[1].acknowledge(8)
     await asyncio.sleep(0)
     with pytest.raises(ChangelogWriteFailed):
         table.persist_offsets()
@@ -134,22 +124,15 @@ async def test_a_changelog_write_kafka_did_not_take_stops_anything_from_being_co
 
 async def test_writes_not_handed_over_when_the_producer_fails_go_first_next_time() -> None:
     table, _, producer = direct_table()
-    refusing = Producer()
-
-    async def send(topic: str, key: bytes, value: bytes, partition: int, *rest: Any) -> asyncio.Future[Any]:
-        if len(refusing.sent) == 1:
-            raise KafkaTimeoutError()
-        return await Producer.send(refusing, topic, key, value, partition, *rest)
-
+    refusing = Producer(capacity=1, refuse_after=1)
     with attributed_to(OwnedPartition("o", 0)):
         for key in "abc":
             table[key] = key
-    refused = patch("tables.hydrators.app", SimpleNamespace(producer=SimpleNamespace(send=send)))
-    with refused, pytest.raises(KafkaTimeoutError):
+    with patch("tables.hydrators.kafka_producer", lambda: refusing), pytest.raises(KafkaTimeoutError):
         await table.send_writes()  # "a" handed over, then the producer refuses "b"
     with attributed_to(OwnedPartition("o", 0)):
         table["d"] = "d"
-    with patch("tables.hydrators.app", SimpleNamespace(producer=producer)):
+    with patch("tables.hydrators.kafka_producer", lambda: producer):
         await table.send_writes()
-    assert [orjson.loads(k) for _, k, *_ in refusing.sent] == ["a"]
-    assert [orjson.loads(k) for _, k, *_ in producer.sent] == ["b", "c", "d"]  # the rest, still in order
+    assert [orjson.loads(k) for _, _, k, _ in refusing.messages()] == ["a"]
+    assert [orjson.loads(k) for _, _, k, _ in producer.messages()] == ["b", "c", "d"]  # the rest, still in order
