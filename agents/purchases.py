@@ -86,7 +86,7 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent | Pa
     for offset, stored in messages:
         if stored is None:
             continue
-        member = str(stored.member_id)
+        member = stored.member if isinstance(stored, PassingEvent) else str(stored.member_id)
         last = absorbed[member] if member in absorbed else bookkeeping.get(partition, member) or 0
         # Seen before (a duplicate emission): the entry is written again all the same, since after a crash
         # mid-flush the local store can be ahead of the changelog, from which the next owner restores.
@@ -97,7 +97,7 @@ async def forward_purchases(partition: int, messages: Delivered[StoredEvent | Pa
         if stored.seq_nr > last + 1:
             # Earlier events of this member never reached us (a late emission, or an emission lost in a crash): the
             # journal has them. A replay reads the same range, so their indexes are the same every time.
-            events = [*await journal_range(stored.member_id, last + 1, stored.seq_nr)]
+            events = [*await journal_range(UUID(member), last + 1, stored.seq_nr)]
         for index, event in enumerate(events):
             if isinstance(event, PassingEvent):
                 continue  # no projection takes it, nor the public topic

@@ -8,6 +8,7 @@ that `decode(encode(x)) == x` holds for every value the core can produce.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -265,6 +266,18 @@ def uuid_field(d: Mapping[str, object], key: str) -> UUID:
         return UUID(text)
     except ValueError as error:
         raise CodecError(f"field {key!r} must be a UUID, got {text!r}") from error
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
+
+
+def uuid_text_field(d: Mapping[str, object], key: str) -> str:
+    """A UUID field as canonical text (what str(UUID) writes), for readers that only compare or pass the id on: a
+    UUID made and written out again per event was 8% of the projection worker's samples in a catch-up."""
+    text = str_field(d, key)
+    if _CANONICAL_UUID(text):
+        return text
+    return str(uuid_field(d, key))  # another spelling of a UUID, or none (CodecError)
 
 
 def decimal_field(d: Mapping[str, object], key: str) -> Decimal:

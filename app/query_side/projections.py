@@ -21,15 +21,15 @@ the number of messages each update costs on both sides of Kafka.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
 
-from app.cart.codec import CodecError, decimal_field, int_field, json_object, str_field, uuid_field
+from app.cart.codec import CodecError, decimal_field, int_field, json_object, str_field, uuid_text_field
 from app.cart.rules import ItemPurchased
 from app.cart.stored_event import StoredEvent
 from schemas.records import event_of_dict
@@ -47,7 +47,7 @@ class RowUpdate(NamedTuple):
     row: Row  # the row, as strings (e.g. vendor, product, year, month, day)
     delta: Decimal  # quantity for popular items, money for billing
     name: str
-    member_id: UUID
+    member_id: str  # canonical text (str(UUID)): passed on and compared, never needed as a UUID
     seq_nr: int
     source_partition: int
     source_offset: int
@@ -60,12 +60,12 @@ class RowUpdate(NamedTuple):
         return self.source_offset * POSITION_SCALE + self.source_index
 
     def to_dict(self) -> dict[str, Any]:
-        """The update as plain JSON values (strings for the member id and the time)."""
-        return {**self.orjson_dict(), "member_id": str(self.member_id), "occurred_at": self.occurred_at.isoformat()}
+        """The update as plain JSON values (a string for the time)."""
+        return {**self.orjson_dict(), "occurred_at": self.occurred_at.isoformat()}
 
     def orjson_dict(self) -> dict[str, Any]:
-        """`to_dict` as orjson writes it, for the update messages: the member id and the time are left to orjson,
-        which writes what str() and isoformat() would (tests/unit/test_update_messages.py), three times as fast."""
+        """`to_dict` as orjson writes it, for the update messages: the time is left to orjson, which writes what
+        isoformat() would (tests/unit/test_update_messages.py), three times as fast."""
         return {
             "row": list(self.row),
             "delta": str(self.delta),
@@ -84,7 +84,7 @@ class RowUpdate(NamedTuple):
             row_of(d),
             decimal_field(d, "delta"),
             str_field(d, "name"),
-            uuid_field(d, "member_id"),  # UUID(123) would be an AttributeError, not a malformed message
+            uuid_text_field(d, "member_id"),
             int_field(d, "seq_nr"),
             int_field(d, "source_partition"),
             int_field(d, "source_offset"),
@@ -131,7 +131,7 @@ def popular_items_update(event: StoredEvent, partition: int, offset: int, index:
     item, day = event.event.item, event.event.purchased_at
     row = popular_items_row(item.vendor_id, item.product_id, day.year, day.month, day.day)
     return RowUpdate(
-        row, Decimal(item.quantity), item.name, event.member_id, event.seq_nr, partition, offset, day, index
+        row, Decimal(item.quantity), item.name, str(event.member_id), event.seq_nr, partition, offset, day, index
     )
 
 
@@ -141,7 +141,8 @@ def vendor_billing_update(event: StoredEvent, partition: int, offset: int, index
         return None
     item, day = event.event.item, event.event.purchased_at
     row = vendor_billing_row(item.vendor_id, day.year, day.month)
-    return RowUpdate(row, item.subtotal, item.name, event.member_id, event.seq_nr, partition, offset, day, index)
+    member = str(event.member_id)
+    return RowUpdate(row, item.subtotal, item.name, member, event.seq_nr, partition, offset, day, index)
 
 
 PROJECTIONS = {POPULAR_ITEMS: popular_items_update, VENDOR_BILLING: vendor_billing_update}
@@ -150,11 +151,11 @@ PROJECTED_EVENT_TYPES = frozenset({ItemPurchased.__name__})
 whole journal (verify, rebuild) need not decode the others."""
 
 
-@dataclass(frozen=True, slots=True)
-class PassingEvent:
-    """A cart event of a type no projection takes: what the duplicate filter reads of it, and no more."""
+class PassingEvent(NamedTuple):
+    """A cart event of a type no projection takes: what the duplicate filter reads of it, and no more (the member
+    as text: the filter only compares it). A named tuple: one is made per event of most events."""
 
-    member_id: UUID
+    member: str
     seq_nr: int
 
 
@@ -168,7 +169,7 @@ def projected_event_of_message(raw: bytes | None) -> StoredEvent | PassingEvent:
         return event_of_dict(d)
     if not isinstance(d.get("type"), str):
         raise CodecError(f"a cart event's type is a string, not {d.get('type')!r}")
-    return PassingEvent(uuid_field(d, "member_id"), int_field(d, "seq_nr"))
+    return PassingEvent(uuid_text_field(d, "member_id"), int_field(d, "seq_nr"))
 
 
 def item_purchased_message(stored: StoredEvent) -> bytes | None:
@@ -226,15 +227,18 @@ def updates_of(value: bytes | None) -> list[RowUpdate]:
     return [RowUpdate.from_dict(message)]
 
 
-@dataclass(frozen=True)
-class RowState:
+NO_MARKS: Mapping[int, int] = MappingProxyType({})
+
+
+class RowState(NamedTuple):
     """A read-model row as its owner keeps it: the total, how many updates made it (`version`), and the marks
-    (source partition -> highest source position absorbed)."""
+    (source partition -> highest source position absorbed). A named tuple: a row owner makes two per update (read
+    back, then applied), and a frozen dataclass's constructor cost three times as much."""
 
     total: Decimal = Decimal(0)
     name: str = ""
     version: int = 0
-    marks: Mapping[int, int] = field(default_factory=dict)
+    marks: Mapping[int, int] = NO_MARKS
     last_event_at: str | None = None
 
     def is_new(self, update: RowUpdate) -> bool:
@@ -244,8 +248,6 @@ class RowState:
         """The row with the update in it; unchanged if the update was already absorbed (a replay)."""
         if not self.is_new(update):
             return self
-        # Made directly, not with dataclasses.replace (which reads the fields' definitions each time): a row owner
-        # applies one per update.
         return RowState(
             self.total + update.delta,
             update.name,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -228,7 +228,7 @@ class CassandraReadModels:
             await execute(self.session, f"TRUNCATE {self.keyspace}.{table}", timeout_s=60)
         writes = self._popular_item_writes if projection == POPULAR_ITEMS else self._vendor_balance_writes
         by_partition = self._by_partition(
-            w for row, state in rows.items() for w in writes(row, replace(state, marks=live.get(row, {})))
+            w for row, state in rows.items() for w in writes(row, state._replace(marks=live.get(row, {})))
         )
         batches = []
         for partition in by_partition.values():

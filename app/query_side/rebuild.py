@@ -67,7 +67,7 @@ class RowSum:
     total: Decimal
     name: str
     updates: int
-    last: tuple[datetime, int, int]  # (occurred_at, seq_nr, member id) of the update whose name the row shows
+    last: tuple[datetime, int, str]  # (occurred_at, seq_nr, member id) of the update whose name the row shows
 
     def add(self, update: RowUpdate) -> None:
         self.total += update.delta
@@ -91,8 +91,9 @@ class RowSum:
         return RowState(self.total, self.name, self.updates, {}, self.last[0].isoformat())
 
 
-def newest_key(update: RowUpdate) -> tuple[datetime, int, int]:
-    return update.occurred_at, update.seq_nr, update.member_id.int
+def newest_key(update: RowUpdate) -> tuple[datetime, int, str]:
+    # Canonical UUID texts (fixed length, fixed dashes, lowercase hex) order as the UUIDs' numbers do.
+    return update.occurred_at, update.seq_nr, update.member_id
 
 
 @dataclass

@@ -140,21 +140,14 @@ class ConsumingAgent(Generic[T]):
             self._running.set_result(None)
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
-        from app.streams.faust_app import decoded, process_reliably
+        from app.streams.faust_app import decoded_all, process_reliably
 
         async with self._processing:
             # Fetched before a rebalance took a partition: its new owner reads it.
             owned = {tp: messages for tp, messages in fetched.items() if tp.partition in self.partitions}
             if not owned:
                 return
-            batch = {
-                tp.partition: [
-                    (m.offset, decoded(f"{self.name} input at {tp.topic}[{tp.partition}]@{m.offset}",
-                                       partial(self.decode, m.value)))
-                    for m in messages
-                ]
-                for tp, messages in owned.items()
-            }  # fmt: skip
+            batch = {tp.partition: decoded_all(self.name, tp, messages, self.decode) for tp, messages in owned.items()}
             count = sum(len(messages) for messages in batch.values())
             await process_reliably(f"{self.name} batch of {count}", partial(self._process_batch, batch))
             for tp, messages in owned.items():

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,14 +50,20 @@ async def process_reliably(what: str, step: Callable[[], Awaitable[None]]) -> No
             os._exit(1)
 
 
-def decoded(what: str, decode: Callable[[], T]) -> T | None:
-    """A message's content, or None (logged) when it is malformed: nothing can ever process it, so it is skipped
-    rather than crash-looping the worker."""
-    try:
-        return decode()
-    except (KeyError, TypeError, ValueError) as error:
-        log.error("skipping malformed %s: %s", what, error)
-        return None
+def decoded_all(
+    name: str, tp: Any, messages: Sequence[Any], decode: Callable[[bytes | None], T]
+) -> list[tuple[int, T | None]]:
+    """(offset, content) of each message of `tp`, content None (logged) when the message is malformed: nothing can
+    ever process it, so it is skipped rather than crash-looping the worker. (A loop here, and the message named only
+    when it is malformed: an f-string and a partial per message were 3% of the projection worker's samples.)"""
+    out: list[tuple[int, T | None]] = []
+    for m in messages:
+        try:
+            out.append((m.offset, decode(m.value)))
+        except (KeyError, TypeError, ValueError) as error:
+            log.error("skipping malformed %s input at %s[%s]@%s: %s", name, tp.topic, tp.partition, m.offset, error)
+            out.append((m.offset, None))
+    return out
 
 
 class CartApp(faust.App):

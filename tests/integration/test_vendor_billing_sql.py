@@ -28,9 +28,8 @@ async def billing(settings: Settings) -> AsyncIterator[PostgresVendorBilling]:
 
 def an_update(vendor: uuid.UUID, source_offset: int, amount: str = "2.50") -> RowUpdate:
     now = datetime.now(UTC)
-    return RowUpdate(
-        (str(vendor), str(now.year), str(now.month)), Decimal(amount), "orange", uuid.uuid4(), 1, 3, source_offset, now
-    )
+    row = (str(vendor), str(now.year), str(now.month))
+    return RowUpdate(row, Decimal(amount), "orange", str(uuid.uuid4()), 1, 3, source_offset, now)
 
 
 async def test_each_offset_and_each_update_counts_once(billing: PostgresVendorBilling) -> None:

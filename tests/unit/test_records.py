@@ -109,7 +109,7 @@ def test_an_event_message_is_what_faust_sends_for_its_record_and_reads_back_as_i
 
 @pytest.mark.parametrize("value", [None, b"", b"{", b"[1]", b'{"event_id": "x"}', b'{"type": "ItemAdded"}'])
 def test_a_malformed_event_message_is_a_value_error_type_error_or_key_error(value: bytes | None) -> None:
-    with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded` skips as malformed, with a log line
+    with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded_all` skips as malformed, with a log line
         event_of_message(value)
 
 
@@ -141,8 +141,15 @@ def test_purchases_reads_a_purchase_whole_and_of_any_other_event_only_its_member
     added = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 4, "c", NOW, rules.ItemAdded(CART_ID, an_item()))
 
     assert projected_event_of_message(event_message(purchase)) == purchase
-    assert projected_event_of_message(event_message(added)) == PassingEvent(MEMBER_ID, 4)
-    assert projected_event_of_message(CartEventRecord.of_event(added).dumps()) == PassingEvent(MEMBER_ID, 4)
+    assert projected_event_of_message(event_message(added)) == PassingEvent(str(MEMBER_ID), 4)
+    assert projected_event_of_message(CartEventRecord.of_event(added).dumps()) == PassingEvent(str(MEMBER_ID), 4)
+
+
+@pytest.mark.parametrize("spelled", [str(MEMBER_ID).upper(), MEMBER_ID.hex, f"{{{MEMBER_ID}}}"])
+def test_a_member_id_spelled_another_way_reads_as_its_canonical_text(spelled: str) -> None:
+    added = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 4, "c", NOW, rules.ItemAdded(CART_ID, an_item()))
+    message = {**json.loads(event_message(added)), "member_id": spelled}
+    assert projected_event_of_message(json.dumps(message).encode()) == PassingEvent(str(MEMBER_ID), 4)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ def updates() -> list[tuple[int, list[RowUpdate]]]:
 
 
 def each_update(count: int = 8) -> list[RowUpdate]:
-    member, at = uuid4(), datetime(2026, 12, 2, tzinfo=UTC)
+    member, at = str(uuid4()), datetime(2026, 12, 2, tzinfo=UTC)
     return [RowUpdate(ROWS[n % 2], Decimal(f"{n + 1}.25"), "n", member, n + 1, 3, 40 + n, at) for n in range(count)]
 
 

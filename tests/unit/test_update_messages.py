@@ -32,7 +32,7 @@ PARTITIONS = 12
 
 def an_update(row: tuple[str, ...], source_offset: int) -> RowUpdate:
     at = datetime(2026, 12, 3, tzinfo=UTC)
-    return RowUpdate(row, Decimal("1.25"), "name", uuid4(), source_offset + 1, 3, source_offset, at)
+    return RowUpdate(row, Decimal("1.25"), "name", str(uuid4()), source_offset + 1, 3, source_offset, at)
 
 
 def test_each_update_goes_to_its_rows_partition_in_source_order_at_most_so_many_to_a_message() -> None:
@@ -66,7 +66,7 @@ def test_a_message_of_one_update_as_older_workers_sent_it_is_still_read() -> Non
 
 @pytest.mark.parametrize("value", [None, b"", b"not json", b"[]", b'{"updates": [{"row": ["v"]}]}', b"{}"])
 def test_a_malformed_update_message_is_a_value_error_type_error_or_key_error(value: bytes | None) -> None:
-    with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded` skips as malformed, with a log line
+    with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded_all` skips as malformed, with a log line
         updates_of(value)
 
 
@@ -118,8 +118,8 @@ def test_an_update_message_is_byte_for_byte_the_json_of_to_dict(at: datetime) ->
     """Messages leave the ids and times to orjson (faster than str() and isoformat()); workers that read the
     update topics before that, or after, must read the same bytes."""
     updates = [
-        RowUpdate(("v", "2026", "12"), Decimal("1234567.125"), "n\u00e9", uuid4(), 7, 3, 41, at),
-        RowUpdate(("v", "p", "2026", "12", "3"), Decimal(2), "", uuid4(), 8, 3, 41, at, 2),
+        RowUpdate(("v", "2026", "12"), Decimal("1234567.125"), "n\u00e9", str(uuid4()), 7, 3, 41, at),
+        RowUpdate(("v", "p", "2026", "12", "3"), Decimal(2), "", str(uuid4()), 8, 3, 41, at, 2),
     ]
     assert updates_message(updates) == orjson.dumps({"updates": [u.to_dict() for u in updates]})
     assert updates_of(updates_message(updates)) == updates
