@@ -145,8 +145,8 @@ class Settings(BaseSettings):
     producer_linger_s: float = Field(default=0.0, ge=0, le=1)
     projection_linger_s: float = Field(default=0.01, ge=0, le=1)
     # The largest record batch a worker's producer makes (Kafka takes up to 1 MiB): a produce request per 16 KiB,
-    # Kafka's default, cost the client 8 us of CPU per 300-byte message handed over in batches, against 3 us at
-    # 256 KiB (app/streams/outbox.py; docs/benchmarks.md, 2026-12-06, night).
+    # Kafka's default, cost the client 8 us of CPU per 300-byte message handed over in batches, against 2-3 us at
+    # 256 KiB (app/streams/outbox.py; docs/benchmarks.md, 2026-12-06, late night).
     producer_batch_bytes: int = Field(default=256 * 1024, ge=16 * 1024, le=1024 * 1024)
     # How long Kafka may hold a query-side agent's fetch for more messages (up to `projection_fetch_min_bytes`):
     # with a fetch_min_bytes of 1 every fetch came back with the first message there, and the query worker spent

@@ -3,10 +3,10 @@
 aiokafka's `send` does, for every message: the topic's metadata looked up (a set of its partitions built), the
 partitioner asked, the message appended to the partition's pending batch, a future made for it, and, when Kafka
 answers, a `RecordMetadata` made and the future answered. Measured with aiokafka 0.14 against the local broker
-(acks=all, idempotent, 300-byte messages, 12 partitions; docs/benchmarks.md, 2026-12-06, night): 14-20 us of the
-client's CPU per message that way, against 3 us when a partition's messages are appended to one record batch and
-the batch is handed over whole (`create_batch` and `send_batch`, aiokafka's public batch API) with batches of up to
-`producer_batch_bytes` (Kafka's 16 KiB default made it 8 us: a produce request per 16 KiB).
+(acks=all, idempotent, 300-byte messages, 12 partitions; docs/benchmarks.md, 2026-12-06, late night): 12-20 us of
+the client's CPU per message that way, against 2-3 us when a partition's messages are appended to one record batch
+and the batch is handed over whole (`create_batch` and `send_batch`, aiokafka's public batch API) with batches of up
+to `producer_batch_bytes` (Kafka's 16 KiB default made it 8 us: a produce request per 16 KiB).
 
 An `Outbox` gathers messages per topic partition in the order they are added; `send` hands each partition's run
 to the producer as one batch (more when it outgrows a batch), in that order, and returns one `Delivery` per batch:

@@ -1,6 +1,6 @@
 """What handing messages to aiokafka costs the client, per message: one `send` each, against a record batch per
 partition handed over whole (`create_batch` / `send_batch`, as app/streams/outbox.py does), with the producer's
-batches up to MAX_BATCH bytes (docs/benchmarks.md, 2026-12-06, night). 30,000 messages of 300 bytes to a throwaway
+batches up to MAX_BATCH bytes (docs/benchmarks.md, 2026-12-06, late night). 30,000 messages of 300 bytes to a throwaway
 topic of 12 partitions, acks=all, idempotent, 10 ms linger (a query-side worker's producer); each mode twice.
 
 MAX_BATCH=262144 .venv/bin/python docs/bench/batch_send_probe.py   (with the system's Kafka running)
