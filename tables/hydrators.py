@@ -86,9 +86,12 @@ class JsonTable:
         if self._sending is None:
             self._sending = asyncio.Lock()
         async with self._sending:  # one sender at a time, or a later run could overtake an earlier one
-            # Writes the producer refused stay in the outbox, ahead of later ones (sent by the next call).
-            for delivery in await self._writes.send(kafka_producer()):
-                delivery.acknowledged.add_done_callback(partial(self._acknowledged_at, delivery))
+            # Writes the producer refused stay in the outbox, ahead of later ones (sent by the next call); each batch
+            # it took is watched as it is handed over, those before a refusal too (a failed one stops the commit).
+            await self._writes.send(kafka_producer(), self._watch)
+
+    def _watch(self, delivery: Delivery) -> None:
+        delivery.acknowledged.add_done_callback(partial(self._acknowledged_at, delivery))
 
     def _acknowledged_at(self, delivery: Delivery, sent: asyncio.Future[Any]) -> None:
         error = asyncio.CancelledError() if sent.cancelled() else sent.exception()

@@ -21,6 +21,7 @@ later, and the error is raised.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,10 +57,12 @@ class Outbox:
     def __bool__(self) -> bool:
         return bool(self._pending)
 
-    async def send(self, producer: Any) -> list[Delivery]:
+    async def send(self, producer: Any, handed_over: Callable[[Delivery], None] | None = None) -> list[Delivery]:
         """Hand everything added so far to `producer` (an aiokafka producer), a batch per topic partition (or more
         when it outgrows one); not waiting for Kafka. The deliveries are in the order the batches were handed over,
-        each partition's in the order its messages were added."""
+        each partition's in the order its messages were added; `handed_over` is called with each as it is handed
+        over, so that a caller hears of every batch Kafka may write, even when a later one is refused (and `send`
+        raises)."""
         pending, self._pending = self._pending, {}
         deliveries: list[Delivery] = []
         groups = list(pending.items())
@@ -82,7 +85,10 @@ class Outbox:
                     # Not handed over: this batch's messages and every later one go first next time.
                     self._requeue([((topic, partition), messages[start:]), *groups[n + 1 :]])
                     raise
-                deliveries.append(Delivery(topic, partition, end - start, acknowledged))
+                delivery = Delivery(topic, partition, end - start, acknowledged)
+                if handed_over is not None:
+                    handed_over(delivery)
+                deliveries.append(delivery)
                 start = end
         return deliveries
 

@@ -136,3 +136,19 @@ async def test_writes_not_handed_over_when_the_producer_fails_go_first_next_time
         await table.send_writes()
     assert [orjson.loads(k) for _, _, k, _ in refusing.messages()] == ["a"]
     assert [orjson.loads(k) for _, _, k, _ in producer.messages()] == ["b", "c", "d"]  # the rest, still in order
+
+
+async def test_a_batch_handed_over_before_the_producer_refused_one_is_still_watched() -> None:
+    table, store, _ = direct_table()
+    refusing = Producer(refuse_after=1)
+    with attributed_to(OwnedPartition("o", 0)):
+        table["a"] = "a"
+    with attributed_to(OwnedPartition("o", 1)):
+        table["b"] = "b"
+    with patch("tables.hydrators.kafka_producer", lambda: refusing), pytest.raises(KafkaTimeoutError):
+        await table.send_writes()  # partition 0's batch handed over, partition 1's refused
+    refusing.sent[0].acknowledged.set_exception(KafkaTimeoutError())  # and Kafka does not take it
+    await asyncio.sleep(0)
+    with pytest.raises(ChangelogWriteFailed):
+        table.persist_offsets()
+    assert store.persisted == {}

@@ -55,3 +55,16 @@ async def test_what_the_producer_refused_goes_first_next_time_with_everything_af
 
     assert [v for *_, v in refusing.messages()] == [b"a0", b"a1"]
     assert [(p, v) for _, p, _, v in producer.messages()] == [(0, b"a2"), (0, b"a3"), (1, b"b0"), (1, b"b1")]
+
+
+async def test_each_batch_is_announced_as_it_is_handed_over_those_before_a_refusal_too() -> None:
+    outbox, refusing = Outbox(), Producer(refuse_after=2)
+    for partition in range(3):
+        outbox.add("t", partition, None, b"%d" % partition)
+    announced = []
+
+    with pytest.raises(KafkaTimeoutError):
+        await outbox.send(refusing, announced.append)
+
+    assert [(d.partition, d.count) for d in announced] == [(0, 1), (1, 1)]
+    assert [d.acknowledged for d in announced] == [s.acknowledged for s in refusing.sent]
