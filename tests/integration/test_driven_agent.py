@@ -10,26 +10,20 @@ from collections.abc import AsyncIterator, Callable, Mapping
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
 from app.settings import Settings
 from app.streams.batches import Delivered
 from app.streams.driven import DrivenAgent
+from tests.integration.topics import throwaway_topic
 
 PARTITIONS = 4
 
 
 @pytest.fixture()
 async def topic(settings: Settings) -> AsyncIterator[str]:
-    name = f"driven-{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+    async with throwaway_topic(settings, "driven", PARTITIONS) as name:
         yield name
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 class Owner:

@@ -5,31 +5,23 @@ added, across sends and across batches, at the offsets the deliveries say."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.settings import Settings
 from app.streams.kafka_clients import kafka_options
 from app.streams.outbox import Outbox
+from tests.integration.topics import throwaway_topic
 
 PARTITIONS = 3
 
 
 @pytest.fixture()
 async def topic(settings: Settings) -> AsyncIterator[str]:
-    name = f"outbox-{uuid.uuid4().hex[:12]}"
-    admin = AIOKafkaAdminClient(**kafka_options(settings))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+    async with throwaway_topic(settings, "outbox", PARTITIONS) as name:
         yield name
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 async def read_all(settings: Settings, topic: str, counts: dict[int, int]) -> dict[int, list[tuple[int, bytes]]]:
