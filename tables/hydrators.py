@@ -98,7 +98,7 @@ class JsonTable:
         if error is not None:
             self._failed = self._failed or error
             return
-        last = sent.result().offset + delivery.count - 1  # the batch's last write
+        last = delivery.offsets()[-1]  # the batch's last write
         if last > self._acknowledged.get(delivery.partition, -1):
             self._acknowledged[delivery.partition] = last
 
@@ -112,9 +112,8 @@ class JsonTable:
         if not self._is_direct():
             return
         acknowledged, self._acknowledged = self._acknowledged, {}
-        topic = self.table.changelog_topic.get_topic_name()
         for partition, offset in acknowledged.items():
-            self._store.set_persisted_offset(TP(topic, partition), offset)
+            self._store.set_persisted_offset(TP(self._changelog, partition), offset)
 
 
 def json_table(name: str) -> JsonTable:

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -55,6 +55,22 @@ async def fetch_batch(consumer: AIOKafkaConsumer, max_batch: int, wait: float) -
         for tp, messages in more.items():
             fetched.setdefault(tp, []).extend(messages)
     return {tp: messages for tp, messages in fetched.items() if messages}
+
+
+def decoded_all(
+    name: str, tp: Any, messages: Sequence[Any], decode: Callable[[bytes | None], T]
+) -> list[tuple[int, T | None]]:
+    """(offset, content) of each message of `tp`, content None (logged) when the message is malformed: nothing can
+    ever process it, so it is skipped rather than crash-looping the worker. (A loop here, and the message named only
+    when it is malformed: an f-string and a partial per message were 3% of the projection worker's samples.)"""
+    out: list[tuple[int, T | None]] = []
+    for m in messages:
+        try:
+            out.append((m.offset, decode(m.value)))
+        except (KeyError, TypeError, ValueError) as error:
+            log.error("skipping malformed %s input at %s[%s]@%s: %s", name, tp.topic, tp.partition, m.offset, error)
+            out.append((m.offset, None))
+    return out
 
 
 class ConsumingAgent(Generic[T]):
@@ -140,7 +156,7 @@ class ConsumingAgent(Generic[T]):
             self._running.set_result(None)
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
-        from app.streams.faust_app import decoded_all, process_reliably
+        from app.streams.faust_app import process_reliably
 
         async with self._processing:
             # Fetched before a rebalance took a partition: its new owner reads it.

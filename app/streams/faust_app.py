@@ -9,9 +9,9 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 
@@ -25,7 +25,6 @@ from app.streams.partitioning import KeyPartitioner
 from schemas.records import CommandReply
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 async def process_reliably(what: str, step: Callable[[], Awaitable[None]]) -> None:
@@ -48,22 +47,6 @@ async def process_reliably(what: str, step: Callable[[], Awaitable[None]]) -> No
             log.exception("%s failed; exiting without acknowledging the message", what)
             logging.shutdown()
             os._exit(1)
-
-
-def decoded_all(
-    name: str, tp: Any, messages: Sequence[Any], decode: Callable[[bytes | None], T]
-) -> list[tuple[int, T | None]]:
-    """(offset, content) of each message of `tp`, content None (logged) when the message is malformed: nothing can
-    ever process it, so it is skipped rather than crash-looping the worker. (A loop here, and the message named only
-    when it is malformed: an f-string and a partial per message were 3% of the projection worker's samples.)"""
-    out: list[tuple[int, T | None]] = []
-    for m in messages:
-        try:
-            out.append((m.offset, decode(m.value)))
-        except (KeyError, TypeError, ValueError) as error:
-            log.error("skipping malformed %s input at %s[%s]@%s: %s", name, tp.topic, tp.partition, m.offset, error)
-            out.append((m.offset, None))
-    return out
 
 
 class CartApp(faust.App):

@@ -38,9 +38,9 @@ class Delivery:
     count: int
     acknowledged: asyncio.Future[Any]
 
-    async def offsets(self) -> range:
-        """The offsets Kafka gave the batch's messages, in order (waits for its acknowledgement)."""
-        first: int = (await self.acknowledged).offset
+    def offsets(self) -> range:
+        """The offsets Kafka gave the batch's messages, in order (once it has acknowledged the batch)."""
+        first: int = self.acknowledged.result().offset
         return range(first, first + self.count)
 
 
@@ -50,9 +50,6 @@ class Outbox:
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes) -> None:
         self._pending.setdefault((topic, partition), []).append((key, value))
-
-    def __len__(self) -> int:
-        return sum(len(messages) for messages in self._pending.values())
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -74,7 +71,7 @@ class Outbox:
                 while end < len(messages):
                     key, value = messages[end]
                     if batch.append(key=key, value=value, timestamp=None) is None:
-                        break
+                        break  # the batch is full
                     end += 1
                 if end == start:  # never so: a new batch takes its first message whatever its size
                     raise RuntimeError(f"the producer's new batch refused a message to {topic}")

@@ -68,7 +68,8 @@ async def test_each_partition_arrives_whole_in_the_order_added_at_the_offsets_de
         assert sum(delivery.partition == 0 for delivery in deliveries) >= 5
         offsets: dict[int, list[int]] = {p: [] for p in range(PARTITIONS)}
         for delivery in deliveries:
-            offsets[delivery.partition] += list(await delivery.offsets())
+            await delivery.acknowledged
+            offsets[delivery.partition] += list(delivery.offsets())
     finally:
         await producer.stop()
 

@@ -14,7 +14,6 @@ async def test_a_batch_per_topic_partition_each_in_the_order_added() -> None:
     outbox, producer = Outbox(), Producer()
     for n, (topic, partition) in enumerate([("t", 1), ("t", 0), ("u", 1), ("t", 1), ("t", 0), ("t", 1)]):
         outbox.add(topic, partition, f"k{n}".encode(), f"v{n}".encode())
-    assert len(outbox) == 6
 
     deliveries = await outbox.send(producer)
 
@@ -37,7 +36,7 @@ async def test_a_partition_that_outgrows_a_batch_goes_in_several_in_order_and_it
     assert [[v for _, v in s.messages] for s in producer.sent] == [[b"0", b"1"], [b"2", b"3"], [b"4"]]
     for first, sent in zip((40, 42, 44), producer.sent, strict=True):
         sent.acknowledge(first)
-    assert [list(await d.offsets()) for d in deliveries] == [[40, 41], [42, 43], [44]]
+    assert [list(d.offsets()) for d in deliveries] == [[40, 41], [42, 43], [44]]
 
 
 async def test_what_the_producer_refused_goes_first_next_time_with_everything_after_it() -> None:
