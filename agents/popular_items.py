@@ -1,4 +1,4 @@
-"""Agent `popular_items`: the owner of `item_quantity_by_day` rows (and `popular_items_by_day`).
+"""Agent `popular_items`: the owner of `item_quantity_by_vendor_month` rows (and `popular_items_by_day`).
 
 Keeps each row's quantity and marks in table `popular_items_rows`, then writes the row's absolute value to
 Cassandra (agents/row_owner.py).

@@ -123,7 +123,7 @@ async def popular_items(
     after: After = None,
     waitMs: WaitMs = 0,
 ) -> Any:
-    """The quantity of a vendor's product bought on each day of a month (UTC), from item_quantity_by_day."""
+    """The quantity of a vendor's product bought on each day of a month (UTC), from item_quantity_by_vendor_month."""
     models = await backends.read_models()
 
     async def read() -> tuple[list[dict[str, Any]], Freshness]:

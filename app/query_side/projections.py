@@ -115,7 +115,7 @@ def row_key(row: Row) -> str:
 
 
 def popular_items_row(vendor_id: UUID, product_id: UUID, year: int, month: int, day: int) -> Row:
-    """A row of item_quantity_by_day: (vendor, product, year, month, day)."""
+    """A row of item_quantity_by_vendor_month: (vendor, product, year, month, day)."""
     return str(vendor_id), str(product_id), str(year), str(month), str(day)
 
 

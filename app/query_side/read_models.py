@@ -70,8 +70,8 @@ def _time(iso: str | None) -> datetime | None:
     return datetime.fromisoformat(iso) if iso else None
 
 
-# popular_items_by_day rows of one day (one partition) to a request: one mutation each, of about 100 bytes a row.
-DAY_ROWS_PER_REQUEST = 200
+# Rows to a request: about 100-150 bytes each, under Cassandra's batch size warning (64 KiB here).
+ROWS_PER_REQUEST = 200
 
 
 def merge(freshness: list[Freshness]) -> Freshness:
@@ -91,8 +91,8 @@ class CassandraReadModels:
         ks = keyspace
         p = session.prepare
         self._write_quantity = p(
-            f"INSERT INTO {ks}.item_quantity_by_day (vendorid, productid, year, month, day, quantity, name, marks, "
-            "last_event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            f"INSERT INTO {ks}.item_quantity_by_vendor_month (vendorid, year, month, productid, day, quantity, name, "
+            "marks, last_event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
         )
         self._write_day = p(
             f"INSERT INTO {ks}.popular_items_by_day (year, month, day, vendorid, productid, quantity, name) "
@@ -103,10 +103,10 @@ class CassandraReadModels:
             "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
         )
         # How many leading values of each write are its partition key: rebuild batches the writes per partition.
-        self._partition_key_width = {self._write_quantity: 4, self._write_day: 3, self._write_balance: 2}
+        self._partition_key_width = {self._write_quantity: 3, self._write_day: 3, self._write_balance: 2}
         self._read_quantities = p(
-            f"SELECT day, quantity, name, marks, last_event_at FROM {ks}.item_quantity_by_day "
-            "WHERE vendorid = ? AND productid = ? AND year = ? AND month = ?"
+            f"SELECT day, quantity, name, marks, last_event_at FROM {ks}.item_quantity_by_vendor_month "
+            "WHERE vendorid = ? AND year = ? AND month = ? AND productid = ?"
         )
         self._read_day = p(
             f"SELECT vendorid, productid, quantity, name FROM {ks}.popular_items_by_day "
@@ -130,7 +130,7 @@ class CassandraReadModels:
         vendor, product, year, month, day = UUID(row[0]), UUID(row[1]), int(row[2]), int(row[3]), int(row[4])
         quantity, ts, marks, last = int(state.total), state.version, dict(state.marks), _time(state.last_event_at)
         return [
-            (self._write_quantity, (vendor, product, year, month, day, quantity, state.name, marks, last, ts)),
+            (self._write_quantity, (vendor, year, month, product, day, quantity, state.name, marks, last, ts)),
             (self._write_day, (year, month, day, vendor, product, quantity, state.name, ts)),
         ]
 
@@ -140,27 +140,27 @@ class CassandraReadModels:
         return [(self._write_balance, (vendor, year, month, state.total, marks, last, state.version))]
 
     async def write_popular_items(self, rows: Sequence[tuple[Row, RowState]]) -> None:
-        """Many rows' absolute values (with their marks), in few requests: item_quantity_by_day's rows, each in a
-        partition of its own, a few dozen to a request; popular_items_by_day's, a day's in one partition, many to a
-        request (one mutation each: a write to one partition costs Cassandra a fraction of one per partition)."""
-        writes = [w for row, state in rows for w in self._popular_item_writes(row, state)]
+        """Many rows' absolute values (with their marks), in few requests, each table's rows grouped by partition
+        (Cassandra makes a request's rows of one partition one mutation, and a write costs it far more per partition
+        than per row): item_quantity_by_vendor_month's, a vendor's month in one partition, and popular_items_by_day's,
+        a day's in one partition, up to ROWS_PER_REQUEST to a request."""
+        by_partition = self._by_partition(w for row, state in rows for w in self._popular_item_writes(row, state))
+        quantities = [w for key, writes in by_partition.items() if key[0] is self._write_quantity for w in writes]
         await asyncio.gather(
-            self._write_unlogged([w for w in writes if w[0] is self._write_quantity]),
-            *(
-                self._write_unlogged(day, per_request=DAY_ROWS_PER_REQUEST)
-                for day in self._by_partition(w for w in writes if w[0] is self._write_day).values()
-            ),
+            self._write_unlogged(quantities),
+            *(self._write_unlogged(day) for key, day in by_partition.items() if key[0] is self._write_day),
         )
 
     async def write_vendor_balances(self, rows: Sequence[tuple[Row, RowState]]) -> None:
-        """As `write_popular_items`, for balance_by_vendor."""
-        await self._write_unlogged([w for row, state in rows for w in self._vendor_balance_writes(row, state)])
+        """As `write_popular_items`, for balance_by_vendor (a vendor's year in one partition)."""
+        by_partition = self._by_partition(w for row, state in rows for w in self._vendor_balance_writes(row, state))
+        await self._write_unlogged([w for writes in by_partition.values() for w in writes])
 
-    async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]], per_request: int = 32) -> None:
+    async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]]) -> None:
         writes = []
-        for start in range(0, len(statements), per_request):
+        for start in range(0, len(statements), ROWS_PER_REQUEST):
             batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for statement, params in statements[start : start + per_request]:
+            for statement, params in statements[start : start + ROWS_PER_REQUEST]:
                 batch.add(statement, params)
             writes.append(execute(self.session, batch, timeout_s=self.timeout_s))
         await asyncio.gather(*writes)
@@ -169,7 +169,7 @@ class CassandraReadModels:
         self, vendor: UUID, product: UUID, year: int, month: int
     ) -> tuple[list[dict[str, Any]], Freshness]:
         """A product's days of a month, and how far they have got (from the same rows: one read)."""
-        rows = list(await execute(self.session, self._read_quantities, (vendor, product, year, month), self.timeout_s))
+        rows = list(await execute(self.session, self._read_quantities, (vendor, year, month, product), self.timeout_s))
         days = [{"day": r.day, "quantity": r.quantity, "name": r.name} for r in rows]
         return days, freshness_of(rows)
 
@@ -193,7 +193,7 @@ class CassandraReadModels:
         """Every row of a projection's table with one of its columns."""
         ks = self.keyspace
         if projection == POPULAR_ITEMS:
-            query = f"SELECT vendorid, productid, year, month, day, {column} FROM {ks}.item_quantity_by_day"
+            query = f"SELECT vendorid, productid, year, month, day, {column} FROM {ks}.item_quantity_by_vendor_month"
             found = await scan(self.session, query, page_size=5000)
             return {popular_items_row(r.vendorid, r.productid, r.year, r.month, r.day): r[-1] for r in found}
         query = f"SELECT vendorid, year, month, {column} FROM {ks}.balance_by_vendor"
@@ -221,7 +221,9 @@ class CassandraReadModels:
         offline repair, and one that fails is run again from the TRUNCATE (a row lost by the failed run has no
         marks to carry over)."""
         tables = (
-            ["item_quantity_by_day", "popular_items_by_day"] if projection == POPULAR_ITEMS else ["balance_by_vendor"]
+            ["item_quantity_by_vendor_month", "popular_items_by_day"]
+            if projection == POPULAR_ITEMS
+            else ["balance_by_vendor"]
         )
         live = await self.all_marks(projection)
         for table in tables:
@@ -254,7 +256,10 @@ class CassandraReadModels:
     async def newest_event_at(self) -> dict[str, datetime | None]:
         """Per projection, the time of the newest event it has applied (a scan of its rows)."""
         newest: dict[str, datetime | None] = {}
-        for projection, table in ((POPULAR_ITEMS, "item_quantity_by_day"), (VENDOR_BILLING, "balance_by_vendor")):
+        for projection, table in (
+            (POPULAR_ITEMS, "item_quantity_by_vendor_month"),
+            (VENDOR_BILLING, "balance_by_vendor"),
+        ):
             rows = await scan(self.session, f"SELECT last_event_at FROM {self.keyspace}.{table}", page_size=5000)
             times = [r.last_event_at.replace(tzinfo=UTC) for r in rows if r.last_event_at is not None]
             newest[projection] = max(times, default=None)

@@ -37,7 +37,7 @@ from app.stores.cassandra import connect_async
 
 VENDOR_BILLING_SQL = "vendor_billing_sql"
 READ_MODELS = {
-    POPULAR_ITEMS: "Cassandra item_quantity_by_day and popular_items_by_day",
+    POPULAR_ITEMS: "Cassandra item_quantity_by_vendor_month and popular_items_by_day",
     VENDOR_BILLING: "Cassandra balance_by_vendor",
     VENDOR_BILLING_SQL: "PostgreSQL vendor_billing",
 }

@@ -64,21 +64,21 @@ def cassandra_ddl(settings: Settings) -> list[str]:
             shard int, member_id uuid, PRIMARY KEY ((shard), member_id)
         )""",
         # The original's read models (CQL has no `string`: `name text`), and with each row how far it has got: the
-        # cart-events positions (partition -> position) it includes and its last event's time.
-        f"""CREATE TABLE IF NOT EXISTS {ks}.item_quantity_by_day (
-            vendorid uuid, productid uuid, year int, month int, day int, quantity int, name text,
+        # cart-events positions (partition -> position) it includes and its last event's time. A product's days are
+        # in its vendor's partition of the month, not in one of their own (the original's item_quantity_by_day, until
+        # 2026-12-07, moved here by `move_item_quantities`): Cassandra pays per partition a write touches far more
+        # than per row, and an owner's batch writes many products of few vendors (docs/benchmarks.md, 2026-12-07).
+        f"""CREATE TABLE IF NOT EXISTS {ks}.item_quantity_by_vendor_month (
+            vendorid uuid, year int, month int, productid uuid, day int, quantity int, name text,
             marks map<int, bigint>, last_event_at timestamp,
-            PRIMARY KEY ((vendorid, productid, year, month), day)
-        ) WITH CLUSTERING ORDER BY (day ASC)""",
+            PRIMARY KEY ((vendorid, year, month), productid, day)
+        ) WITH CLUSTERING ORDER BY (productid ASC, day ASC)""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.balance_by_vendor (
             vendorid uuid, year int, month int, balance decimal, marks map<int, bigint>, last_event_at timestamp,
             PRIMARY KEY ((vendorid, year), month)
         ) WITH CLUSTERING ORDER BY (month DESC)""",
-        # Tables made before the marks moved into the rows (2026-12-05).
-        *(
-            f"ALTER TABLE {ks}.{table} ADD IF NOT EXISTS (marks map<int, bigint>, last_event_at timestamp)"
-            for table in ("item_quantity_by_day", "balance_by_vendor")
-        ),
+        # A table made before the marks moved into the rows (2026-12-05); item_quantity_by_day's: `upgrade_read_models`.
+        f"ALTER TABLE {ks}.balance_by_vendor ADD IF NOT EXISTS (marks map<int, bigint>, last_event_at timestamp)",
         # What "popular items" is for: the most bought items of a day, across vendors.
         f"""CREATE TABLE IF NOT EXISTS {ks}.popular_items_by_day (
             year int, month int, day int, vendorid uuid, productid uuid, quantity int, name text,
@@ -156,9 +156,85 @@ async def migrate_cassandra(settings: Settings) -> None:
     try:
         for statement in cassandra_ddl(settings):
             await execute(session, statement, timeout_s=60)
-        await adopt_projection_rows(session, settings.cassandra_keyspace)
+        await upgrade_read_models(session, settings.cassandra_keyspace)
     finally:
         await asyncio.to_thread(cluster.shutdown)
+
+
+async def _tables(session: Any, ks: str) -> set[str]:
+    from app.stores.cassandra import execute
+
+    rows = await execute(
+        session, "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (ks,), timeout_s=30
+    )
+    return {r.table_name for r in rows}
+
+
+async def upgrade_read_models(session: Any, ks: str) -> None:
+    """Bring read-model tables of an older keyspace to the current shape, in the order they changed: the marks into
+    the rows (2026-12-05, `adopt_projection_rows`), then item_quantity_by_day's rows into their vendor's partition
+    (2026-12-07, `move_item_quantities`). Nothing to do (one query) for a keyspace that is current."""
+    from cassandra import InvalidRequest
+
+    from app.stores.cassandra import execute
+
+    if "item_quantity_by_day" in await _tables(session, ks):
+        try:
+            await execute(
+                session,
+                f"ALTER TABLE {ks}.item_quantity_by_day ADD IF NOT EXISTS (marks map<int, bigint>, "
+                "last_event_at timestamp)",
+                timeout_s=60,
+            )
+        except InvalidRequest as error:  # dropped by another process meanwhile: it moved the rows
+            log.info("%s.item_quantity_by_day: %s", ks, error)
+    await adopt_projection_rows(session, ks)
+    await move_item_quantities(session, ks)
+
+
+async def move_item_quantities(session: Any, ks: str) -> None:
+    """Until 2026-12-07 a product's days were a partition of their own (item_quantity_by_day): copied here into
+    item_quantity_by_vendor_month, each cell with the timestamp it was written with (the row's version, so the
+    owner's next write of the row still wins, and a stale owner's older one still loses), then the old table goes.
+    Several processes migrate at start: copying twice writes the same cells, and a table another one has dropped
+    meanwhile ends the copy. (Workers of the version before still writing the old table after it is copied: their
+    rows are in the journal, and `cart rebuild popular_items` puts them back; stop the old workers first.)"""
+    from cassandra import InvalidRequest
+    from cassandra.query import BatchStatement, BatchType
+
+    from app.stores.cassandra import execute, execute_all, scan
+
+    if "item_quantity_by_day" not in await _tables(session, ks):
+        return
+    try:
+        old = await scan(
+            session,
+            "SELECT vendorid, year, month, productid, day, quantity, name, marks, last_event_at, "
+            f"WRITETIME(quantity) AS written FROM {ks}.item_quantity_by_day",
+            page_size=5000,
+        )
+        log.warning("%s.item_quantity_by_day: moving %d rows into item_quantity_by_vendor_month, once", ks, len(old))
+        insert = await asyncio.to_thread(
+            session.prepare,
+            f"INSERT INTO {ks}.item_quantity_by_vendor_month (vendorid, year, month, productid, day, quantity, name, "
+            "marks, last_event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
+        )
+        by_partition: dict[tuple[Any, ...], list[Any]] = {}
+        for r in old:
+            if r.quantity is not None:  # a row whose value was deleted: nothing to move
+                by_partition.setdefault((r.vendorid, r.year, r.month), []).append(r)
+        batches = []
+        for rows in by_partition.values():
+            for start in range(0, len(rows), 100):
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                for r in rows[start : start + 100]:
+                    batch.add(insert, (*r[:9], r.written))
+                batches.append((batch, None))
+        await execute_all(session, batches, concurrency=16, timeout_s=30)
+        await execute(session, f"DROP TABLE IF EXISTS {ks}.item_quantity_by_day", timeout_s=60)
+        log.info("%s.item_quantity_by_day: rows moved into item_quantity_by_vendor_month, table dropped", ks)
+    except InvalidRequest as error:  # dropped by another process meanwhile: it moved them
+        log.info("%s.item_quantity_by_day: %s", ks, error)
 
 
 def _cast(cast: Any, part: str) -> Any:
@@ -174,10 +250,7 @@ async def adopt_projection_rows(session: Any, ks: str) -> None:
 
     from app.stores.cassandra import execute, execute_all, scan
 
-    tables = await execute(
-        session, "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (ks,), timeout_s=30
-    )
-    if "projection_rows" not in {r.table_name for r in tables}:
+    if "projection_rows" not in await _tables(session, ks):
         return
     # Per projection: its table, the row key's columns and their types (a row key is its parts joined by "/").
     where = {

@@ -318,7 +318,7 @@ async def damage(keyspace: str, database: str) -> None:
 
     cluster, session = await connect_async(get_settings(), keyspace)
     try:
-        await execute(session, "TRUNCATE item_quantity_by_day", timeout_s=60)
+        await execute(session, "TRUNCATE item_quantity_by_vendor_month", timeout_s=60)
     finally:
         cluster.shutdown()
     conn = await asyncpg.connect(get_settings().postgres_dsn.rsplit("/", 1)[0] + f"/{database}")

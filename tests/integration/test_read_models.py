@@ -1,6 +1,7 @@
 """`CassandraReadModels` against the real Cassandra: a row's value and its marks are one write, so one read gives
 both; an owner's older state never overwrites a newer one; a rebuild keeps the marks of the live rows; and the
-marks of the old `projection_rows` table are adopted into the rows by the migration. Ids are random per test."""
+marks of the old `projection_rows` table are adopted into the rows, and the old `item_quantity_by_day` rows moved into
+their vendor's partition, by the migration. Ids are random per test."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from app.query_side.projections import POPULAR_ITEMS, VENDOR_BILLING, RowState, 
 from app.query_side.read_models import CassandraReadModels
 from app.settings import Settings
 from app.stores.cassandra import connect_async, execute
-from app.stores.migrations import adopt_projection_rows, migrate_cassandra
+from app.stores.migrations import migrate_cassandra, upgrade_read_models
 
 YEAR = random.randrange(2200, 2900)  # a year of its own, so the day table's partitions are this run's
 
@@ -103,12 +104,28 @@ async def test_a_rebuild_keeps_the_marks_of_the_live_rows(scratch: CassandraRead
     assert await models.all_marks(POPULAR_ITEMS) == {live: {0: 700}}
 
 
-async def test_the_migration_adopts_the_marks_of_projection_rows_and_drops_it(scratch: CassandraReadModels) -> None:
+async def test_the_migration_adopts_the_marks_of_projection_rows_and_moves_the_quantities(
+    scratch: CassandraReadModels,
+) -> None:
     models, session, keyspace = scratch, scratch.session, scratch.keyspace
-    vendor, product = uuid.uuid4(), uuid.uuid4()
+    vendor, product, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     item, balance = popular_items_row(vendor, product, YEAR, 7, 8), vendor_billing_row(vendor, YEAR, 7)
     orphan = popular_items_row(vendor, product, YEAR, 7, 9)  # a tracking row whose row a rebuild removed
-    # As the code before 2026-12-05 wrote them: values without marks, then a tracking row each.
+    # As the code before 2026-12-05 made and wrote them: a partition per product's month, values without marks,
+    # then a tracking row each.
+    await execute(
+        session,
+        f"""CREATE TABLE {keyspace}.item_quantity_by_day (
+            vendorid uuid, productid uuid, year int, month int, day int, quantity int, name text,
+            PRIMARY KEY ((vendorid, productid, year, month), day))""",
+        timeout_s=60,
+    )
+    await execute(
+        session,
+        f"INSERT INTO {keyspace}.item_quantity_by_day (vendorid, productid, year, month, day, quantity, name) "
+        "VALUES (%s, %s, %s, 7, 3, 2, 'kiwi') USING TIMESTAMP 5",
+        (vendor, other, YEAR),
+    )
     await execute(
         session,
         f"INSERT INTO {keyspace}.item_quantity_by_day (vendorid, productid, year, month, day, quantity, name) "
@@ -141,16 +158,27 @@ async def test_the_migration_adopts_the_marks_of_projection_rows_and_drops_it(sc
             (projection, "/".join(row), version, marks, at, version),
         )
 
-    await adopt_projection_rows(session, keyspace)
+    await upgrade_read_models(session, keyspace)
+    await upgrade_read_models(session, keyspace)  # every process migrates at start: the second finds nothing to do
 
     days, freshness = await models.quantities_by_day(vendor, product, YEAR, 7)
     assert days == [{"day": 8, "quantity": 6, "name": "fig"}]  # the orphan made no row
     assert freshness.marks == {0: 1_000, 2: 2_000} and freshness.last_event_at == at
+    days, freshness = await models.quantities_by_day(vendor, other, YEAR, 7)
+    assert days == [{"day": 3, "quantity": 2, "name": "kiwi"}] and freshness.marks == {}  # no marks to adopt
+    assert await models.all_rows(POPULAR_ITEMS) == {
+        item: Decimal(6),
+        popular_items_row(vendor, other, YEAR, 7, 3): Decimal(2),
+    }
     months, freshness = await models.balances(vendor, YEAR)
     assert months == [{"month": 7, "balance": Decimal("12.50")}] and freshness.marks == {1: 500}
     tables = await execute(session, "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,))
-    assert "projection_rows" not in {r.table_name for r in tables}
-    # The owner's next write of the row, a newer version, replaces the adopted marks.
+    assert not {"projection_rows", "item_quantity_by_day"} & {r.table_name for r in tables}
+    # The rows moved with the timestamps they were written with (their versions): a stale owner's older state
+    # still loses, and the owner's next write of the row, a newer version, replaces the adopted marks.
+    await models.write_popular_items([(item, state(1, 2, {0: 900}))])
+    days, freshness = await models.quantities_by_day(vendor, product, YEAR, 7)
+    assert days == [{"day": 8, "quantity": 6, "name": "fig"}] and freshness.marks == {0: 1_000, 2: 2_000}
     await models.write_popular_items([(item, state(9, 4, {0: 1_500}))])
     _, freshness = await models.quantities_by_day(vendor, product, YEAR, 7)
     assert freshness.marks == {0: 1_500}

@@ -166,8 +166,9 @@ async def plant(runtime: Runtime, settings: Settings, billing: tuple[str, ...], 
     session, ks = await runtime.cassandra(), settings.cassandra_keyspace
     vendor, year, month = UUID(billing[0]), int(billing[1]), int(billing[2])
     await execute(
-        session, f"DELETE FROM {ks}.item_quantity_by_day WHERE vendorid = %s AND productid = %s AND year = %s "
-        "AND month = %s AND day = %s", (UUID(popular[0]), UUID(popular[1]), *map(int, popular[2:])),
+        session, f"DELETE FROM {ks}.item_quantity_by_vendor_month WHERE vendorid = %s AND year = %s AND month = %s "
+        "AND productid = %s AND day = %s",
+        (UUID(popular[0]), int(popular[2]), int(popular[3]), UUID(popular[1]), int(popular[4])),
     )  # fmt: skip
     await execute(
         session, f"UPDATE {ks}.balance_by_vendor SET balance = -1.00 "
