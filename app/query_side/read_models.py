@@ -26,7 +26,6 @@ from typing import Any
 from uuid import UUID
 
 from cassandra.cluster import Session
-from cassandra.query import BatchStatement, BatchType
 
 from app.query_side.projections import (
     POPULAR_ITEMS,
@@ -38,7 +37,7 @@ from app.query_side.projections import (
     popular_items_row,
     vendor_billing_row,
 )
-from app.stores.cassandra import execute, execute_all, scan
+from app.stores.cassandra import execute, execute_all, scan, unlogged_batches
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ class CassandraReadModels:
             f"INSERT INTO {ks}.balance_by_vendor (vendorid, year, month, balance, marks, last_event_at) "
             "VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
         )
-        # How many leading values of each write are its partition key: rebuild batches the writes per partition.
+        # How many leading values of each write are its partition key: the writes are grouped by partition.
         self._partition_key_width = {self._write_quantity: 3, self._write_day: 3, self._write_balance: 2}
         self._read_quantities = p(
             f"SELECT day, quantity, name, marks, last_event_at FROM {ks}.item_quantity_by_vendor_month "
@@ -158,13 +157,12 @@ class CassandraReadModels:
         await self._write_unlogged([w for writes in by_partition.values() for w in writes])
 
     async def _write_unlogged(self, statements: Sequence[tuple[Any, tuple[Any, ...]]]) -> None:
-        writes = []
-        for start in range(0, len(statements), ROWS_PER_REQUEST):
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for statement, params in statements[start : start + ROWS_PER_REQUEST]:
-                batch.add(statement, params)
-            writes.append(execute(self.session, batch, timeout_s=self.timeout_s))
-        await asyncio.gather(*writes)
+        await asyncio.gather(
+            *(
+                execute(self.session, batch, timeout_s=self.timeout_s)
+                for batch in unlogged_batches(statements, ROWS_PER_REQUEST)
+            )
+        )
 
     async def quantities_by_day(
         self, vendor: UUID, product: UUID, year: int, month: int
@@ -233,13 +231,11 @@ class CassandraReadModels:
         by_partition = self._by_partition(
             w for row, state in rows.items() for w in writes(row, state._replace(marks=live.get(row, {})))
         )
-        batches = []
-        for partition in by_partition.values():
-            for start in range(0, len(partition), rows_per_batch):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for statement, params in partition[start : start + rows_per_batch]:
-                    batch.add(statement, params)
-                batches.append((batch, None))
+        batches = [
+            (batch, None)
+            for partition in by_partition.values()
+            for batch in unlogged_batches(partition, rows_per_batch)
+        ]
         total = len(rows) * len(tables)  # writes: one per row and table
 
         def written(done: int) -> None:

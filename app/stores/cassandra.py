@@ -19,6 +19,7 @@ from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import RoundRobinPolicy
+from cassandra.query import BatchStatement, BatchType
 
 from app.settings import Settings
 from app.stores.loop_connection import on_loop
@@ -178,6 +179,19 @@ async def in_parallel(jobs: Iterable[Callable[[], Awaitable[None]]], concurrency
                 group.create_task(one_after_another())
     except ExceptionGroup as failed:
         raise failed.exceptions[0] from None
+
+
+def unlogged_batches(writes: Sequence[tuple[Any, Sequence[Any]]], per_batch: int) -> list[BatchStatement]:
+    """`writes` (statement, values) in unlogged batches of `per_batch`, in the order given. Cassandra makes a batch's
+    writes to one partition one mutation, and pays per partition far more than per row: give a partition's writes
+    together (docs/benchmarks.md, 2026-12-05 late night and 2026-12-07)."""
+    batches = []
+    for start in range(0, len(writes), per_batch):
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for statement, values in writes[start : start + per_batch]:
+            batch.add(statement, values)
+        batches.append(batch)
+    return batches
 
 
 async def execute_all(

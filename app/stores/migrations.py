@@ -178,7 +178,8 @@ async def upgrade_read_models(session: Any, ks: str) -> None:
 
     from app.stores.cassandra import execute
 
-    if "item_quantity_by_day" in await _tables(session, ks):
+    tables = await _tables(session, ks)
+    if "item_quantity_by_day" in tables:
         try:
             await execute(
                 session,
@@ -188,8 +189,10 @@ async def upgrade_read_models(session: Any, ks: str) -> None:
             )
         except InvalidRequest as error:  # dropped by another process meanwhile: it moved the rows
             log.info("%s.item_quantity_by_day: %s", ks, error)
-    await adopt_projection_rows(session, ks)
-    await move_item_quantities(session, ks)
+    if "projection_rows" in tables:
+        await adopt_projection_rows(session, ks)
+    if "item_quantity_by_day" in tables:
+        await move_item_quantities(session, ks)
 
 
 async def move_item_quantities(session: Any, ks: str) -> None:
@@ -200,12 +203,9 @@ async def move_item_quantities(session: Any, ks: str) -> None:
     meanwhile ends the copy. (Workers of the version before still writing the old table after it is copied: their
     rows are in the journal, and `cart rebuild popular_items` puts them back; stop the old workers first.)"""
     from cassandra import InvalidRequest
-    from cassandra.query import BatchStatement, BatchType
 
-    from app.stores.cassandra import execute, execute_all, scan
+    from app.stores.cassandra import execute, execute_all, scan, unlogged_batches
 
-    if "item_quantity_by_day" not in await _tables(session, ks):
-        return
     try:
         old = await scan(
             session,
@@ -219,17 +219,10 @@ async def move_item_quantities(session: Any, ks: str) -> None:
             f"INSERT INTO {ks}.item_quantity_by_vendor_month (vendorid, year, month, productid, day, quantity, name, "
             "marks, last_event_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?",
         )
-        by_partition: dict[tuple[Any, ...], list[Any]] = {}
-        for r in old:
-            if r.quantity is not None:  # a row whose value was deleted: nothing to move
-                by_partition.setdefault((r.vendorid, r.year, r.month), []).append(r)
-        batches = []
-        for rows in by_partition.values():
-            for start in range(0, len(rows), 100):
-                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for r in rows[start : start + 100]:
-                    batch.add(insert, (*r[:9], r.written))
-                batches.append((batch, None))
+        # A row whose value was deleted has nothing to move. By partition: a batch's rows of one are one mutation.
+        moving = sorted((r for r in old if r.quantity is not None), key=lambda r: (r.vendorid, r.year, r.month))
+        writes = [(insert, (*r[:9], r.written)) for r in moving]
+        batches = [(batch, None) for batch in unlogged_batches(writes, 100)]
         await execute_all(session, batches, concurrency=16, timeout_s=30)
         await execute(session, f"DROP TABLE IF EXISTS {ks}.item_quantity_by_day", timeout_s=60)
         log.info("%s.item_quantity_by_day: rows moved into item_quantity_by_vendor_month, table dropped", ks)
@@ -250,8 +243,6 @@ async def adopt_projection_rows(session: Any, ks: str) -> None:
 
     from app.stores.cassandra import execute, execute_all, scan
 
-    if "projection_rows" not in await _tables(session, ks):
-        return
     # Per projection: its table, the row key's columns and their types (a row key is its parts joined by "/").
     where = {
         "popular_items": (
