@@ -23,15 +23,16 @@ from functools import partial
 from typing import Any
 from uuid import UUID
 
-from app.cart.stored_event import StoredEvent
 from app.command_side.command_bus import CartServiceUnavailable
 from app.command_side.journal import NotIndexedYet
 from app.query_side.projections import (
     PassingEvent,
+    Purchase,
     RowUpdate,
     item_purchased_message,
     popular_items_update,
     projected_event_of_message,
+    purchase_of,
     update_messages,
     vendor_billing_update,
 )
@@ -57,11 +58,12 @@ bookkeeping = Checkpointed(absorbed_events, TablePositions(absorbed_events), set
 public = item_purchased_topic.get_topic_name()
 
 
-async def journal_range(member_id: UUID, first: int, last: int) -> list[StoredEvent]:
-    """The member's events first..last from the journal. Its owner writes the member-keyed journal behind its
-    answers (app/command_side/indexer.py), so if they are not all there yet, it is asked to index what it holds,
-    and then they are; if it does not answer (it died, and its partition is not claimed yet), NotIndexedYet: the
-    batch is taken again (process_reliably) until the next owner's claim has indexed them."""
+async def journal_range(member_id: UUID, first: int, last: int) -> list[Purchase | PassingEvent]:
+    """The member's events first..last from the journal, as the cart-events messages would have given them. Its
+    owner writes the member-keyed journal behind its answers (app/command_side/indexer.py), so if they are not all
+    there yet, it is asked to index what it holds, and then they are; if it does not answer (it died, and its
+    partition is not claimed yet), NotIndexedYet: the batch is taken again (process_reliably) until the next
+    owner's claim has indexed them."""
     runtime = process_runtime()
     journal = await runtime.journal()
     wanted = list(range(first, last + 1))
@@ -74,40 +76,39 @@ async def journal_range(member_id: UUID, first: int, last: int) -> list[StoredEv
         events = list(await journal.read(member_id, first, last))
         if [e.seq_nr for e in events] != wanted:
             raise NotIndexedYet(f"events {first}..{last} of {member_id} are not in the journal yet")
-    return events
+    member = str(member_id)
+    return [PassingEvent(member, e.seq_nr) if (p := purchase_of(e)) is None else p for e in events]
 
 
-async def forward_purchases(partition: int, messages: Delivered[StoredEvent | PassingEvent]) -> None:
+async def forward_purchases(partition: int, messages: Delivered[Purchase | PassingEvent]) -> None:
     absorbed: dict[str, int] = {}  # member -> highest seq_nr forwarded, as of this run
     outbox = Outbox()  # the public messages and the updates, handed to the producer a batch per partition
     producer = kafka_producer()
     public_partitions = len(await producer.partitions_for(public))
     updates: dict[Any, list[RowUpdate]] = {topic: [] for _, topic in ROUTES}  # per update topic, in source order
-    for offset, stored in messages:
-        if stored is None:
+    for offset, event in messages:
+        if event is None:
             continue
-        member = stored.member if isinstance(stored, PassingEvent) else str(stored.member_id)
+        member = event.member if isinstance(event, PassingEvent) else event.member_id
         last = absorbed[member] if member in absorbed else bookkeeping.get(partition, member) or 0
         # Seen before (a duplicate emission): the entry is written again all the same, since after a crash
         # mid-flush the local store can be ahead of the changelog, from which the next owner restores.
-        absorbed[member] = max(last, stored.seq_nr)
-        if stored.seq_nr <= last:
+        absorbed[member] = max(last, event.seq_nr)
+        if event.seq_nr <= last:
             continue
-        events: list[StoredEvent | PassingEvent] = [stored]
-        if stored.seq_nr > last + 1:
+        events: list[Purchase | PassingEvent] = [event]
+        if event.seq_nr > last + 1:
             # Earlier events of this member never reached us (a late emission, or an emission lost in a crash): the
             # journal has them. A replay reads the same range, so their indexes are the same every time.
-            events = [*await journal_range(UUID(member), last + 1, stored.seq_nr)]
-        for index, event in enumerate(events):
-            if isinstance(event, PassingEvent):
+            events = await journal_range(UUID(member), last + 1, event.seq_nr)
+        for index, purchase in enumerate(events):
+            if isinstance(purchase, PassingEvent):
                 continue  # no projection takes it, nor the public topic
             for project, topic in ROUTES:
-                update = project(event, partition, offset, index)
-                if update is not None:
-                    updates[topic].append(update)
-            if (document := item_purchased_message(event)) is not None:
-                # Keyed by member, to the partition Kafka's partitioner gives the key (a keyed Topic.send's).
-                outbox.add(public, partition_of(member, public_partitions), member.encode(), document)
+                updates[topic].append(project(purchase, partition, offset, index))
+            # Keyed by member, to the partition Kafka's partitioner gives the key (a keyed Topic.send's).
+            to = partition_of(member, public_partitions)
+            outbox.add(public, to, member.encode(), item_purchased_message(purchase))
     for topic, run in updates.items():
         for to, message in update_messages(run, partial(partition_of, partitions=settings.partitions)):
             outbox.add(topic.get_topic_name(), to, None, message)

@@ -239,6 +239,10 @@ def _field(d: Mapping[str, object], key: str) -> object:
     return d[key]
 
 
+def mapping_field(d: Mapping[str, object], key: str) -> Mapping[str, object]:
+    return _mapping(_field(d, key), key)
+
+
 def _mapping(value: object, key: str) -> Mapping[str, object]:
     if not isinstance(value, Mapping):
         raise CodecError(f"field {key!r} must be an object, got {value!r}")
@@ -274,10 +278,19 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 def uuid_text_field(d: Mapping[str, object], key: str) -> str:
     """A UUID field as canonical text (what str(UUID) writes), for readers that only compare or pass the id on: a
     UUID made and written out again per event was 8% of the projection worker's samples in a catch-up."""
-    text = str_field(d, key)
-    if _CANONICAL_UUID(text):
-        return text
-    return str(uuid_field(d, key))  # another spelling of a UUID, or none (CodecError)
+    return uuid_text(str_field(d, key), f"field {key!r}")
+
+
+def uuid_text(value: object, what: str) -> str:
+    """`value` as a UUID's canonical text; CodecError, naming `what`, if it is not a UUID's text."""
+    if type(value) is str and _CANONICAL_UUID(value):
+        return value
+    if not isinstance(value, str):
+        raise CodecError(f"{what} must be a string, got {value!r}")
+    try:
+        return str(UUID(value))  # another spelling of a UUID
+    except ValueError as error:
+        raise CodecError(f"{what} must be a UUID, got {value!r}") from error
 
 
 def decimal_field(d: Mapping[str, object], key: str) -> Decimal:
@@ -290,6 +303,11 @@ def decimal_field(d: Mapping[str, object], key: str) -> Decimal:
     if not value.is_finite():
         raise CodecError(f"field {key!r} must be a finite decimal, got {text!r}")
     return value
+
+
+def utc_datetime_field(d: Mapping[str, object], key: str) -> datetime:
+    """An ISO-8601 time with an offset, in UTC."""
+    return _datetime(d, key)
 
 
 def _datetime(d: Mapping[str, object], key: str) -> datetime:

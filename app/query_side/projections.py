@@ -21,21 +21,31 @@ the number of messages each update costs on both sides of Kafka.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
-from decimal import Decimal
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
 
-from app.cart.codec import CodecError, decimal_field, int_field, json_object, str_field, uuid_text_field
+from app.cart.codec import (
+    CodecError,
+    decimal_field,
+    int_field,
+    json_object,
+    mapping_field,
+    str_field,
+    utc_datetime_field,
+    uuid_text,
+    uuid_text_field,
+)
 from app.cart.rules import ItemPurchased
 from app.cart.stored_event import StoredEvent
-from schemas.records import event_of_dict
 
 ITEM_PURCHASED_SCHEMA_VERSION = 1  # schemas/item_purchased.v1.json
 POPULAR_ITEMS = "popular_items"
+ITEM_PURCHASED = ItemPurchased.__name__
 POSITION_SCALE = 1_000_000  # source_position = offset * POSITION_SCALE + index (index < POSITION_SCALE)
 VENDOR_BILLING = "vendor_billing"
 
@@ -64,8 +74,7 @@ class RowUpdate(NamedTuple):
         return {**self.orjson_dict(), "occurred_at": self.occurred_at.isoformat()}
 
     def orjson_dict(self) -> dict[str, Any]:
-        """`to_dict` as orjson writes it, for the update messages: the time is left to orjson, which writes what
-        isoformat() would (tests/unit/test_update_messages.py), three times as fast."""
+        """`to_dict` as orjson writes it (the time left to orjson, which writes what isoformat() would)."""
         return {
             "row": list(self.row),
             "delta": str(self.delta),
@@ -92,6 +101,48 @@ class RowUpdate(NamedTuple):
             int(d.get("source_index", 0)),
         )
 
+    @classmethod
+    def from_fields(cls, fields: Sequence[Any]) -> RowUpdate:
+        """An update as the update messages carry it since 2026-12-07: its fields in order, in a JSON array (what
+        `updates_message` writes). Checked as `from_dict` checks them: a dict per update, with its field names, took
+        the owners twice as long to read back (4.7 against 2.3 us; docs/benchmarks.md, 2026-12-07, morning)."""
+        if not isinstance(fields, list) or len(fields) != len(cls._fields):
+            raise CodecError(f"an update is a list of its {len(cls._fields)} fields, not {fields!r}")
+        row, delta, name, member_id, seq_nr, source_partition, source_offset, occurred_at, source_index = fields
+        # Checked in straight lines, not with all() over generators: this runs once per update per owner.
+        if type(row) is not list or not row:
+            raise CodecError(f"an update's row is a list of strings, not {row!r}")
+        "".join(row)  # TypeError unless every part is a string
+        if type(delta) is not str or type(name) is not str or type(occurred_at) is not str:
+            raise CodecError(f"an update's delta, name and time are strings, not {delta!r}, {name!r}, {occurred_at!r}")
+        if (  # `type is`: neither a bool nor a float is a position
+            type(seq_nr) is not int
+            or type(source_partition) is not int
+            or type(source_offset) is not int
+            or type(source_index) is not int
+        ):
+            raise CodecError(f"an update's seq_nr and source position are integers, not {fields[4:]!r}")
+        try:
+            amount = Decimal(delta)
+        except InvalidOperation as error:  # an ArithmeticError, not what a decoder promises
+            raise CodecError(f"an update's delta is a decimal, not {delta!r}") from error
+        if not amount.is_finite():
+            raise CodecError(f"an update's delta is a finite decimal, not {delta!r}")
+        return tuple.__new__(  # the named tuple's own constructor is a Python function: a third slower
+            cls,
+            (
+                tuple(row),
+                amount,
+                name,
+                uuid_text(member_id, "an update's member_id"),
+                seq_nr,
+                source_partition,
+                source_offset,
+                datetime.fromisoformat(occurred_at),
+                source_index,
+            ),
+        )
+
     @property
     def key(self) -> str:
         return row_key(self.row)
@@ -114,41 +165,100 @@ def row_key(row: Row) -> str:
     return "/".join(row)
 
 
-def popular_items_row(vendor_id: UUID, product_id: UUID, year: int, month: int, day: int) -> Row:
-    """A row of item_quantity_by_vendor_month: (vendor, product, year, month, day)."""
+def popular_items_row(vendor_id: UUID | str, product_id: UUID | str, year: int, month: int, day: int) -> Row:
+    """A row of item_quantity_by_vendor_month: (vendor, product, year, month, day); ids as canonical text."""
     return str(vendor_id), str(product_id), str(year), str(month), str(day)
 
 
-def vendor_billing_row(vendor_id: UUID, year: int, month: int) -> Row:
-    """A row of vendor billing (balance_by_vendor, vendor_billing): (vendor, year, month)."""
+def vendor_billing_row(vendor_id: UUID | str, year: int, month: int) -> Row:
+    """A row of vendor billing (balance_by_vendor, vendor_billing): (vendor, year, month); the id as canonical text."""
     return str(vendor_id), str(year), str(month)
 
 
-def popular_items_update(event: StoredEvent, partition: int, offset: int, index: int = 0) -> RowUpdate | None:
-    """Quantity bought per vendor, product and UTC day: row (vendor, product, year, month, day)."""
-    if not isinstance(event.event, ItemPurchased):
+class Purchase(NamedTuple):
+    """An `ItemPurchased` event as the projections and the public topic take it: the ids as canonical text (what
+    str(UUID) writes), since they are only compared and passed on. `purchases` reads one from a cart-events message
+    without making a UUID of any id, the event's rules objects, or the ids' text again (`purchase_of_dict`): 21 ->
+    10 us a purchase, and 9 -> 4 us for its updates and public message (docs/benchmarks.md, 2026-12-07, morning).
+    From the journal, `purchase_of` takes a stored event."""
+
+    event_id: str
+    member_id: str
+    cart_id: str
+    seq_nr: int
+    product_id: str
+    vendor_id: str
+    name: str
+    price: Decimal
+    quantity: int
+    purchased_at: datetime  # in UTC
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.price * self.quantity
+
+
+def purchase_of(stored: StoredEvent) -> Purchase | None:
+    """The purchase a stored event is, None for any other event."""
+    event = stored.event
+    if not isinstance(event, ItemPurchased):
         return None
-    item, day = event.event.item, event.event.purchased_at
-    row = popular_items_row(item.vendor_id, item.product_id, day.year, day.month, day.day)
-    return RowUpdate(
-        row, Decimal(item.quantity), item.name, str(event.member_id), event.seq_nr, partition, offset, day, index
+    item = event.item
+    return Purchase(
+        str(stored.event_id),
+        str(stored.member_id),
+        str(stored.cart_id),
+        stored.seq_nr,
+        str(item.product_id),
+        str(item.vendor_id),
+        item.name,
+        item.price,
+        item.quantity,
+        event.purchased_at.astimezone(UTC),
     )
 
 
-def vendor_billing_update(event: StoredEvent, partition: int, offset: int, index: int = 0) -> RowUpdate | None:
+def purchase_of_dict(d: Mapping[str, Any]) -> Purchase:
+    """A cart-events message's `ItemPurchased` (its fields, as `schemas.records.event_dict` writes them), checked as
+    `event_of_dict` checks what the projections read: CodecError (a ValueError), KeyError or TypeError when it is
+    malformed."""
+    payload = mapping_field(d, "payload")
+    item = mapping_field(payload, "item")
+    return Purchase(
+        uuid_text_field(d, "event_id"),
+        uuid_text_field(d, "member_id"),
+        uuid_text_field(d, "cart_id"),
+        int_field(d, "seq_nr"),
+        uuid_text_field(item, "product_id"),
+        uuid_text_field(item, "vendor_id"),
+        str_field(item, "name"),
+        decimal_field(item, "price"),
+        int_field(item, "quantity"),
+        utc_datetime_field(payload, "purchased_at"),
+    )
+
+
+def popular_items_update(purchase: Purchase, partition: int, offset: int, index: int = 0) -> RowUpdate:
+    """Quantity bought per vendor, product and UTC day: row (vendor, product, year, month, day)."""
+    day = purchase.purchased_at
+    row = popular_items_row(purchase.vendor_id, purchase.product_id, day.year, day.month, day.day)
+    quantity = Decimal(purchase.quantity)
+    return RowUpdate(row, quantity, purchase.name, purchase.member_id, purchase.seq_nr, partition, offset, day, index)
+
+
+def vendor_billing_update(purchase: Purchase, partition: int, offset: int, index: int = 0) -> RowUpdate:
     """Money owed to a vendor per UTC month (price x quantity): row (vendor, year, month)."""
-    if not isinstance(event.event, ItemPurchased):
-        return None
-    item, day = event.event.item, event.event.purchased_at
-    row = vendor_billing_row(item.vendor_id, day.year, day.month)
-    member = str(event.member_id)
-    return RowUpdate(row, item.subtotal, item.name, member, event.seq_nr, partition, offset, day, index)
+    day = purchase.purchased_at
+    row = vendor_billing_row(purchase.vendor_id, day.year, day.month)
+    return RowUpdate(
+        row, purchase.subtotal, purchase.name, purchase.member_id, purchase.seq_nr, partition, offset, day, index
+    )
 
 
 PROJECTIONS = {POPULAR_ITEMS: popular_items_update, VENDOR_BILLING: vendor_billing_update}
 PROJECTED_EVENT_TYPES = frozenset({ItemPurchased.__name__})
-"""The only event types any projection makes an update of (every other event projects to None), so readers of the
-whole journal (verify, rebuild) need not decode the others."""
+"""The only event types any projection makes an update of (a `Purchase`), so readers of the whole journal (verify,
+rebuild) need not decode the others."""
 
 
 class PassingEvent(NamedTuple):
@@ -159,38 +269,35 @@ class PassingEvent(NamedTuple):
     seq_nr: int
 
 
-def projected_event_of_message(raw: bytes | None) -> StoredEvent | PassingEvent:
-    """A cart-events message (`schemas.records.event_of_message`'s input) as `purchases` needs it: the whole event
-    when a projection takes its type, only its member and seq_nr otherwise. Most events are not purchases, and
-    their payload was most of the decoding (6.7 against 42 us per ItemAdded, docs/benchmarks.md, 2026-12-03,
-    night). Raises KeyError, TypeError or ValueError when the message is malformed."""
+def projected_event_of_message(raw: bytes | None) -> Purchase | PassingEvent:
+    """A cart-events message (`schemas.records.event_of_message`'s input) as `purchases` needs it: a purchase
+    (`Purchase`), or only the member and seq_nr of any other event. Most events are not purchases, and their
+    payload was most of the decoding (6.7 against 42 us per ItemAdded, docs/benchmarks.md, 2026-12-03, night).
+    Raises KeyError, TypeError or ValueError when the message is malformed."""
     d = json_object(raw, "a cart event")
-    if d.get("type") in PROJECTED_EVENT_TYPES:
-        return event_of_dict(d)
-    if not isinstance(d.get("type"), str):
-        raise CodecError(f"a cart event's type is a string, not {d.get('type')!r}")
+    kind = d.get("type")
+    if kind == ITEM_PURCHASED:
+        return purchase_of_dict(d)
+    if not isinstance(kind, str):
+        raise CodecError(f"a cart event's type is a string, not {kind!r}")
     return PassingEvent(uuid_text_field(d, "member_id"), int_field(d, "seq_nr"))
 
 
-def item_purchased_message(stored: StoredEvent) -> bytes | None:
-    """The public message for the analytics teams' topic `item-purchased` (schemas/item_purchased.v1.json). The ids
-    and the time are left to orjson, which writes what str() and isoformat() would
-    (tests/unit/test_update_messages.py), in half the time of a dict of strings: one per purchase."""
-    if not isinstance(stored.event, ItemPurchased):
-        return None
-    item = stored.event.item
+def item_purchased_message(purchase: Purchase) -> bytes:
+    """The public message for the analytics teams' topic `item-purchased` (schemas/item_purchased.v1.json). The
+    time is left to orjson, which writes what isoformat() would (tests/unit/test_update_messages.py)."""
     return orjson.dumps(
         {
             "schemaVersion": ITEM_PURCHASED_SCHEMA_VERSION,
-            "eventId": stored.event_id,
-            "memberId": stored.member_id,
-            "cartId": stored.cart_id,
-            "productId": item.product_id,
-            "vendorId": item.vendor_id,
-            "name": item.name,
-            "price": str(item.price),
-            "quantity": item.quantity,
-            "purchasedAt": stored.event.purchased_at,
+            "eventId": purchase.event_id,
+            "memberId": purchase.member_id,
+            "cartId": purchase.cart_id,
+            "productId": purchase.product_id,
+            "vendorId": purchase.vendor_id,
+            "name": purchase.name,
+            "price": str(purchase.price),
+            "quantity": purchase.quantity,
+            "purchasedAt": purchase.purchased_at,
         }
     )
 
@@ -200,8 +307,16 @@ UPDATES_PER_MESSAGE = 500
 
 
 def updates_message(updates: Sequence[RowUpdate]) -> bytes:
-    """A message of an update topic (its value, JSON): updates of rows of one partition, in source order."""
-    return orjson.dumps({"updates": [update.orjson_dict() for update in updates]})
+    """A message of an update topic (its value, JSON): updates of rows of one partition, in source order, each as
+    its fields in order (`RowUpdate.from_fields`). The time is left to orjson, which writes what isoformat() would
+    (tests/unit/test_update_messages.py), the delta is its Decimal's text."""
+    return orjson.dumps({"updates": [tuple(update) for update in updates]}, default=_decimal_text)
+
+
+def _decimal_text(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not a field of an update")
 
 
 def update_messages(updates: Iterable[RowUpdate], partition_of: Callable[[str], int]) -> list[tuple[int, bytes]]:
@@ -218,13 +333,19 @@ def update_messages(updates: Iterable[RowUpdate], partition_of: Callable[[str], 
 
 
 def updates_of(value: bytes | None) -> list[RowUpdate]:
-    """The updates in a message of an update topic: many (`updates_message`), or one, as sent before 2026-12-03
-    (a topic written by an older worker is still read to its end). Raises KeyError, TypeError or ValueError when
-    the message is malformed."""
+    """The updates in a message of an update topic: many, each its fields in order (`updates_message`), or each a
+    dict of its fields (as sent from 2026-12-03 to 2026-12-07), or one dict, as sent before (a topic written by an
+    older worker is still read to its end). Raises KeyError, TypeError or ValueError when the message is
+    malformed."""
     message = json_object(value, "an update message")
-    if "updates" in message:
-        return [RowUpdate.from_dict(update) for update in message["updates"]]
-    return [RowUpdate.from_dict(message)]
+    if "updates" not in message:
+        return [RowUpdate.from_dict(message)]
+    updates = message["updates"]
+    if not isinstance(updates, list):
+        raise CodecError(f"an update message's updates are a list, not {updates!r}")
+    return [
+        RowUpdate.from_fields(update) if isinstance(update, list) else RowUpdate.from_dict(update) for update in updates
+    ]
 
 
 NO_MARKS: Mapping[int, int] = MappingProxyType({})

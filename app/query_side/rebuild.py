@@ -30,6 +30,7 @@ from app.query_side.projections import (
     Row,
     RowState,
     RowUpdate,
+    purchase_of,
 )
 from app.runtime import Runtime
 from app.settings import Settings
@@ -107,14 +108,16 @@ class JournalSums:
     def absorb(self, page: JournalPage) -> None:
         """A page of the journal through the projections (only the event types they use are decoded)."""
         for event in page.events(PROJECTED_EVENT_TYPES):
+            purchase = purchase_of(event)
+            if purchase is None:
+                continue
             for name, project in PROJECTIONS.items():
-                update = project(event, 0, 0)
-                if update is not None:
-                    row = self.rows[name].get(update.row)
-                    if row is None:
-                        self.rows[name][update.row] = RowSum(update.delta, update.name, 1, newest_key(update))
-                    else:
-                        row.add(update)
+                update = project(purchase, 0, 0)
+                row = self.rows[name].get(update.row)
+                if row is None:
+                    self.rows[name][update.row] = RowSum(update.delta, update.name, 1, newest_key(update))
+                else:
+                    row.add(update)
         self.members.update(page.member_ids())
         self.events += len(page)
 

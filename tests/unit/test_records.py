@@ -13,7 +13,7 @@ import pytest
 
 from app.cart import rules
 from app.cart.stored_event import SCHEMA_VERSION, StoredEvent
-from app.query_side.projections import PassingEvent, projected_event_of_message
+from app.query_side.projections import PassingEvent, Purchase, projected_event_of_message, purchase_of
 from app.streams.faust_app import app
 from schemas.records import (
     CartEventRecord,
@@ -140,7 +140,12 @@ def test_purchases_reads_a_purchase_whole_and_of_any_other_event_only_its_member
     purchase = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 5, "c", NOW, rules.ItemPurchased(CART_ID, an_item(), NOW))
     added = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 4, "c", NOW, rules.ItemAdded(CART_ID, an_item()))
 
-    assert projected_event_of_message(event_message(purchase)) == purchase
+    read = projected_event_of_message(event_message(purchase))
+    assert read == purchase_of(purchase)  # what the journal's copy of it projects as
+    assert read == Purchase(
+        str(purchase.event_id), str(MEMBER_ID), str(CART_ID), 5, str(an_item().product_id), str(an_item().vendor_id),
+        an_item().name, an_item().price, an_item().quantity, NOW,
+    )  # fmt: skip
     assert projected_event_of_message(event_message(added)) == PassingEvent(str(MEMBER_ID), 4)
     assert projected_event_of_message(CartEventRecord.of_event(added).dumps()) == PassingEvent(str(MEMBER_ID), 4)
 
@@ -150,6 +155,35 @@ def test_a_member_id_spelled_another_way_reads_as_its_canonical_text(spelled: st
     added = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 4, "c", NOW, rules.ItemAdded(CART_ID, an_item()))
     message = {**json.loads(event_message(added)), "member_id": spelled}
     assert projected_event_of_message(json.dumps(message).encode()) == PassingEvent(str(MEMBER_ID), 4)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("event_id", "x"),
+        ("member_id", 7),
+        ("cart_id", None),
+        ("seq_nr", 5.0),
+        ("payload", {}),
+        ("payload", {"item": []}),
+        ("payload.purchased_at", "2026-12-07T10:00:00"),  # no offset: not a time in UTC
+        ("payload.purchased_at", "yesterday"),
+        ("item.product_id", 1),
+        ("item.vendor_id", "v"),
+        ("item.name", None),
+        ("item.price", 1.5),
+        ("item.price", "NaN"),
+        ("item.quantity", "2"),
+    ],
+)
+def test_a_purchase_with_a_field_missing_or_of_the_wrong_type_is_malformed_not_a_crash(field: str, value: Any) -> None:
+    purchase = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 5, "c", NOW, rules.ItemPurchased(CART_ID, an_item(), NOW))
+    message = json.loads(event_message(purchase))
+    where, _, name = field.rpartition(".")
+    inner = {"": message, "payload": message["payload"], "item": message["payload"]["item"]}[where]
+    inner[name] = value
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        projected_event_of_message(json.dumps(message).encode())
 
 
 @pytest.mark.parametrize(

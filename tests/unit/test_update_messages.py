@@ -21,6 +21,7 @@ from app.query_side.projections import (
     UPDATES_PER_MESSAGE,
     RowUpdate,
     item_purchased_message,
+    purchase_of,
     update_messages,
     updates_message,
     updates_of,
@@ -64,7 +65,20 @@ def test_a_message_of_one_update_as_older_workers_sent_it_is_still_read() -> Non
     assert updates_of(as_faust_sent_it) == [update]
 
 
-@pytest.mark.parametrize("value", [None, b"", b"not json", b"[]", b'{"updates": [{"row": ["v"]}]}', b"{}"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        b"",
+        b"not json",
+        b"[]",
+        b'{"updates": [{"row": ["v"]}]}',
+        b"{}",
+        b'{"updates": 3}',
+        b'{"updates": [["v"]]}',
+        b'{"updates": [[["v"], "1", "n", "00000000-0000-0000-0000-0000000000aa", 1, 3, 41, "2026-12-03T00:00"]]}',
+    ],
+)
 def test_a_malformed_update_message_is_a_value_error_type_error_or_key_error(value: bytes | None) -> None:
     with pytest.raises((KeyError, TypeError, ValueError)):  # what `decoded_all` skips as malformed, with a log line
         updates_of(value)
@@ -90,7 +104,18 @@ def test_an_update_with_a_field_of_the_wrong_type_is_malformed_not_a_crash(field
     # exited on it, and again on every redelivery.
     fields = {**an_update(("vendor", "2026", "12"), 41).to_dict(), field: value}
     with pytest.raises((KeyError, TypeError, ValueError)):
-        updates_of(orjson.dumps({"updates": [fields]}))
+        updates_of(orjson.dumps({"updates": [fields]}))  # as sent from 2026-12-03 to 2026-12-07
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        updates_of(orjson.dumps({"updates": [list(fields.values())]}))  # as sent since
+
+
+@pytest.mark.parametrize(
+    "field, value", [("delta", "NaN"), ("delta", "1,5"), ("occurred_at", "not a time"), ("source_index", None)]
+)
+def test_an_update_with_a_field_of_the_right_type_but_no_value_is_malformed(field: str, value: Any) -> None:
+    fields = {**an_update(("vendor", "2026", "12"), 41).to_dict(), field: value}
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        updates_of(orjson.dumps({"updates": [list(fields.values())]}))
 
 
 def test_a_rows_partition_is_the_one_faust_chose_for_its_key() -> None:
@@ -114,15 +139,25 @@ TIMES = [
 
 
 @pytest.mark.parametrize("at", TIMES)
-def test_an_update_message_is_byte_for_byte_the_json_of_to_dict(at: datetime) -> None:
-    """Messages leave the ids and times to orjson (faster than str() and isoformat()); workers that read the
-    update topics before that, or after, must read the same bytes."""
+def test_an_update_message_carries_each_update_as_its_fields_in_order_and_reads_back_as_it(at: datetime) -> None:
+    """Messages leave the times to orjson (faster than isoformat()); what they carry must be what isoformat()
+    writes, which the owners read back."""
     updates = [
         RowUpdate(("v", "2026", "12"), Decimal("1234567.125"), "n\u00e9", str(uuid4()), 7, 3, 41, at),
         RowUpdate(("v", "p", "2026", "12", "3"), Decimal(2), "", str(uuid4()), 8, 3, 41, at, 2),
     ]
-    assert updates_message(updates) == orjson.dumps({"updates": [u.to_dict() for u in updates]})
+    assert updates_message(updates) == orjson.dumps({"updates": [list(u.to_dict().values()) for u in updates]})
+    assert list(updates[0].to_dict()) == list(RowUpdate._fields)  # the order of the fields in a message
     assert updates_of(updates_message(updates)) == updates
+
+
+@pytest.mark.parametrize("at", TIMES)
+def test_an_update_message_as_sent_before_2026_12_07_a_dict_per_update_is_still_read(at: datetime) -> None:
+    updates = [
+        RowUpdate(("v", "2026", "12"), Decimal("1.5"), "n", str(uuid4()), 7, 3, 41, at),
+        RowUpdate(("v", "p", "2026", "12", "3"), Decimal(2), "", str(uuid4()), 8, 3, 41, at, 2),
+    ]
+    assert updates_of(orjson.dumps({"updates": [u.to_dict() for u in updates]})) == updates
 
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "item_purchased.v1.json").read_text())
@@ -144,6 +179,6 @@ def test_an_item_purchased_message_is_the_documented_json_with_ids_and_time_as_s
         "quantity": 3,
         "purchasedAt": at.isoformat(),
     }
-    message = item_purchased_message(stored)
+    message = item_purchased_message(purchase_of(stored))
     assert message == orjson.dumps(document)
     jsonschema.validate(orjson.loads(message), SCHEMA, format_checker=jsonschema.FormatChecker())
