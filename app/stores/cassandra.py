@@ -19,9 +19,10 @@ from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, ResponseFuture, Session
 from cassandra.policies import RoundRobinPolicy
-from cassandra.query import BatchStatement, BatchType
+from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from app.settings import Settings
+from app.stores.cql_values import bound
 from app.stores.loop_connection import on_loop
 
 
@@ -189,7 +190,10 @@ def unlogged_batches(writes: Sequence[tuple[Any, Sequence[Any]]], per_batch: int
     for start in range(0, len(writes), per_batch):
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         for statement, values in writes[start : start + per_batch]:
-            batch.add(statement, values)
+            if isinstance(statement, PreparedStatement):
+                batch.add(bound(statement, values))  # the driver's bytes, made faster (app/stores/cql_values.py)
+            else:
+                batch.add(statement, values)
         batches.append(batch)
     return batches
 

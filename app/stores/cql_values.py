@@ -1,0 +1,129 @@
+"""A prepared statement's values serialized faster than the driver binds them, byte for byte as it would.
+
+The read-model rows are written many to a request (app/stores/cassandra.py, `unlogged_batches`), and the driver
+binds each row's values one by one through its type classes: 25 us for a popular item's two rows, most of it the
+marks (a map of up to twelve source partitions) and the time, the largest single cost of the projection worker
+left in a catch-up (docs/benchmarks.md, 2026-12-07, morning). Here each column of a statement gets an encoder once,
+from the types the statement was prepared with: the types the read models write (uuid, int, bigint, text,
+timestamp, map<int, bigint>) are packed with `struct` directly (11 us for the same two rows); anything else, and
+any value of another Python type than the one packed, is left to the driver's own serializer.
+tests/integration/test_cql_values.py checks the bytes against the driver's for every write the read models
+prepare.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from cassandra.cqltypes import DateType, Int32Type, LongType, MapType, UTF8Type, UUIDType, VarcharType
+from cassandra.query import BoundStatement, PreparedStatement
+
+Encoder = Callable[[Any], bytes | None]
+
+_int32 = struct.Struct(">i").pack
+_int64 = struct.Struct(">q").pack
+_INT_SIZE, _LONG_SIZE = 4, 8
+MARKS = (Int32Type, LongType)  # the read models' marks: source partition -> position
+_EPOCH, _SECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(seconds=1)
+
+
+def _by_driver(cql_type: Any, protocol_version: int) -> Encoder:
+    def encode(value: Any) -> bytes:
+        return cql_type.serialize(value, protocol_version)  # type: ignore[no-any-return]
+
+    return encode
+
+
+def _uuid(fallback: Encoder) -> Encoder:
+    def encode(value: Any) -> bytes | None:
+        return value.bytes if type(value) is UUID else fallback(value)
+
+    return encode
+
+
+def _packed(pack: Callable[[int], bytes], fallback: Encoder) -> Encoder:
+    def encode(value: Any) -> bytes | None:
+        return pack(value) if type(value) is int else fallback(value)
+
+    return encode
+
+
+def _text(fallback: Encoder) -> Encoder:
+    def encode(value: Any) -> bytes | None:
+        return value.encode() if type(value) is str else fallback(value)
+
+    return encode
+
+
+def _timestamp(fallback: Encoder) -> Encoder:
+    """A timestamp: milliseconds since the epoch, computed with the driver's own arithmetic (float, truncated), from
+    the whole seconds it gets with `calendar.timegm(v.utctimetuple())`, here by a timedelta's floor division."""
+
+    def encode(value: Any) -> bytes | None:
+        if type(value) is not datetime or value.tzinfo is None:
+            return fallback(value)
+        seconds = (value - _EPOCH) // _SECOND
+        return _int64(int(seconds * 1e3 + value.microsecond / 1e3))
+
+    return encode
+
+
+def _int_to_bigint_map(fallback: Encoder) -> Encoder:
+    """map<int, bigint>: the entry count, then each key and value as [bytes] (a length, then the number)."""
+
+    def encode(value: Any) -> bytes | None:
+        if type(value) is not dict:
+            return fallback(value)
+        fields: list[int] = [len(value)]
+        for key, number in value.items():
+            fields += (_INT_SIZE, key, _LONG_SIZE, number)
+        return struct.pack(">i" + "iiiq" * len(value), *fields)
+
+    return encode
+
+
+def _encoder(cql_type: Any, protocol_version: int) -> Encoder:
+    fallback = _by_driver(cql_type, protocol_version)
+    if cql_type is UUIDType:
+        return _uuid(fallback)
+    if cql_type is Int32Type:
+        return _packed(_int32, fallback)
+    if cql_type is LongType:
+        return _packed(_int64, fallback)
+    if cql_type in (VarcharType, UTF8Type):
+        return _text(fallback)
+    if cql_type is DateType:
+        return _timestamp(fallback)
+    if isinstance(cql_type, type) and issubclass(cql_type, MapType) and getattr(cql_type, "subtypes", ()) == MARKS:
+        return _int_to_bigint_map(fallback)
+    return fallback
+
+
+_encoders: dict[bytes, list[Encoder]] = {}  # per prepared statement (its id), one per column
+
+
+def encoders(statement: PreparedStatement) -> list[Encoder]:
+    found = _encoders.get(statement.query_id)
+    if found is None:
+        version = statement.protocol_version
+        found = _encoders[statement.query_id] = [_encoder(c.type, version) for c in statement.column_metadata]
+    return found
+
+
+def bound(statement: PreparedStatement, values: Sequence[Any] | Mapping[str, Any]) -> BoundStatement:
+    """`statement.bind(values)`: the same values, serialized the same way, faster (the module's docstring). A
+    value None is a null, as the driver makes it; values by name, and values it cannot take, are left to the
+    driver (its checks, and its errors)."""
+    columns = encoders(statement)
+    if isinstance(values, Mapping) or len(values) != len(columns):
+        return statement.bind(values)
+    statement_bound = BoundStatement(statement)
+    try:
+        statement_bound.values = [None if v is None else encode(v) for encode, v in zip(columns, values, strict=True)]
+    except Exception:  # e.g. a number out of its column's range: the driver says which column, and why
+        return statement.bind(values)
+    return statement_bound
