@@ -700,7 +700,7 @@ class CassandraJournal:
             for start in range(0, len(rows), rows_per_write):
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
                 for row in rows[start : start + rows_per_write]:
-                    batch.add(self._insert, row)
+                    batch.add(bound(self._insert, row))
                 writes.append((batch, None))
         await execute_all(self.session, writes, concurrency=len(writes), timeout_s=self.timeout_s)
 
