@@ -70,11 +70,8 @@ class RowUpdate(NamedTuple):
         return self.source_offset * POSITION_SCALE + self.source_index
 
     def to_dict(self) -> dict[str, Any]:
-        """The update as plain JSON values (a string for the time)."""
-        return {**self.orjson_dict(), "occurred_at": self.occurred_at.isoformat()}
-
-    def orjson_dict(self) -> dict[str, Any]:
-        """`to_dict` as orjson writes it (the time left to orjson, which writes what isoformat() would)."""
+        """The update as a dict of plain JSON values (the update messages' shape from 2026-12-03 to 2026-12-07, which
+        `from_dict` reads)."""
         return {
             "row": list(self.row),
             "delta": str(self.delta),
@@ -83,7 +80,7 @@ class RowUpdate(NamedTuple):
             "seq_nr": self.seq_nr,
             "source_partition": self.source_partition,
             "source_offset": self.source_offset,
-            "occurred_at": self.occurred_at,
+            "occurred_at": self.occurred_at.isoformat(),
             "source_index": self.source_index,
         }
 
@@ -121,7 +118,8 @@ class RowUpdate(NamedTuple):
             or type(source_offset) is not int
             or type(source_index) is not int
         ):
-            raise CodecError(f"an update's seq_nr and source position are integers, not {fields[4:]!r}")
+            numbers = (seq_nr, source_partition, source_offset, source_index)
+            raise CodecError(f"an update's seq_nr and source position are integers, not {numbers!r}")
         try:
             amount = Decimal(delta)
         except InvalidOperation as error:  # an ArithmeticError, not what a decoder promises
@@ -256,7 +254,7 @@ def vendor_billing_update(purchase: Purchase, partition: int, offset: int, index
 
 
 PROJECTIONS = {POPULAR_ITEMS: popular_items_update, VENDOR_BILLING: vendor_billing_update}
-PROJECTED_EVENT_TYPES = frozenset({ItemPurchased.__name__})
+PROJECTED_EVENT_TYPES = frozenset({ITEM_PURCHASED})
 """The only event types any projection makes an update of (a `Purchase`), so readers of the whole journal (verify,
 rebuild) need not decode the others."""
 

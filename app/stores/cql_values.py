@@ -6,9 +6,10 @@ marks (a map of up to twelve source partitions) and the time, the largest single
 left in a catch-up (docs/benchmarks.md, 2026-12-07, morning). Here each column of a statement gets an encoder once,
 from the types the statement was prepared with: the types the read models write (uuid, int, bigint, text,
 timestamp, map<int, bigint>) are packed with `struct` directly (11 us for the same two rows); anything else, and
-any value of another Python type than the one packed, is left to the driver's own serializer.
-tests/integration/test_cql_values.py checks the bytes against the driver's for every write the read models
-prepare.
+any value of another Python type than the one packed, is left to the driver's own serializer. The journal's
+batched writes (its index, the bulk loader) use it too. tests/integration/test_cql_values.py checks the bytes
+against the driver's for every write the read models and the journal prepare, tests/unit/test_cql_values.py each
+encoder against the driver's serializer.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _timestamp(fallback: Encoder) -> Encoder:
     the whole seconds it gets with `calendar.timegm(v.utctimetuple())`, here by a timedelta's floor division."""
 
     def encode(value: Any) -> bytes | None:
-        if type(value) is not datetime or value.tzinfo is None:
+        if type(value) is not datetime or value.utcoffset() is None:  # naive: the driver takes it as UTC
             return fallback(value)
         seconds = (value - _EPOCH) // _SECOND
         return _int64(int(seconds * 1e3 + value.microsecond / 1e3))
@@ -86,8 +87,11 @@ def _int_to_bigint_map(fallback: Encoder) -> Encoder:
     return encode
 
 
-def _encoder(cql_type: Any, protocol_version: int) -> Encoder:
+def column_encoder(cql_type: Any, protocol_version: int) -> Encoder:
+    """How a value of `cql_type` is serialized at `protocol_version`: packed here, or by the driver."""
     fallback = _by_driver(cql_type, protocol_version)
+    if protocol_version < 3:  # collections' lengths were 16 bits before protocol v3: nothing of that here
+        return fallback
     if cql_type is UUIDType:
         return _uuid(fallback)
     if cql_type is Int32Type:
@@ -103,14 +107,14 @@ def _encoder(cql_type: Any, protocol_version: int) -> Encoder:
     return fallback
 
 
-_encoders: dict[bytes, list[Encoder]] = {}  # per prepared statement (its id), one per column
+_encoders: dict[tuple[bytes, int], list[Encoder]] = {}  # per prepared statement and protocol, one per column
 
 
 def encoders(statement: PreparedStatement) -> list[Encoder]:
-    found = _encoders.get(statement.query_id)
+    key = statement.query_id, statement.protocol_version
+    found = _encoders.get(key)
     if found is None:
-        version = statement.protocol_version
-        found = _encoders[statement.query_id] = [_encoder(c.type, version) for c in statement.column_metadata]
+        found = _encoders[key] = [column_encoder(c.type, key[1]) for c in statement.column_metadata]
     return found
 
 
