@@ -201,7 +201,7 @@ def event_from_payload(type_name: str, payload: Mapping[str, object]) -> Event:
 
 
 def _item_added(p: Mapping[str, object]) -> Event:
-    return ItemAdded(uuid_field(p, "cart_id"), item_from_dict(_mapping(_field(p, "item"), "item")))
+    return ItemAdded(uuid_field(p, "cart_id"), item_from_dict(mapping_field(p, "item")))
 
 
 def _item_removed(p: Mapping[str, object]) -> Event:
@@ -217,8 +217,8 @@ def _item_quantity_decreased(p: Mapping[str, object]) -> Event:
 
 
 def _item_purchased(p: Mapping[str, object]) -> Event:
-    item = item_from_dict(_mapping(_field(p, "item"), "item"))
-    return ItemPurchased(uuid_field(p, "cart_id"), item, _datetime(p, "purchased_at"))
+    item = item_from_dict(mapping_field(p, "item"))
+    return ItemPurchased(uuid_field(p, "cart_id"), item, utc_datetime_field(p, "purchased_at"))
 
 
 _DECODERS: dict[str, Callable[[Mapping[str, object]], Event]] = {
@@ -307,10 +307,6 @@ def decimal_field(d: Mapping[str, object], key: str) -> Decimal:
 
 def utc_datetime_field(d: Mapping[str, object], key: str) -> datetime:
     """An ISO-8601 time with an offset, in UTC."""
-    return _datetime(d, key)
-
-
-def _datetime(d: Mapping[str, object], key: str) -> datetime:
     text = str_field(d, key)
     try:
         value = datetime.fromisoformat(text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -39,23 +40,11 @@ def _by_driver(cql_type: Any, protocol_version: int) -> Encoder:
     return encode
 
 
-def _uuid(fallback: Encoder) -> Encoder:
+def _of_type(kind: type, pack: Callable[[Any], bytes], fallback: Encoder) -> Encoder:
+    """`pack` for a value of exactly `kind` (not a subclass: a bool is no int here), the driver for anything else."""
+
     def encode(value: Any) -> bytes | None:
-        return value.bytes if type(value) is UUID else fallback(value)
-
-    return encode
-
-
-def _packed(pack: Callable[[int], bytes], fallback: Encoder) -> Encoder:
-    def encode(value: Any) -> bytes | None:
-        return pack(value) if type(value) is int else fallback(value)
-
-    return encode
-
-
-def _text(fallback: Encoder) -> Encoder:
-    def encode(value: Any) -> bytes | None:
-        return value.encode() if type(value) is str else fallback(value)
+        return pack(value) if type(value) is kind else fallback(value)
 
     return encode
 
@@ -93,13 +82,13 @@ def column_encoder(cql_type: Any, protocol_version: int) -> Encoder:
     if protocol_version < 3:  # collections' lengths were 16 bits before protocol v3: nothing of that here
         return fallback
     if cql_type is UUIDType:
-        return _uuid(fallback)
+        return _of_type(UUID, attrgetter("bytes"), fallback)
     if cql_type is Int32Type:
-        return _packed(_int32, fallback)
+        return _of_type(int, _int32, fallback)
     if cql_type is LongType:
-        return _packed(_int64, fallback)
+        return _of_type(int, _int64, fallback)
     if cql_type in (VarcharType, UTF8Type):
-        return _text(fallback)
+        return _of_type(str, str.encode, fallback)
     if cql_type is DateType:
         return _timestamp(fallback)
     if isinstance(cql_type, type) and issubclass(cql_type, MapType) and getattr(cql_type, "subtypes", ()) == MARKS:

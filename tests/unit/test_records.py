@@ -152,9 +152,14 @@ def test_purchases_reads_a_purchase_whole_and_of_any_other_event_only_its_member
 
 @pytest.mark.parametrize("spelled", [str(MEMBER_ID).upper(), MEMBER_ID.hex, f"{{{MEMBER_ID}}}"])
 def test_a_member_id_spelled_another_way_reads_as_its_canonical_text(spelled: str) -> None:
+    """The duplicate filter keys on this text: a purchase and any other event of a member must give the same."""
     added = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 4, "c", NOW, rules.ItemAdded(CART_ID, an_item()))
     message = {**json.loads(event_message(added)), "member_id": spelled}
     assert projected_event_of_message(json.dumps(message).encode()) == PassingEvent(str(MEMBER_ID), 4)
+    bought = StoredEvent(uuid4(), MEMBER_ID, CART_ID, 5, "c", NOW, rules.ItemPurchased(CART_ID, an_item(), NOW))
+    message = {**json.loads(event_message(bought)), "member_id": spelled}
+    purchase = projected_event_of_message(json.dumps(message).encode())
+    assert isinstance(purchase, Purchase) and purchase.member_id == str(MEMBER_ID)
 
 
 @pytest.mark.parametrize(
