@@ -161,6 +161,21 @@ def left_as_it_is(config_file: Path, wanted: str, pid_file: Path) -> bool:
     return (config_file.is_file() and config_file.read_text() == wanted) or read_pid(pid_file) is None
 
 
+GC_LOG = "-Xlog:gc:file=gc.log:time,uptime:filecount=2,filesize=20m"
+"""Each JVM logs its collector's pauses to gc.log in its home (the services run there): what a stall is set beside."""
+
+# The pause target of Kafka's own launcher (kafka-run-class.sh): with G1's default (200 ms) the broker's young pauses
+# took 53-59 ms every 10 s under load, each holding up every request; regions of 4 MiB so that a fetch's or a
+# produce's buffer of up to a MiB is not a humongous object, each of which started a concurrent cycle
+# (docs/benchmarks.md, 2026-12-07, midday).
+KAFKA_GC_FLAGS = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:G1HeapRegionSize=4m", GC_LOG]
+
+# With memtables on the heap (and regions of 1 MiB, the size of a memtable's slab, so each slab a humongous object),
+# Cassandra's young pauses took 60-110 ms and its slabs started a concurrent cycle each (docs/benchmarks.md,
+# 2026-12-07, midday). The memtables are off the heap now (cassandra.yaml); these keep the pauses short.
+CASSANDRA_GC_FLAGS = ["-XX:G1HeapRegionSize=4m", "-XX:MaxGCPauseMillis=25", GC_LOG]
+
+
 @dataclass
 class Kafka:
     settings: Settings
@@ -262,6 +277,9 @@ class Kafka:
                 "transaction.state.log.min.isr=1",
                 "group.initial.rebalance.delay.ms=0",
                 "log.retention.hours=-1",
+                # Not properties: the broker's collector flags, written here so that `up` restarts a broker started
+                # with others.
+                f"# {' '.join(KAFKA_GC_FLAGS)}",
                 "",
             ]
         )
@@ -309,7 +327,7 @@ class Kafka:
             )
             if result.returncode != 0:
                 raise ServiceError(f"Kafka storage format failed:\n{result.stdout}{result.stderr}")
-        spawn([*java, "kafka.Kafka", str(properties)], self.log, self.pid_file, self.home)
+        spawn([*java, *KAFKA_GC_FLAGS, "kafka.Kafka", str(properties)], self.log, self.pid_file, self.home)
         wait_until("Kafka", self.answers, self.log, lambda: read_pid(self.pid_file) is not None)
         self.ensure_scram_user()
 
@@ -356,6 +374,7 @@ CASSANDRA_JVM_FLAGS = [
     "-Djdk.attach.allowAttachSelf=true",
     "-Dio.netty.tryReflectionSetAccessible=true",
     "-XX:+UseG1GC",
+    *CASSANDRA_GC_FLAGS,
     *[
         f"--add-exports={m}=ALL-UNNAMED"
         for m in (
@@ -513,6 +532,9 @@ batch_size_warn_threshold: 64KiB
 unlogged_batch_across_partitions_warn_threshold: 1000
 concurrent_counter_writes: 8
 compaction_throughput: {self.settings.cassandra_compaction_mib_s}MiB/s
+# Memtables off the heap: on it, the collector copied them at every young pause (see CASSANDRA_GC_FLAGS).
+memtable_allocation_type: offheap_objects
+# Started with the collector flags {" ".join(CASSANDRA_GC_FLAGS)}
 # Started with a timer slack of {self.settings.cassandra_timer_slack_ns} ns (Settings.cassandra_timer_slack_ns): not a
 # setting of this file, written here so that `up` restarts a Cassandra started with another.
 """

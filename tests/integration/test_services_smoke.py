@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app.settings import Settings
 from app.stores.cassandra import connect_async, execute
-from app.tools.services import Cassandra, read_pid
+from app.tools.services import CASSANDRA_GC_FLAGS, KAFKA_GC_FLAGS, Cassandra, Kafka, read_pid
 
 
 async def test_a_message_produced_to_kafka_is_consumed_back(settings: Settings) -> None:
@@ -91,3 +91,25 @@ def test_the_local_cassandra_runs_with_the_timer_slack_of_the_settings(settings:
     assert len(threads) > 20  # the JVM's and Cassandra's own, started after the process
     slack = {int(Path(f"/proc/{tid}/timerslack_ns").read_text()) for tid in threads}
     assert slack == {settings.cassandra_timer_slack_ns or 50_000}
+
+
+async def test_the_local_cassandra_keeps_its_memtables_off_the_heap(settings: Settings) -> None:
+    """Memtables on the heap made the collector copy them at every young pause (60-110 ms) and their 1 MiB slabs
+    started concurrent cycles (docs/benchmarks.md, 2026-12-07, midday): the running Cassandra says where they are."""
+    cluster, session = await connect_async(settings)
+    try:
+        rows = await execute(session, "SELECT value FROM system_views.settings WHERE name = 'memtable_allocation_type'")
+        assert [r.value for r in rows] == ["offheap_objects"]
+    finally:
+        cluster.shutdown()
+
+
+@pytest.mark.parametrize("service, flags", [(Cassandra, CASSANDRA_GC_FLAGS), (Kafka, KAFKA_GC_FLAGS)])
+def test_the_local_jvms_run_with_their_collector_flags(settings: Settings, service: type, flags: list[str]) -> None:
+    """The pause targets that keep the collectors' pauses short (docs/benchmarks.md, 2026-12-07, midday) are the
+    ones the running JVMs were started with."""
+    pid = read_pid(service(settings).pid_file)
+    if pid is None:
+        pytest.skip("this checkout did not start the service it uses")
+    arguments = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    assert flags and all(flag in arguments for flag in flags)
