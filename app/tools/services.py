@@ -166,8 +166,8 @@ GC_LOG = "-Xlog:gc:file=gc.log:time,uptime:filecount=2,filesize=20m"
 
 # The pause target of Kafka's own launcher (kafka-run-class.sh): with G1's default (200 ms) the broker's young pauses
 # took 53-59 ms every 10 s under load, each holding up every request; regions of 4 MiB so that a fetch's or a
-# produce's buffer of up to a MiB is not a humongous object, each of which started a concurrent cycle
-# (docs/benchmarks.md, 2026-12-07, midday).
+# produce's buffer of up to a MiB is not a humongous object, any of which may start a concurrent cycle (16 did
+# in one test run with 1 MiB regions and a 35% occupancy threshold; docs/benchmarks.md, 2026-12-07, midday).
 KAFKA_GC_FLAGS = ["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:G1HeapRegionSize=4m", GC_LOG]
 
 # With memtables on the heap (and regions of 1 MiB, the size of a memtable's slab, so each slab a humongous object),
