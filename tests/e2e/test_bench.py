@@ -50,6 +50,9 @@ def test_a_tiny_bench_writes_every_key_the_markdown_and_the_plots(system: dict[s
     assert lone["round_trips"] > 0 and lone["p50_us"] > 0 and lone["client_cpu_us_per_round_trip"] > 0
     levels = doc["parts"]["open-loop"]["levels"]
     assert [level["offered_per_s"] for level in levels] == [5, 10]
+    # the host's speed beside every level and part, so that a latency is read against how fast the host was
+    probes = [x["host_probe_ms"] for x in levels] + [p["host_probe_ms"] for p in doc["parts"].values()]
+    assert all(p["before"] > 0 and p["after"] > 0 for p in probes) and doc["machine"]["host_probe_ms_at_start"] > 0
     assert {"api", "worker"} <= set(doc["parts"]["profile"]["processes"])
     projections = doc["parts"]["projections"]
     assert projections["caught_up"] and projections["workers"] == 2
@@ -60,7 +63,7 @@ def test_a_tiny_bench_writes_every_key_the_markdown_and_the_plots(system: dict[s
     )
     assert {"projection worker 0", "projection worker 1"} <= set(projections["cpu"]["processes"])
     markdown = (tmp_path / "latest.md").read_text()
-    for heading in ("### Ceilings", "### Saturation", "### Open loop", "### Read delay", "### Projections"):
+    for heading in ("### Ceilings", "### Saturation", "### Open loop", "### Read delay", "### Projections", "### Host"):
         assert heading in markdown, heading
     plots = [Path(p) for p in doc["plots"]]
     assert len(plots) == 2 and all(p.read_bytes()[:8] == PNG for p in plots)

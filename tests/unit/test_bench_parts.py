@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from app.settings import Settings
-from app.tools.bench import report
+from app.tools.bench import host, report
 from app.tools.bench.cpu import classify, parse_machine_ticks, parse_proc_stat, tree_ticks
 from app.tools.bench.profiling import parse_collapsed, top_functions
 from app.tools.bench.projections import EVENTS_PER_SESSION, LagReading, caught_up_by_agent, plan_backlog
@@ -124,6 +124,13 @@ def test_a_run_with_nothing_measured_still_has_every_key_and_says_why(tmp_path: 
     written = report.write(doc, tmp_path)
     assert (tmp_path / "latest.json") in written and "Not measured" in (tmp_path / "latest.md").read_text()
     assert Counter(p.suffix for p in written)[".png"] == 1  # no open-loop levels: no latency plot
+
+
+def test_the_host_probe_times_the_same_fixed_loop_and_keeps_the_best_try() -> None:
+    assert host.spin(10) == sum(i * i % 7 for i in range(10))  # the work is fixed: only the host's speed varies
+    assert host.probe_ms(iterations=10_000, tries=2) > 0
+    assert host.around(80.0, 95.5) == {"before": 80.0, "after": 95.5, "loop": "1,000,000 iterations, best of 3"}
+    assert report.probe_cell({"host_probe_ms": host.around(80.0, 95.5)}) == "80 / 96" and report.probe_cell({}) == "n/a"
 
 
 def test_the_projection_backlog_is_decided_by_the_cart_rules_gap_free_per_member() -> None:

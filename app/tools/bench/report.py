@@ -57,6 +57,12 @@ def from_due(level: dict[str, Any], key: str) -> str:
     return (">= " if level["latency_is_lower_bound"] and value is not None else "") + number(value, 0)
 
 
+def probe_cell(figures: dict[str, Any] | None) -> str:
+    """The host-speed probe around a part or a level (app/tools/bench/host.py): before / after, in ms."""
+    probe = (figures or {}).get("host_probe_ms")
+    return f"{number(probe['before'], 0)} / {number(probe['after'], 0)}" if probe else "n/a"
+
+
 def process_rows(cpu: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     rows = [(name, figures) for name, figures in cpu.get("processes", {}).items()]
     rows.sort(key=lambda r: next((i for i, p in enumerate(PROCESS_ORDER) if r[0].startswith(p)), 99))
@@ -84,13 +90,13 @@ def summary(doc: dict[str, Any]) -> str:
         lines.append("open loop (latency from the due time)")
         lines.append(
             f"  {'offered/s':>9} {'answered/s':>10} {'p50 ms':>10} {'p99 ms':>10} {'503s':>6} {'errors':>6} "
-            f"{'unanswered':>10}  stopped early"
+            f"{'unanswered':>10} {'host probe ms':>13}  stopped early"
         )
         for level in levels(doc):
             lines.append(
                 f"  {level['offered_per_s']:>9g} {level['answered_ok_per_s']:>10} {from_due(level, 'p50_ms'):>10} "
                 f"{from_due(level, 'p99_ms'):>10} {level['retries'].get('503', 0):>6} {level['errors']:>6} "
-                f"{level['unanswered_at_end']:>10}  {'yes' if level['stopped_early'] else ''}"
+                f"{level['unanswered_at_end']:>10} {probe_cell(level):>13}  {'yes' if level['stopped_early'] else ''}"
             )
     saturation = doc["parts"].get("saturation")
     if ok(saturation):
@@ -123,7 +129,8 @@ def markdown(doc: dict[str, Any]) -> str:
         "",
         f"`cart bench` against {doc['api']}, from {doc['started_at']} to {doc['finished_at']}; "
         f"{machine['memory_gib']} GiB, Linux {machine['kernel']}, Python {machine['python']}, load average at the "
-        f"start {machine['load_average_at_start']}. Processes watched: "
+        f"start {machine['load_average_at_start']}, host probe at the start "
+        f'{number(machine.get("host_probe_ms_at_start"), 0)} ms (see "Host speed"). Processes watched: '
         + ", ".join(f"{p['name']} ({p['pid']})" for p in machine["processes_watched"])
         + ". Every service, the system and the load generator share this machine.",
         "",
@@ -137,6 +144,7 @@ def markdown(doc: dict[str, Any]) -> str:
     out += projections_section(doc["parts"].get("projections"))
     out += offline_section(doc["parts"].get("offline"))
     out += profile_section(doc["parts"].get("profile"))
+    out += host_section(doc)
     out += [
         "### Plots",
         "",
@@ -299,6 +307,7 @@ def open_loop_section(doc: dict[str, Any], o: dict[str, Any]) -> list[str]:
                 sum(level["retries"].values()),
                 level["unanswered_at_end"],
                 number(level["cpu"].get("cpu_ms_per_command"), 2),
+                probe_cell(level),
                 level["stopped_early"] or "",
             )
         )
@@ -321,10 +330,26 @@ def open_loop_section(doc: dict[str, Any], o: dict[str, Any]) -> list[str]:
                 "retries",
                 "unanswered",
                 "CPU ms/command",
+                "host probe ms",
                 "stopped early",
             ),
             rows,
         ),
+        "",
+    ]
+
+
+def host_section(doc: dict[str, Any]) -> list[str]:
+    rows = [(part, probe_cell(figures)) for part, figures in doc["parts"].items()]
+    rows += [(f"open loop {x['offered_per_s']:g}/s", probe_cell(x)) for x in levels(doc)]
+    return [
+        "### Host speed",
+        "",
+        "A fixed pure-Python loop timed before and after each part and each open-loop level (the best of three; "
+        "lower is faster). On a shared host it swings by 2-3x within minutes: compare a latency only with one "
+        "taken at a similar probe.",
+        "",
+        *table(("part", "host probe ms, before / after"), rows),
         "",
     ]
 

@@ -20,7 +20,7 @@ import aiohttp
 
 from app.settings import Settings, get_settings
 from app.streams.lag import consumer_lag
-from app.tools.bench import ceilings, offline, profiling, projections
+from app.tools.bench import ceilings, host, offline, profiling, projections
 from app.tools.bench.cpu import CpuMeter, Watched, find_system
 from app.tools.bench.report import HEADLINE_KEYS
 from app.tools.bench.stats import ratio
@@ -138,6 +138,7 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "host_probe_ms_at_start": host.probe_ms(),
     }
 
 
@@ -160,11 +161,13 @@ async def settle(bench: Bench, timeout_s: float = 60) -> None:
 
 async def measured(bench: Bench, load: Awaitable[PhaseResult]) -> dict[str, Any]:
     """A phase of load with the CPU it used; CPU per command over every command answered in it."""
+    before = host.probe_ms()
     meter = CpuMeter(bench.watched)
     meter.start()
     result = await load
     cpu = meter.stop()
-    return {**result.summary(), "cpu": cpu.to_json(len(result.ok()) or None)}
+    probe = host.around(before, host.probe_ms())
+    return {**result.summary(), "cpu": cpu.to_json(len(result.ok()) or None), "host_probe_ms": probe}
 
 
 # --- The parts --------------------------------------------------------------------------------------------
@@ -329,6 +332,7 @@ async def run(options: Options, progress: Progress) -> dict[str, Any]:
 
 async def run_part(bench: Bench, part: str) -> dict[str, Any]:
     bench.progress.phase(TITLES[part])
+    before = host.probe_ms()
     started = time.monotonic()
     try:
         figures = await PART_RUNNERS[part](bench)
@@ -336,6 +340,7 @@ async def run_part(bench: Bench, part: str) -> dict[str, Any]:
         bench.progress.note(f"  {part} failed: {type(error).__name__}: {error}")
         figures = {"error": f"{type(error).__name__}: {error}"}
     figures["part_seconds"] = round(time.monotonic() - started, 1)
+    figures.setdefault("host_probe_ms", host.around(before, host.probe_ms()))
     return figures
 
 
