@@ -17,7 +17,6 @@ from uuid import UUID
 from app.cart.rules import (
     EMPTY_CART,
     Cart,
-    Checkout,
     Command,
     Event,
     GetCart,
@@ -164,11 +163,10 @@ def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Accepted:
-    """New events to append at `expected_version` + 1...; `checkout` says a snapshot is due."""
+    """New events to append at `expected_version` + 1..."""
 
     events: tuple[StoredEvent, ...]
     expected_version: int
-    checkout: bool
 
 
 @dataclass(frozen=True)
@@ -232,7 +230,7 @@ def decide_command(
         )
         for i, event in enumerate(result, start=1)
     )
-    return Accepted(events, state.version, isinstance(command, Checkout))
+    return Accepted(events, state.version)
 
 
 def _cart_id_of(event: Event) -> UUID:

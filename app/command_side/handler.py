@@ -358,11 +358,14 @@ class CommandHandler:
                 p.answer = ReplyStatus.REJECTED, {"rejection": rejection, "cart": cart_view(state)}
             case AlreadyHandled(outcome):
                 self._answer_again(p, state, outcome, written)
-            case Accepted(events, expected_version, checkout):
+            case Accepted(events, expected_version):
                 appends.append(MemberAppend(state.member_id, expected_version, events))
                 # The fingerprint is kept with the outcome at once: the same key again, even in this batch, is checked.
                 new_state = state.with_events(events).remember_emitted(envelope.command_id, (), fingerprint)
-                if checkout or new_state.version // self.snapshot_every > state.version // self.snapshot_every:
+                # Every `snapshot_every` events, not at a checkout: a snapshot (a cart's remembered outcomes, about
+                # 4 KB) at every checkout cost Cassandra 30% of its CPU per command at saturation, and a load
+                # replays at most `snapshot_every` events anyway (docs/benchmarks.md, 2026-12-07, afternoon).
+                if new_state.version // self.snapshot_every > state.version // self.snapshot_every:
                     snapshots.setdefault(state.member_id, False)  # a shortcut for loads: after the answers
                 state = new_state
                 written[envelope.command_id] = events

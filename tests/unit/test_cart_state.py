@@ -303,7 +303,6 @@ def test_an_accepted_command_on_a_fresh_cart_gives_events_from_seq_nr_1_in_a_new
             ),
         ),
         expected_version=0,
-        checkout=False,
     )
 
 
@@ -361,23 +360,6 @@ def test_after_a_checkout_the_next_item_starts_a_new_cart() -> None:
 
     assert isinstance(decision, Accepted)
     assert [(e.seq_nr, e.cart_id) for e in decision.events] == [(5, other_cart)]
-
-
-@pytest.mark.parametrize(
-    ("command", "checkout"),
-    [
-        (Checkout(), True),
-        (AddItem(an_item(PRODUCT_C)), False),
-        (RemoveItem(PRODUCT_A), False),
-        (AdjustQuantity(PRODUCT_A, 1), False),
-        (AdjustQuantity(PRODUCT_A, -1), False),
-    ],
-)
-def test_only_a_checkout_is_flagged_as_a_checkout(command: Command, checkout: bool) -> None:
-    decision = decide(cart_with_a_and_b(), "cmd", command)
-
-    assert isinstance(decision, Accepted)
-    assert decision.checkout is checkout
 
 
 # --- handle: unchanged, rejected, already handled -----------------------------------------------------------

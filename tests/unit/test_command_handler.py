@@ -511,14 +511,25 @@ class HeldSnapshots(MemoryJournal):
         await super().save_snapshot(state)
 
 
-async def test_a_checkout_is_answered_before_its_snapshot_is_saved_and_a_rejection_only_after() -> None:
-    """A checkout's snapshot is a shortcut for loads: saved behind the answer. A rejection's is what remembers the
-    answer for a retry on another owner (the journal has no trace of it): saved before the answer."""
-    journal, member = HeldSnapshots(), uuid.uuid4()
+async def test_a_checkout_takes_no_snapshot_of_its_own() -> None:
+    """Snapshots are taken every `snapshot_every` events only: one at each checkout cost more than it saved."""
+    journal, member = MemoryJournal(), uuid.uuid4()
     worker = Worker(journal)
     await worker.ask(member, "1", add("apple"))
+    assert (await worker.ask(member, "out", command_to_dict(Checkout()))).status == ReplyStatus.ACCEPTED
+    await worker.handler._snapshots.flush()
+    assert member not in journal.snapshots
 
-    out = await asyncio.wait_for(worker.ask(member, "out", command_to_dict(Checkout())), 2)
+
+async def test_a_due_snapshot_is_saved_after_the_answer_and_a_rejection_only_before() -> None:
+    """A snapshot every `snapshot_every` events is a shortcut for loads: saved behind the answer. A rejection's is
+    what remembers the answer for a retry on another owner (the journal has no trace of it): saved before the
+    answer."""
+    journal, member = HeldSnapshots(), uuid.uuid4()
+    worker = Worker(journal, snapshot_every=2)
+    await worker.ask(member, "1", add("apple"))
+
+    out = await asyncio.wait_for(worker.ask(member, "out", command_to_dict(Checkout())), 2)  # the 2nd event
 
     assert out.status == ReplyStatus.ACCEPTED and member not in journal.snapshots
     journal.go.set()
