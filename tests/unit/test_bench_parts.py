@@ -13,6 +13,7 @@ from pathlib import Path
 from app.settings import Settings
 from app.tools.bench import host, report
 from app.tools.bench.cpu import classify, parse_machine_ticks, parse_proc_stat, tree_ticks
+from app.tools.bench.offline import read_the_whole_journal
 from app.tools.bench.profiling import parse_collapsed, top_functions
 from app.tools.bench.projections import EVENTS_PER_SESSION, LagReading, caught_up_by_agent, plan_backlog
 from app.tools.bench.report import HEADLINE
@@ -131,6 +132,14 @@ def test_the_host_probe_times_the_same_fixed_loop_and_keeps_the_best_try() -> No
     assert host.probe_ms(iterations=10_000, tries=2) > 0
     assert host.around(80.0, 95.5) == {"before": 80.0, "after": 95.5, "loop": "1,000,000 iterations, best of 3"}
     assert report.probe_cell({"host_probe_ms": host.around(80.0, 95.5)}) == "80 / 96" and report.probe_cell({}) == "n/a"
+
+
+def test_a_verify_counts_only_when_it_read_the_whole_journal() -> None:
+    assert read_the_whole_journal({"exit": 0, "said": "0 difference(s) in popular_items, vendor_billing"})
+    assert read_the_whole_journal({"exit": 1, "said": "3 difference(s) in popular_items"})  # found some: read it all
+    missing = 'error: StoreUnavailable: PostgreSQL is not reachable: database "bench_1m" does not exist'
+    assert not read_the_whole_journal({"exit": 1, "said": missing})
+    assert not read_the_whole_journal({"exit": None, "said": "did not finish within 600 s"})
 
 
 def test_the_projection_backlog_is_decided_by_the_cart_rules_gap_free_per_member() -> None:
