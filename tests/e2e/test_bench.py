@@ -48,6 +48,7 @@ def test_a_tiny_bench_writes_every_key_the_markdown_and_the_plots(system: dict[s
     assert set(doc["ratios"]) >= {"commands_per_s / append_ceiling_per_s", "commands_per_s / http_ceiling_per_s"}
     lone = doc["parts"]["kafka-ceiling"]["one_at_a_time"]  # what a lone message costs each side, per round trip
     assert lone["round_trips"] > 0 and lone["p50_us"] > 0 and lone["client_cpu_us_per_round_trip"] > 0
+    assert doc["parts"]["saturation"]["lag_back_to_0_s"] >= 0  # the query side caught up after the closed loop
     levels = doc["parts"]["open-loop"]["levels"]
     assert [level["offered_per_s"] for level in levels] == [5, 10]
     # the host's speed beside every level and part, so that a latency is read against how fast the host was

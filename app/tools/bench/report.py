@@ -103,6 +103,8 @@ def summary(doc: dict[str, Any]) -> str:
         cpu = saturation["cpu"]
         shares = ", ".join(f"{name} {number(f.get('ms_per_command'), 2)}" for name, f in process_rows(cpu))
         lines.append(f"CPU ms per command under saturation: {shares}")
+        lag = number(saturation.get("lag_back_to_0_s"), 2)
+        lines.append(f"query side's lag back to 0 after the saturation: {lag} s")
     for name, profile in doc["parts"].get("profile", {}).get("processes", {}).items():
         if "self" in profile:
             top = "; ".join(f"{f['function']} {f['pct']}%" for f in profile["self"][:5])
@@ -274,7 +276,8 @@ def saturation_section(saturation: dict[str, Any] | None, o: dict[str, Any]) -> 
         f"{number(saturation['commands_per_s'])} commands/s; latency p50 {number(lat['p50_ms'], 0)} ms, p95 "
         f"{number(lat['p95_ms'], 0)} ms, p99 {number(lat['p99_ms'], 0)} ms; answers by status "
         f"{saturation['statuses']}, retries {saturation['retries'] or 'none'}; machine "
-        f"{number(saturation['cpu']['machine_busy_pct'])}% busy.",
+        f"{number(saturation['cpu']['machine_busy_pct'])}% busy; the query side's lag back to 0 "
+        f"{number(saturation.get('lag_back_to_0_s'), 2)} s after the load.",
         "",
         *table(
             ("command", "n", "p50 ms", "p95 ms", "p99 ms"),

@@ -159,7 +159,7 @@ async def settle(bench: Bench, timeout_s: float = 60) -> None:
         await asyncio.sleep(0.5)
 
 
-async def measured(bench: Bench, load: Awaitable[PhaseResult]) -> dict[str, Any]:
+async def measured(bench: Bench, load: Awaitable[PhaseResult]) -> tuple[dict[str, Any], PhaseResult]:
     """A phase of load with the CPU it used; CPU per command over every command answered in it."""
     before = host.probe_ms()
     meter = CpuMeter(bench.watched)
@@ -167,7 +167,7 @@ async def measured(bench: Bench, load: Awaitable[PhaseResult]) -> dict[str, Any]
     result = await load
     cpu = meter.stop()
     probe = host.around(before, host.probe_ms())
-    return {**result.summary(), "cpu": cpu.to_json(len(result.ok()) or None), "host_probe_ms": probe}
+    return {**result.summary(), "cpu": cpu.to_json(len(result.ok()) or None), "host_probe_ms": probe}, result
 
 
 # --- The parts --------------------------------------------------------------------------------------------
@@ -197,12 +197,17 @@ async def part_append_ceiling(bench: Bench) -> dict[str, Any]:
 
 async def part_saturation(bench: Bench) -> dict[str, Any]:
     o = bench.options
-    figures = await measured(bench, closed_loop(bench.client, bench.pool, o.concurrency, o.seconds, bench.progress))
+    load = closed_loop(bench.client, bench.pool, o.concurrency, o.seconds, bench.progress)
+    figures, result = await measured(bench, load)
+    # Whether the query side keeps up at this rate: how long after the load stopped (its last due send) until no
+    # agent of the system has anything left to read.
+    lag_s = await projections.lag_back_to_zero(bench.settings, result.started + result.seconds, bench.progress)
     bench.progress.note(
         f"  {figures['commands_per_s']} commands/s, p99 {figures['latency_ms']['p99_ms']} ms, "
-        f"{figures['cpu'].get('cpu_ms_per_command')} CPU ms/command, errors {figures['errors']}"
+        f"{figures['cpu'].get('cpu_ms_per_command')} CPU ms/command, errors {figures['errors']}; "
+        f"lag back to 0 {lag_s} s after the load"
     )
-    return {"concurrency": o.concurrency, "members": o.members, **figures}
+    return {"concurrency": o.concurrency, "members": o.members, **figures, "lag_back_to_0_s": lag_s}
 
 
 async def part_profile(bench: Bench) -> dict[str, Any]:
@@ -224,7 +229,7 @@ async def part_open_loop(bench: Bench) -> dict[str, Any]:
     levels = []
     for rate in o.rates:
         load = open_loop(bench.client, bench.pool, rate, o.level_seconds, bench.progress, o.late_limit_s, o.drain_s)
-        figures = await measured(bench, load)
+        figures, _ = await measured(bench, load)
         late = figures["latency_from_due_ms"]
         bench.progress.note(
             f"  {rate:g}/s offered: {figures['answered_ok_per_s']}/s answered, p50 {late['p50_ms']} / p99 "
