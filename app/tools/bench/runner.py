@@ -138,7 +138,6 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        "host_probe_ms_at_start": host.probe_ms(),
     }
 
 
@@ -161,13 +160,11 @@ async def settle(bench: Bench, timeout_s: float = 60) -> None:
 
 async def measured(bench: Bench, load: Awaitable[PhaseResult]) -> tuple[dict[str, Any], PhaseResult]:
     """A phase of load with the CPU it used; CPU per command over every command answered in it."""
-    before = host.probe_ms()
     meter = CpuMeter(bench.watched)
     meter.start()
     result = await load
     cpu = meter.stop()
-    probe = host.around(before, host.probe_ms())
-    return {**result.summary(), "cpu": cpu.to_json(len(result.ok()) or None), "host_probe_ms": probe}, result
+    return {**result.summary(), "cpu": cpu.to_json(len(result.ok()) or None)}, result
 
 
 # --- The parts --------------------------------------------------------------------------------------------
@@ -229,7 +226,9 @@ async def part_open_loop(bench: Bench) -> dict[str, Any]:
     levels = []
     for rate in o.rates:
         load = open_loop(bench.client, bench.pool, rate, o.level_seconds, bench.progress, o.late_limit_s, o.drain_s)
+        before = host.probe_ms()
         figures, _ = await measured(bench, load)
+        figures["host_probe_ms"] = host.around(before, host.probe_ms())
         late = figures["latency_from_due_ms"]
         bench.progress.note(
             f"  {rate:g}/s offered: {figures['answered_ok_per_s']}/s answered, p50 {late['p50_ms']} / p99 "
@@ -319,7 +318,7 @@ async def run(options: Options, progress: Progress) -> dict[str, Any]:
     missing = {"api", "worker"} - {"worker" if "worker" in w.name else w.name for w in watched}
     if missing:
         progress.note(f"  not found on this machine: {', '.join(sorted(missing))} (their CPU is not broken out)")
-    started, machine = datetime.now(UTC), machine_info()
+    started, machine = datetime.now(UTC), {**machine_info(), "host_probe_ms_at_start": host.probe_ms()}
     rng = random.Random(options.seed)
     tag = uuid.uuid4().hex[:8]
     members = new_members(options.members, rng, tag)
@@ -345,7 +344,7 @@ async def run_part(bench: Bench, part: str) -> dict[str, Any]:
         bench.progress.note(f"  {part} failed: {type(error).__name__}: {error}")
         figures = {"error": f"{type(error).__name__}: {error}"}
     figures["part_seconds"] = round(time.monotonic() - started, 1)
-    figures.setdefault("host_probe_ms", host.around(before, host.probe_ms()))
+    figures["host_probe_ms"] = host.around(before, host.probe_ms())
     return figures
 
 
