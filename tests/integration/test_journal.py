@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 import orjson
 import pytest
 
+import app.command_side.journal as journal_module
 from app.cart.member_cart import MemberCart, Outcome
 from app.cart.rules import AddItem
 from app.cart.stored_event import StoredEvent
@@ -72,28 +73,42 @@ class TestCassandraJournal(JournalContract):
             found[bucket] = [row.seq_nr for row in rows]
         return found
 
-    async def test_loading_members_without_snapshots_takes_two_requests_however_many_they_are(
+    async def test_loading_members_with_short_histories_is_one_round_trip_however_many_they_are(
         self, journal: CassandraJournal, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A batch's new members (no snapshot, events in one bucket) are loaded with one read of the snapshots and
-        one of the journal, not two reads each: most loads are of such members."""
+        """A batch's new members, and members with a few events and no snapshot, are loaded with one read of the
+        snapshots and one of the journal, both at once, not two reads each, nor one after the other: most loads
+        are of such members, and a load is in the path of its batch's answers."""
         ones = [Writer(journal) for _ in range(4)]
         for one in ones:
             await one.run(AddItem(an_item("Spoon")))  # seq_nr 1: the next one would be in bucket 0 too
         new = [uuid4() for _ in range(30)]
-        requests = 0
+        requests, out, most = 0, 0, 0
         run = journal._run
 
         async def counted(statement: Any, params: Any = None) -> Any:
-            nonlocal requests
-            requests += 1
-            return await run(statement, params)
+            nonlocal requests, out, most
+            requests, out = requests + 1, out + 1
+            most = max(most, out)
+            try:
+                return await run(statement, params)
+            finally:
+                out -= 1
 
         monkeypatch.setattr(journal, "_run", counted)
         loaded = await journal.load_many([*new, *(one.member_id for one in ones)])
 
         assert loaded == {**{m: MemberCart(m) for m in new}, **{one.member_id: one.state for one in ones}}
-        assert requests == 2
+        assert (requests, most) == (2, 2)
+
+    @pytest.mark.parametrize("first_events", [1, 2])
+    async def test_loading_many_members_whose_first_bucket_is_longer_than_the_first_read(
+        self, journal: CassandraJournal, monkeypatch: pytest.MonkeyPatch, first_events: int
+    ) -> None:
+        """The members whose first bucket has FIRST_EVENTS_READ events or more read on from their snapshot: with
+        a first read of one or two events, most members of the contract's many-members test are such members."""
+        monkeypatch.setattr(journal_module, "FIRST_EVENTS_READ", first_events)
+        await self.test_loading_many_members_at_once_gives_each_its_own_cart(journal)
 
     @pytest.mark.parametrize("how", ["8 in flight", "gently", "gently, then hurried"])
     async def test_many_members_are_indexed_whole_with_at_most_so_many_requests_in_flight(
