@@ -471,3 +471,13 @@ def test_a_member_cart_from_dict_without_recent_outcomes_remembers_none() -> Non
     del d["recent"]
 
     assert member_cart_from_dict(d).recent == ()
+
+
+def test_remembering_where_a_command_went_changes_that_outcome_alone() -> None:
+    state = MemberCart(MEMBER_ID).with_events([stored(n, f"c{n}") for n in range(1, 4)])
+
+    remembered = state.remember_emitted("c2", [(3, 7)], fingerprint="fp2")
+
+    assert remembered.recent == (Outcome("c1", 1, 1), Outcome("c2", 2, 2, None, ((3, 7),), "fp2"), Outcome("c3", 3, 3))
+    assert remembered.remember_emitted("c2", [(3, 8)]).outcome_of("c2") == Outcome("c2", 2, 2, None, ((3, 8),), "fp2")
+    assert state.remember_emitted("never", [(3, 9)]) == state
