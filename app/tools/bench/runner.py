@@ -196,8 +196,8 @@ async def part_saturation(bench: Bench) -> dict[str, Any]:
     o = bench.options
     load = closed_loop(bench.client, bench.pool, o.concurrency, o.seconds, bench.progress)
     figures, result = await measured(bench, load)
-    # Whether the query side keeps up at this rate: how long after the load stopped (its last due send) until no
-    # agent of the system has anything left to read.
+    # Whether the query side keeps up at this rate: how long after the closed loop's `--seconds` ended (no command
+    # is sent after that) until no agent of the system has anything left to read.
     lag_s = await projections.lag_back_to_zero(bench.settings, result.started + result.seconds, bench.progress)
     bench.progress.note(
         f"  {figures['commands_per_s']} commands/s, p99 {figures['latency_ms']['p99_ms']} ms, "
