@@ -13,7 +13,17 @@ from uuid import UUID
 from app.cart.codec import member_cart_from_dict, member_cart_to_dict
 from app.cart.member_cart import MemberCart
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import WRITES_IN_FLIGHT, Lease, LeaseLost, MemberAppend, check_append, check_owned
+from app.command_side.journal import (
+    WRITES_IN_FLIGHT,
+    IndexRow,
+    Lease,
+    LeaseLost,
+    MemberAppend,
+    check_append,
+    check_owned,
+    event_of_row,
+    index_row,
+)
 from app.stores.cassandra import StoreUnavailable
 
 
@@ -81,6 +91,14 @@ class MemoryJournal:
         self._check()
         self.index_requests_in_flight.append(1 if hurry is not None and not hurry.is_set() else WRITES_IN_FLIGHT)
         self._write([_as_stored(e) for a in appends for e in a.events])
+
+    def rows_to_index(self, appends: Sequence[MemberAppend]) -> list[IndexRow]:
+        return [index_row(e, 0) for a in appends for e in a.events]
+
+    async def index_rows(self, rows: Sequence[IndexRow], hurry: asyncio.Event | None = None) -> None:
+        self._check()
+        self.index_requests_in_flight.append(1 if hurry is not None and not hurry.is_set() else WRITES_IN_FLIGHT)
+        self._write([_as_stored(event_of_row(row)) for row in rows])
 
     def _write(self, events: Sequence[StoredEvent]) -> None:
         for e in events:

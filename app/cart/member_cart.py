@@ -115,16 +115,8 @@ class MemberCart:
         self, command_id: str, positions: Sequence[tuple[int, int]], fingerprint: str | None = None
     ) -> MemberCart:
         """Record where a command's events were emitted, so a retry answers the same without emitting again."""
-        rows = self.rows
-        # From the newest: the command is almost always the last one or among the last few (a command's outcome
-        # is one row: a key seen again among the rows is answered, not applied again). Rebuilding all 64 rows
-        # was ~2.7-5% of the command worker's samples at saturation (docs/benchmarks.md, 2026-12-07).
-        for i in range(len(rows) - 1, -1, -1):
-            r = rows[i]
-            if r[_COMMAND] == command_id and r[_REJECTION] is None:
-                row = (r[0], r[1], r[2], r[3], tuple(positions), fingerprint or r[5])  # positions, fingerprint
-                return MemberCart(self.member_id, self.version, self.cart, (*rows[:i], row, *rows[i + 1 :]))
-        return self
+        rows = rows_with_emitted(self.rows, command_id, positions, fingerprint)
+        return self if rows is self.rows else MemberCart(self.member_id, self.version, self.cart, rows)
 
     def remember_rejection(
         self, command_id: str, rejection: Mapping[str, Any], fingerprint: str | None = None
@@ -152,6 +144,22 @@ class MemberCart:
         if not kept:
             return self
         return MemberCart(self.member_id, self.version, self.cart, (*kept, *self.rows)[-RECENT_COMMANDS:])
+
+
+def rows_with_emitted(
+    rows: tuple[OutcomeRow, ...], command_id: str, positions: Sequence[tuple[int, int]], fingerprint: str | None = None
+) -> tuple[OutcomeRow, ...]:
+    """Outcome rows with where a command's events were emitted (the same rows when the command is not among them
+    or was rejected): `MemberCart.remember_emitted`, for whoever keeps the rows without the cart."""
+    # From the newest: the command is almost always the last one or among the last few (a command's outcome
+    # is one row: a key seen again among the rows is answered, not applied again). Rebuilding all 64 rows
+    # was ~2.7-5% of the command worker's samples at saturation (docs/benchmarks.md, 2026-12-07).
+    for i in range(len(rows) - 1, -1, -1):
+        r = rows[i]
+        if r[_COMMAND] == command_id and r[_REJECTION] is None:
+            row = (r[0], r[1], r[2], r[3], tuple(positions), fingerprint or r[5])  # positions, fingerprint
+            return (*rows[:i], row, *rows[i + 1 :])
+    return rows
 
 
 def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:

@@ -415,9 +415,8 @@ class CommandHandler:
         # Remember where each command's events went, so a retry is answered without emitting again.
         for p in pending:
             if p.events and p.positions and p.state is not None:
-                member_id = p.state.member_id
-                state = self.carts.get(member_id) or states[member_id]
-                self.carts.put(p.partition, state.remember_emitted(p.envelope.command_id, p.positions))
+                state = states[p.state.member_id]
+                self.carts.remember_emitted(p.partition, state, p.envelope.command_id, p.positions)
 
     async def _events_of(self, p: Pending) -> list[StoredEvent]:
         assert p.again is not None

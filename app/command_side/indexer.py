@@ -33,7 +33,7 @@ from functools import partial
 from uuid import UUID
 
 from app.cart.stored_event import StoredEvent
-from app.command_side.journal import Journal, Lease, MemberAppend
+from app.command_side.journal import IndexRow, Journal, Lease, MemberAppend, event_of_row
 from app.stores.transient import until_done
 
 log = logging.getLogger(__name__)
@@ -45,17 +45,19 @@ it changes no cart, and needs no member; the API sends it before reading a histo
 
 @dataclass
 class Waiting:
-    """Appended batches not indexed yet, in the order they were appended."""
+    """Appended batches not indexed yet, in the order they were appended: their rows, as plain values (`IndexRow`:
+    an owner keeps up to `every_s` of them, and as objects they were most of what a full garbage collection walked),
+    and each member's rows in seq_nr order (by the member id's number: an int is not tracked either)."""
 
-    batches: list[tuple[Lease, int, Sequence[MemberAppend]]] = field(default_factory=list)
-    by_member: dict[UUID, list[StoredEvent]] = field(default_factory=dict)
+    batches: list[tuple[Lease, int, list[IndexRow]]] = field(default_factory=list)
+    by_member: dict[int, list[IndexRow]] = field(default_factory=dict)
     events: int = 0
 
-    def add(self, lease: Lease, batch_nr: int, appends: Sequence[MemberAppend]) -> None:
-        self.batches.append((lease, batch_nr, appends))
-        for append in appends:
-            self.by_member.setdefault(append.member_id, []).extend(append.events)
-            self.events += len(append.events)
+    def add(self, lease: Lease, batch_nr: int, rows: list[IndexRow]) -> None:
+        self.batches.append((lease, batch_nr, rows))
+        for row in rows:
+            self.by_member.setdefault(int.from_bytes(row[0]), []).append(row)
+        self.events += len(rows)
 
 
 @dataclass
@@ -88,7 +90,7 @@ class Indexer:
         """A batch just appended (before it is emitted)."""
         if batch_nr < 0:
             return
-        self._waiting.add(lease, batch_nr, appends)
+        self._waiting.add(lease, batch_nr, self.journal.rows_to_index(appends))
         if self.lazy:
             if self._timer is None or self._timer.done():
                 self._timer = asyncio.ensure_future(self._flush_every())
@@ -112,7 +114,9 @@ class Indexer:
         """The member's events appended by this owner that the member journal may not hold yet, in seq_nr order.
         Taken before reading the journal, it and the journal together hold every event (a flush that ends in
         between has written what it took)."""
-        return [*self._flushing.by_member.get(member_id, ()), *self._waiting.by_member.get(member_id, ())]
+        key = member_id.int
+        rows = [*self._flushing.by_member.get(key, ()), *self._waiting.by_member.get(key, ())]
+        return [event_of_row(row) for row in rows]
 
     async def flush(self, gently: bool = False) -> None:
         """Index every batch added so far (waiting for a Cassandra that does not answer). `gently`, for the timed
@@ -137,14 +141,16 @@ class Indexer:
                 self._flushing = Waiting()
 
     async def _write(self, taken: Waiting, hurry: asyncio.Event | None) -> None:
-        by_lease: dict[UUID, tuple[Lease, list[MemberAppend], int]] = {}
-        for lease, batch_nr, appends in taken.batches:
+        by_lease: dict[UUID, tuple[Lease, list[IndexRow], int]] = {}
+        for lease, batch_nr, rows in taken.batches:
             _, so_far, _ = by_lease.get(lease.id, (lease, [], -1))
-            by_lease[lease.id] = (lease, [*so_far, *appends], batch_nr)
-        for lease, appends, last in by_lease.values():
+            so_far.extend(rows)
+            by_lease[lease.id] = (lease, so_far, batch_nr)
+        for lease, rows, last in by_lease.values():
             # A member's rows side by side: rows of one partition in one request are one mutation for Cassandra.
-            ordered = sorted(appends, key=lambda a: (a.member_id.int, a.events[0].seq_nr))
-            await until_done("indexing appended batches", partial(self.journal.index, lease, ordered, hurry=hurry))
+            # (Sorted as tuples, by member, bucket and seq_nr, without a key function: thousands of rows at a time.)
+            rows.sort()
+            await until_done("indexing appended batches", partial(self.journal.index_rows, rows, hurry=hurry))
             self._indexed[lease.id] = last
             self._advance(lease)
 
@@ -172,6 +178,6 @@ class Indexer:
 
 def _merged(first: Waiting, then: Waiting) -> Waiting:
     merged = Waiting()
-    for lease, batch_nr, appends in [*first.batches, *then.batches]:
-        merged.add(lease, batch_nr, appends)
+    for lease, batch_nr, rows in [*first.batches, *then.batches]:
+        merged.add(lease, batch_nr, rows)
     return merged

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from itertools import pairwise
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 from uuid import UUID
 
 import orjson
@@ -104,6 +104,14 @@ REJECTION_TTL_S = 7 * 24 * 3600
 """How long a snapshot row's remembered rejections outlive their last save (a retry comes far sooner)."""
 TOKEN_MIN, TOKEN_MAX = -(2**63), 2**63 - 1
 """The Murmur3 partitioner's ring; no partition key has the minimum token, so (TOKEN_MIN, TOKEN_MAX] is all of it."""
+
+
+IndexRow: TypeAlias = tuple[bytes, int, int, bytes, bytes, str, str, int, datetime, str]
+"""A member-keyed journal row's values, in the order of its INSERT, each uuid as its 16 bytes: plain values only, so
+that the garbage collector stops tracking the tuple at its first collection. The command worker keeps every event
+it has appended but not indexed yet this way (up to `CART_INDEX_EVERY_S` of them, app/command_side/indexer.py): as
+`StoredEvent`s, with their events, items and UUIDs, they were most of what each full collection walked, about ten
+objects an event, and a full collection stalls every command in flight (docs/benchmarks.md, 2026-12-07, evening)."""
 
 
 class LeaseLost(RuntimeError):
@@ -180,6 +188,10 @@ class Journal(Protocol):
     async def index(
         self, lease: Lease, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None
     ) -> None: ...
+
+    def rows_to_index(self, appends: Sequence[MemberAppend]) -> list[IndexRow]: ...
+
+    async def index_rows(self, rows: Sequence[IndexRow], hurry: asyncio.Event | None = None) -> None: ...
 
     async def mark_done(self, lease: Lease) -> None: ...
 
@@ -415,7 +427,7 @@ class CassandraJournal:
             rows = await self._run(self._read_batches, (lease_id, segment, batch, upper))
             entries = [_from_log_entry(e) for row in rows for e in orjson.loads(row.events)]
             # All of them at once, a member's rows side by side (one mutation per member, as the indexer writes).
-            await self._write_member_rows(sorted(entries, key=lambda entry: (entry[0].member_id.int, entry[0].seq_nr)))
+            await self.index_rows(sorted(index_row(stored, bucket) for stored, bucket in entries))
             unfinished += [stored for stored, _ in entries]
             log.info("indexed batches %d..%d of sealed lease %s", batch, upper - 1, lease_id)
             batch = upper
@@ -481,8 +493,12 @@ class CassandraJournal:
     async def index(self, lease: Lease, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None) -> None:
         """Copy appended batches to the member-keyed journal (idempotent), WRITES_IN_FLIGHT requests at a time; with
         `hurry`, one at a time until it is set (someone waits for this copy)."""
-        entries = [(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
-        await self._write_member_rows(entries, hurry)
+        await self.index_rows(sorted(self.rows_to_index(appends)), hurry)
+
+    def rows_to_index(self, appends: Sequence[MemberAppend]) -> list[IndexRow]:
+        """The member-keyed journal's rows of appended batches, as plain values (see `IndexRow`); each append's
+        events in the bucket of its first."""
+        return [index_row(e, self.bucket_of(a.events[0].seq_nr)) for a in appends for e in a.events]
 
     async def mark_done(self, lease: Lease) -> None:
         """Record the lease's done mark now rather than with its next append (before a claim, or at a clean stop, so
@@ -508,19 +524,18 @@ class CassandraJournal:
             end = await self._first_missing(lease_id)
         return end == 0 or await self._done_mark(lease_id, end) >= end - 1
 
-    async def _write_member_rows(
-        self, entries: Sequence[tuple[StoredEvent, int]], hurry: asyncio.Event | None = None
-    ) -> None:
-        """Many rows in few requests: unlogged batches of ROWS_PER_WRITE, whatever partitions they fall in (a
-        request per row made the next batch's conditional write wait behind hundreds of them). A member's first
-        event lists the member in `members`, in the same requests: written before the conditional write, it was
-        one more round trip on every batch with a new member, and nothing reads `members` for correctness (it
-        counts members for a rebuild's progress line; the rebuild scans the journal itself)."""
+    async def index_rows(self, rows: Sequence[IndexRow], hurry: asyncio.Event | None = None) -> None:
+        """Write rows of the member-keyed journal (idempotent; sorted, a member's rows are side by side, and rows
+        of one partition in one request are one mutation for Cassandra). Many rows in few requests: unlogged
+        batches of ROWS_PER_WRITE, whatever partitions they fall in (a request per row made the next batch's
+        conditional write wait behind hundreds of them). A member's first event lists the member in `members`, in
+        the same requests: written before the conditional write, it was one more round trip on every batch with a
+        new member, and nothing reads `members` for correctness (it counts members for a rebuild's progress line;
+        the rebuild scans the journal itself)."""
         # By shard: a shard's rows in one request are one mutation.
-        new_members = sorted((stored.member_id for stored, _ in entries if stored.seq_nr == 1), key=_shard_of)
+        new_members = sorted((UUID(bytes=row[0]) for row in rows if row[2] == 1), key=_shard_of)
         listed = [(self._insert_member, partial(_listing, member_id)) for member_id in new_members]
-        rows = [(self._insert, partial(_row, stored.member_id, bucket, stored)) for stored, bucket in entries]
-        await self._write_unlogged(listed + rows, hurry)
+        await self._write_unlogged(listed + [(self._insert, partial(_same, row)) for row in rows], hurry)
 
     async def _write_unlogged(
         self, statements: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]], hurry: asyncio.Event | None = None
@@ -534,7 +549,7 @@ class CassandraJournal:
             async def run() -> None:
                 if len(chunk) == 1:
                     statement, values = chunk[0]
-                    await self._run(statement, values())
+                    await self._run(bound(statement, values()))  # the driver's binding refuses an IndexRow's uuids
                     return
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
                 for statement, values in chunk:
@@ -789,6 +804,33 @@ def _row(member_id: UUID, bucket: int, e: StoredEvent) -> tuple[Any, ...]:
         member_id, bucket, e.seq_nr, e.event_id, e.cart_id, e.command_id, e.type,
         e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),
     )  # fmt: skip
+
+
+def index_row(e: StoredEvent, bucket: int) -> IndexRow:
+    """An event's member-keyed journal row, as an `IndexRow`."""
+    return (
+        e.member_id.bytes, bucket, e.seq_nr, e.event_id.bytes, e.cart_id.bytes, e.command_id, e.type,
+        e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),
+    )  # fmt: skip
+
+
+def _same(row: IndexRow) -> IndexRow:
+    return row
+
+
+def event_of_row(row: IndexRow) -> StoredEvent:
+    """The event an `IndexRow` holds."""
+    member, _, seq_nr, event_id, cart_id, command_id, type_name, schema_version, occurred_at, payload = row
+    return StoredEvent(
+        event_id=UUID(bytes=event_id),
+        member_id=UUID(bytes=member),
+        cart_id=UUID(bytes=cart_id),
+        seq_nr=seq_nr,
+        command_id=command_id,
+        occurred_at=occurred_at,
+        event=event_from_payload(type_name, json.loads(payload)),
+        schema_version=schema_version,
+    )
 
 
 def _stored(row: Any) -> StoredEvent:

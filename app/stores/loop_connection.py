@@ -66,6 +66,11 @@ class LoopTimer:
     def _cancel_handle(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
+        # The callback is the request's bound `_on_timeout`, and the request holds this timer: a cycle that kept
+        # every answered request (its statement, its values, its message) alive until a garbage collection found
+        # it, a few dozen objects a request (docs/benchmarks.md, 2026-12-07, evening). Let go of it.
+        self._handle = None
+        self._callback = None
 
     def finish(self, *_: Any) -> None:  # not used with this reactor (no TimerManager)
         raise NotImplementedError

@@ -5,14 +5,17 @@ under it, and a cluster shut down from a thread."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from cassandra.cluster import Cluster, Session
+from cassandra.query import BatchStatement, BatchType
 
 from app.command_side.journal import CassandraJournal
 from app.runtime import Runtime, prepared
@@ -129,3 +132,33 @@ async def test_the_runtime_uses_the_loop_unless_told_not_to(settings: Settings) 
             await execute(session, "SELECT release_version FROM system.local")
         finally:
             await runtime.aclose()
+
+
+async def test_an_answered_request_leaves_nothing_for_the_garbage_collector(on_loop: tuple[Cluster, Session]) -> None:
+    """A request, its callbacks and its time-out timer once held each other: every answered request (its statement,
+    values and message) lived on until a collection found it, which under load made the full collections that stall
+    every command more frequent and longer. Answered requests of every kind must be freed when their answer is."""
+    _, session = on_loop
+    insert = await prepared(session.prepare, "INSERT INTO loop_smoke (id, body) VALUES (?, ?)")
+    conditional = await prepared(session.prepare, "INSERT INTO loop_smoke (id, body) VALUES (?, ?) IF NOT EXISTS")
+    ids = [uuid.uuid4() for _ in range(20)]
+    await execute(session, insert, (ids[0], "warm"))  # the first answers fill the driver's caches
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for i in ids:
+            await execute(session, insert, (i, "plain"))
+            await execute(session, conditional, (i, "conditional"))
+            await execute(session, "SELECT body FROM loop_smoke WHERE id = %s", (i,))
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            batch.add(insert, (i, "batched"))
+            await execute(session, batch)
+        gc.collect()
+        kept = Counter(type(o).__name__ for o in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    requests = {"ResponseFuture", "LoopTimer", "BoundStatement", "BatchStatement", "SimpleStatement", "ResultSet"}
+    assert {name: n for name, n in kept.items() if name in requests} == {}

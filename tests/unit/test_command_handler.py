@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from app.cart.stored_event import StoredEvent
 from app.command_side import handler as handler_module
 from app.command_side.handler import CommandHandler
 from app.command_side.indexer import INDEX_NOW
-from app.command_side.journal import WRITES_IN_FLIGHT, MemberAppend
+from app.command_side.journal import WRITES_IN_FLIGHT, IndexRow, MemberAppend
 from app.command_side.member_carts import MemberCarts
 from app.stores.cassandra import StoreUnavailable
 from schemas.records import CommandEnvelope, CommandReply, ReplyStatus
@@ -376,6 +377,24 @@ async def test_a_member_loaded_again_before_its_events_are_indexed_is_decided_on
     assert stored(journal, member) == [1, 2]
 
 
+async def test_what_waits_to_be_indexed_is_kept_as_values_the_garbage_collector_does_not_walk(
+    journal: MemoryJournal,
+) -> None:
+    """An owner keeps up to CART_INDEX_EVERY_S of appended events; as objects, they were most of what each full
+    collection walked, and a full collection stalls every command in flight."""
+    worker = Worker(journal, index_every_s=LAZY)
+    member = uuid.uuid4()
+    await worker.ask(member, "1", add("apple"))
+    await worker.ask(member, "2", add("pear"))
+    gc.collect()
+
+    waiting = worker.handler._indexer._waiting
+    rows = [row for _, _, batch in waiting.batches for row in batch]
+    assert len(rows) == 2 and not any(gc.is_tracked(row) for row in rows)
+    assert list(waiting.by_member) == [member.int]
+    assert worker.handler._indexer.pending(member) == worker.emitted.events  # read back, they are the events
+
+
 async def test_a_retry_of_a_command_not_yet_indexed_gets_its_events(journal: MemoryJournal) -> None:
     worker = Worker(journal, index_every_s=LAZY)
     member = uuid.uuid4()
@@ -459,8 +478,8 @@ class SlowJournal(MemoryJournal):
         super().__init__()
         self.hurried: list[bool] = []
 
-    async def index(self, lease: Any, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None) -> None:
-        await super().index(lease, appends, hurry)
+    async def index_rows(self, rows: Sequence[IndexRow], hurry: asyncio.Event | None = None) -> None:
+        await super().index_rows(rows, hurry)
         if hurry is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(hurry.wait(), 5)

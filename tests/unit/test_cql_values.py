@@ -64,8 +64,15 @@ def test_an_encoder_writes_the_drivers_bytes(cql_type: Any, values: list[Any], p
         assert encode(value) == cql_type.serialize(value, protocol_version), value
 
 
+def test_a_uuid_given_as_its_sixteen_bytes_is_written_as_the_uuid() -> None:
+    encode = column_encoder(UUIDType, 4)
+    for value in (uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.uuid4()):
+        assert encode(value.bytes) == UUIDType.serialize(value, 4)
+
+
 @pytest.mark.parametrize(
-    "cql_type, value", [(UUIDType, "not a uuid"), (Int32Type, "7"), (Int32Type, 2**31), (MARKS, {"p": 1})]
+    "cql_type, value",
+    [(UUIDType, "not a uuid"), (UUIDType, b"fifteen bytes.."), (Int32Type, "7"), (Int32Type, 2**31), (MARKS, {"p": 1})],
 )
 def test_what_the_driver_refuses_it_refuses_alike(cql_type: Any, value: Any) -> None:
     with pytest.raises(Exception) as driver:
