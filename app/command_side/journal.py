@@ -61,7 +61,6 @@ import zlib
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from itertools import pairwise
 from typing import Any, Protocol, TypeAlias, TypeVar
 from uuid import UUID
@@ -534,38 +533,45 @@ class CassandraJournal:
         the rebuild scans the journal itself)."""
         # By shard: a shard's rows in one request are one mutation.
         new_members = sorted((UUID(bytes=row[0]) for row in rows if row[2] == 1), key=_shard_of)
-        listed = [(self._insert_member, partial(_listing, member_id)) for member_id in new_members]
-        await self._write_unlogged(listed + [(self._insert, partial(_same, row)) for row in rows], hurry)
+        listed = len(new_members)
+
+        def statement(i: int) -> Any:
+            if i < listed:
+                return bound(self._insert_member, _listing(new_members[i]))
+            return bound(self._insert, rows[i - listed])  # the driver's own binding refuses an IndexRow's uuids
+
+        await self._write_unlogged(statement, listed + len(rows), hurry)
 
     async def _write_unlogged(
-        self, statements: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]], hurry: asyncio.Event | None = None
+        self, statement: Callable[[int], Any], count: int, hurry: asyncio.Event | None = None
     ) -> None:
-        """In requests of ROWS_PER_WRITE statements, WRITES_IN_FLIGHT at a time (a flush of many batches would otherwise
-        put hundreds of requests in front of the next conditional write), or with `hurry`, one at a time until it is
-        set. Each statement's values are made when its request is: made all at once, a flush of thousands of rows
-        held the event loop for tens of milliseconds."""
+        """`count` statements, the i-th made by `statement(i)`, in requests of ROWS_PER_WRITE, WRITES_IN_FLIGHT at a
+        time (a flush of many batches would otherwise put hundreds of requests in front of the next conditional
+        write), or with `hurry`, one at a time until it is set. Each statement is made (its values serialized) when
+        its request is: made all at once, a flush of thousands of rows held the event loop for tens of
+        milliseconds, and kept a few objects a row for the garbage collector to walk for as long as it lasted."""
 
-        def write(chunk: Sequence[tuple[Any, Callable[[], tuple[Any, ...]]]]) -> Callable[[], Awaitable[None]]:
+        def write(start: int) -> Callable[[], Awaitable[None]]:
             async def run() -> None:
-                if len(chunk) == 1:
-                    statement, values = chunk[0]
-                    await self._run(bound(statement, values()))  # the driver's binding refuses an IndexRow's uuids
+                end = min(start + ROWS_PER_WRITE, count)
+                if end - start == 1:
+                    await self._run(statement(start))
                     return
                 batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                for statement, values in chunk:
-                    batch.add(bound(statement, values()))  # the driver's bytes, made faster (app/stores/cql_values.py)
+                for i in range(start, end):
+                    batch.add(statement(i))  # the driver's bytes, made faster (app/stores/cql_values.py)
                 await self._run(batch)
 
             return run
 
-        chunks = [statements[start : start + ROWS_PER_WRITE] for start in range(0, len(statements), ROWS_PER_WRITE)]
+        starts = list(range(0, count, ROWS_PER_WRITE))
         if hurry is not None:
-            while chunks and not hurry.is_set():
-                await write(chunks.pop(0))()
-        if len(chunks) == 1:
-            await write(chunks[0])()
-        elif chunks:
-            await in_parallel((write(chunk) for chunk in chunks), min(WRITES_IN_FLIGHT, len(chunks)))
+            while starts and not hurry.is_set():
+                await write(starts.pop(0))()
+        if len(starts) == 1:
+            await write(starts[0])()
+        elif starts:
+            await in_parallel((write(start) for start in starts), min(WRITES_IN_FLIGHT, len(starts)))
 
     # --- reading ----------------------------------------------------------------------------------------------
 
@@ -812,10 +818,6 @@ def index_row(e: StoredEvent, bucket: int) -> IndexRow:
         e.member_id.bytes, bucket, e.seq_nr, e.event_id.bytes, e.cart_id.bytes, e.command_id, e.type,
         e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),
     )  # fmt: skip
-
-
-def _same(row: IndexRow) -> IndexRow:
-    return row
 
 
 def event_of_row(row: IndexRow) -> StoredEvent:
