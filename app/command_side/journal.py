@@ -732,11 +732,11 @@ class CassandraJournal:
         For the bulk loader only, and only for a member id with no journal yet (a fresh random one): nothing here
         stops a second writer. Each write is an unlogged batch within one partition (one mutation)."""
         version = 0
-        by_bucket: dict[int, list[tuple[Any, ...]]] = {}
+        by_bucket: dict[int, list[IndexRow]] = {}
         for events in batches:
             check_append(MemberAppend(member_id, version, tuple(events)), self.bucket_size)
             bucket = self.bucket_of(events[0].seq_nr)
-            by_bucket.setdefault(bucket, []).extend(_row(member_id, bucket, e) for e in events)
+            by_bucket.setdefault(bucket, []).extend(index_row(e, bucket) for e in events)
             version += len(events)
         if not version:
             return
@@ -802,14 +802,6 @@ def _shard_of(member_id: UUID) -> int:
 def _listing(member_id: UUID) -> tuple[Any, ...]:
     """A `members` row's values."""
     return _shard_of(member_id), member_id
-
-
-def _row(member_id: UUID, bucket: int, e: StoredEvent) -> tuple[Any, ...]:
-    """A journal row's values, in the order of the INSERT statement."""
-    return (
-        member_id, bucket, e.seq_nr, e.event_id, e.cart_id, e.command_id, e.type,
-        e.schema_version, e.occurred_at, json.dumps(event_to_payload(e.event)),
-    )  # fmt: skip
 
 
 def index_row(e: StoredEvent, bucket: int) -> IndexRow:
