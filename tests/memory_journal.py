@@ -88,12 +88,10 @@ class MemoryJournal:
                 batches[-1] = (lease.done_batch, batches[-1][1])
 
     async def index(self, lease: Lease, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None) -> None:
-        self._check()
-        self.index_requests_in_flight.append(1 if hurry is not None and not hurry.is_set() else WRITES_IN_FLIGHT)
-        self._write([_as_stored(e) for a in appends for e in a.events])
+        await self.index_rows(self.rows_to_index(appends), hurry)
 
     def rows_to_index(self, appends: Sequence[MemberAppend]) -> list[IndexRow]:
-        return [index_row(e, 0) for a in appends for e in a.events]
+        return [index_row(e, 0) for a in appends for e in a.events]  # bucket 0: this journal keeps no buckets
 
     async def index_rows(self, rows: Sequence[IndexRow], hurry: asyncio.Event | None = None) -> None:
         self._check()

@@ -147,9 +147,6 @@ class Indexer:
             so_far.extend(rows)
             by_lease[lease.id] = (lease, so_far, batch_nr)
         for lease, rows, last in by_lease.values():
-            # A member's rows side by side: rows of one partition in one request are one mutation for Cassandra.
-            # (Sorted as tuples, by member, bucket and seq_nr, without a key function: thousands of rows at a time.)
-            rows.sort()
             await until_done("indexing appended batches", partial(self.journal.index_rows, rows, hurry=hurry))
             self._indexed[lease.id] = last
             self._advance(lease)

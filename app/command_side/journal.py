@@ -426,7 +426,7 @@ class CassandraJournal:
             rows = await self._run(self._read_batches, (lease_id, segment, batch, upper))
             entries = [_from_log_entry(e) for row in rows for e in orjson.loads(row.events)]
             # All of them at once, a member's rows side by side (one mutation per member, as the indexer writes).
-            await self.index_rows(sorted(index_row(stored, bucket) for stored, bucket in entries))
+            await self.index_rows([index_row(stored, bucket) for stored, bucket in entries])
             unfinished += [stored for stored, _ in entries]
             log.info("indexed batches %d..%d of sealed lease %s", batch, upper - 1, lease_id)
             batch = upper
@@ -492,7 +492,7 @@ class CassandraJournal:
     async def index(self, lease: Lease, appends: Sequence[MemberAppend], hurry: asyncio.Event | None = None) -> None:
         """Copy appended batches to the member-keyed journal (idempotent), WRITES_IN_FLIGHT requests at a time; with
         `hurry`, one at a time until it is set (someone waits for this copy)."""
-        await self.index_rows(sorted(self.rows_to_index(appends)), hurry)
+        await self.index_rows(self.rows_to_index(appends), hurry)
 
     def rows_to_index(self, appends: Sequence[MemberAppend]) -> list[IndexRow]:
         """The member-keyed journal's rows of appended batches, as plain values (see `IndexRow`); each append's
@@ -524,13 +524,15 @@ class CassandraJournal:
         return end == 0 or await self._done_mark(lease_id, end) >= end - 1
 
     async def index_rows(self, rows: Sequence[IndexRow], hurry: asyncio.Event | None = None) -> None:
-        """Write rows of the member-keyed journal (idempotent; sorted, a member's rows are side by side, and rows
-        of one partition in one request are one mutation for Cassandra). Many rows in few requests: unlogged
-        batches of ROWS_PER_WRITE, whatever partitions they fall in (a request per row made the next batch's
-        conditional write wait behind hundreds of them). A member's first event lists the member in `members`, in
-        the same requests: written before the conditional write, it was one more round trip on every batch with a
-        new member, and nothing reads `members` for correctness (it counts members for a rebuild's progress line;
-        the rebuild scans the journal itself)."""
+        """Write rows of the member-keyed journal (idempotent), in any order: sorted here, so that a member's rows
+        are side by side, and rows of one partition in one request are one mutation for Cassandra. Many rows in few
+        requests: unlogged batches of ROWS_PER_WRITE, whatever partitions they fall in (a request per row made the
+        next batch's conditional write wait behind hundreds of them). A member's first event lists the member in
+        `members`, in the same requests: written before the conditional write, it was one more round trip on every
+        batch with a new member, and nothing reads `members` for correctness (it counts members for a rebuild's
+        progress line; the rebuild scans the journal itself)."""
+        # As tuples, by member, bucket and seq_nr, without a key function (thousands of rows at a time).
+        rows = sorted(rows)
         # By shard: a shard's rows in one request are one mutation.
         new_members = sorted((UUID(bytes=row[0]) for row in rows if row[2] == 1), key=_shard_of)
         listed = len(new_members)
